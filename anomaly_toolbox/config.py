@@ -1,0 +1,66 @@
+"""Run configuration: model hyperparameters plus the training budget, from defaults, an
+experiments/ JSON file and flags, in that order. Unknown or mistyped keys are errors."""
+
+import json
+import os
+
+from anomaly_toolbox.errors import UsageError
+
+TRAINING_DEFAULTS = {"epochs": 15, "batch_size": 64}
+FILE_KEYS = {"epochs", "batch_size", "model", "profile", "description"}
+
+
+def _check_type(key, value, default, source):
+    if isinstance(default, bool) or default is None:
+        ok = isinstance(value, type(default)) if default is not None else True
+    elif isinstance(default, (int, float)):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if isinstance(default, int) and not isinstance(default, bool):
+            ok = ok and float(value).is_integer()
+    elif isinstance(default, list):
+        ok = isinstance(value, list) and len(value) == len(default) and all(
+            isinstance(v, type(default[0])) for v in value)
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        raise UsageError(f"{source}: {key}", value, f"a value like {default!r}")
+    return type(default)(value) if isinstance(default, (int, float)) and not isinstance(default, bool) else value
+
+
+def read_config_file(path):
+    if not os.path.isfile(path):
+        raise UsageError("config", path, "an existing JSON file, e.g. experiments/ganomaly_mnist_cpu.json")
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise UsageError("config", path, f"valid JSON ({e})") from e
+    if not isinstance(data, dict):
+        raise UsageError("config", path, "a JSON object")
+    unknown = set(data) - FILE_KEYS
+    if unknown:
+        raise UsageError(f"config {path}: key", sorted(unknown)[0], f"one of {sorted(FILE_KEYS)}")
+    return data
+
+
+def resolve(model_cls, config_path=None, epochs=None, batch_size=None):
+    """Returns {"epochs", "batch_size", "profile", "model": {...}} with every value checked."""
+    data = read_config_file(config_path) if config_path else {}
+    source = f"config {config_path}" if config_path else "config"
+    model_cfg = dict(model_cls.DEFAULTS)
+    for key, value in (data.get("model") or {}).items():
+        if key not in model_cls.DEFAULTS:
+            raise UsageError(f"{source}: model key", key,
+                             f"one of {sorted(model_cls.DEFAULTS)} for {model_cls.registered_name}")
+        model_cfg[key] = _check_type(key, value, model_cls.DEFAULTS[key], source)
+    resolved = {"profile": data.get("profile", "custom" if config_path else "defaults")}
+    for key, flag in (("epochs", epochs), ("batch_size", batch_size)):
+        value = _check_type(key, data.get(key, TRAINING_DEFAULTS[key]), TRAINING_DEFAULTS[key],
+                            source)
+        if flag is not None:
+            value = flag
+        if not isinstance(value, int) or value <= 0:
+            raise UsageError(key, value, "a positive integer")
+        resolved[key] = value
+    resolved["model"] = model_cfg
+    return resolved

@@ -1,0 +1,131 @@
+"""MNIST / Fashion-MNIST as uint8 arrays, from local IDX files first and tfds last.
+
+Local sources come first so that an offline machine never waits on a download.
+"""
+
+import gzip
+import os
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from anomaly_toolbox.errors import UsageError
+
+DATASETS = ("mnist", "fashion_mnist")
+DATA_DIR_ENV = "ANOMALY_TOOLBOX_DATA_DIR"
+# Debian's `dataset-fashion-mnist` package installs the original files here.
+SYSTEM_DIRS = {"fashion_mnist": "/usr/share/datasets/fashion-mnist"}
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+_IMAGES_MAGIC = 0x0803  # unsigned byte, 3 dimensions
+_LABELS_MAGIC = 0x0801  # unsigned byte, 1 dimension
+
+
+class DataError(ValueError):
+    """A data file exists but is not what it claims to be."""
+
+
+@dataclass(frozen=True)
+class RawDataset:
+    name: str
+    x_train: np.ndarray  # (N, 28, 28) uint8
+    y_train: np.ndarray  # (N,) uint8 class ids
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str
+    num_classes: int = 10
+
+
+def read_idx(path, expected_magic):
+    """Reads one (optionally gzip-compressed) IDX file and checks its header against its size."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+    except (OSError, EOFError) as e:  # gzip raises these for truncated / non-gzip files
+        raise DataError(f"{path}: cannot read ({e})") from e
+    if len(raw) < 4:
+        raise DataError(f"{path}: file too short for an IDX header ({len(raw)} bytes)")
+    magic = struct.unpack(">I", raw[:4])[0]
+    if magic != expected_magic:
+        raise DataError(f"{path}: wrong IDX magic number {magic:#06x}, expected {expected_magic:#06x}")
+    ndim = magic & 0xFF
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        raise DataError(f"{path}: truncated IDX header")
+    dims = struct.unpack(f">{ndim}I", raw[4:header])
+    expected = int(np.prod(dims))
+    if len(raw) - header != expected:
+        raise DataError(
+            f"{path}: IDX header says {dims} = {expected} bytes of data, file has {len(raw) - header}")
+    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def read_idx_pair(images_path, labels_path, num_classes=10):
+    images = read_idx(images_path, _IMAGES_MAGIC)
+    labels = read_idx(labels_path, _LABELS_MAGIC)
+    if len(images) != len(labels):
+        raise DataError(f"{labels_path}: {len(labels)} labels do not match {len(images)} images "
+                        f"in {images_path}")
+    if labels.size and labels.max() >= num_classes:
+        raise DataError(f"{labels_path}: label {labels.max()} outside 0..{num_classes - 1}")
+    return images, labels
+
+
+def _from_idx_dir(name, folder):
+    arrays = {}
+    for split, (images, labels) in IDX_FILES.items():
+        arrays[split] = read_idx_pair(os.path.join(folder, images), os.path.join(folder, labels))
+    return RawDataset(name, *arrays["train"], *arrays["test"], source=folder)
+
+
+def _has_idx_files(folder):
+    return all(os.path.isfile(os.path.join(folder, f)) for pair in IDX_FILES.values() for f in pair)
+
+
+def _from_tfds(name):
+    import tensorflow_datasets as tfds  # slow import; only when local sources failed
+
+    arrays = {}
+    for split in ("train", "test"):
+        x, y = tfds.as_numpy(tfds.load(name, split=split, batch_size=-1, as_supervised=True))
+        arrays[split] = (x[..., 0].astype(np.uint8), y.astype(np.uint8))
+    return RawDataset(name, *arrays["train"], *arrays["test"], source=f"tfds:{name}")
+
+
+def load(name, data_dir=None):
+    """Returns the official train and test splits of `name`.
+
+    Looks in `data_dir` (or $ANOMALY_TOOLBOX_DATA_DIR), then in system folders, then tfds.
+    A folder that has the files but holds corrupt data is an error, not a reason to move on.
+    """
+    if name not in DATASETS:
+        raise UsageError("dataset", name, f"one of {', '.join(DATASETS)} or folder:PATH")
+    if data_dir is not None and not os.path.isdir(data_dir):
+        raise UsageError("data_dir", data_dir, "an existing directory")
+    tried = []
+    candidates = []
+    if data_dir:
+        candidates.append(("--data_dir", data_dir))
+    if os.environ.get(DATA_DIR_ENV):
+        candidates.append((f"${DATA_DIR_ENV}", os.environ[DATA_DIR_ENV]))
+    for label, root in candidates:
+        folder = os.path.join(root, name)
+        if _has_idx_files(folder):
+            return _from_idx_dir(name, folder)
+        tried.append(f"{label}: {folder} (IDX files not all present)")
+    if name in SYSTEM_DIRS:
+        if _has_idx_files(SYSTEM_DIRS[name]):
+            return _from_idx_dir(name, SYSTEM_DIRS[name])
+        tried.append(f"{SYSTEM_DIRS[name]} (Debian package dataset-fashion-mnist not installed)")
+    try:
+        return _from_tfds(name)
+    except Exception as e:  # tfds raises many kinds of errors offline; report, don't crash here
+        tried.append(f"tensorflow-datasets: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+    raise DataError(
+        f"dataset {name!r} not found. Tried:\n  " + "\n  ".join(tried) +
+        f"\nProvide it with --data_dir=DIR or ${DATA_DIR_ENV}=DIR, where DIR/{name}/ holds "
+        + ", ".join(f for pair in IDX_FILES.values() for f in pair) + ", or go online for tfds.")

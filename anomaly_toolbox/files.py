@@ -1,0 +1,35 @@
+"""Atomic writes: a killed run never leaves a file that looks complete and is not."""
+
+import json
+import os
+import tempfile
+
+
+def write_atomic(path, data, mode="w"):
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + "-", dir=folder)
+    try:
+        with os.fdopen(fd, mode) as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def write_json(path, obj):
+    write_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def ensure_writable_dir(path, argument="output_dir"):
+    from anomaly_toolbox.errors import UsageError
+
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-")
+        probe.close()
+    except OSError as e:
+        raise UsageError(argument, path, f"a writable directory ({e.strerror})") from e

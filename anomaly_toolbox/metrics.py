@@ -1,0 +1,37 @@
+"""Threshold-free metrics on raw scores, and a threshold chosen on validation only."""
+
+import numpy as np
+from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
+
+
+def ranking_metrics(scores, labels):
+    """AUPRC (average precision, anomaly = positive) and AUROC; higher score = more anomalous."""
+    scores, labels = np.asarray(scores, np.float64), np.asarray(labels)
+    if not np.all(np.isfinite(scores)):
+        raise ValueError(f"{np.sum(~np.isfinite(scores))} scores are NaN or infinite")
+    return {"auprc": float(average_precision_score(labels, scores)),
+            "auroc": float(roc_auc_score(labels, scores))}
+
+
+def best_f1_threshold(scores, labels):
+    """The score threshold maximizing F1; call it on validation data, never on test."""
+    precision, recall, thresholds = precision_recall_curve(labels, scores)
+    f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
+    return float(thresholds[int(np.argmax(f1))])
+
+
+def threshold_metrics(scores, labels, threshold):
+    predicted = np.asarray(scores) >= threshold
+    labels = np.asarray(labels).astype(bool)
+    tp = float(np.sum(predicted & labels))
+    precision = tp / max(float(predicted.sum()), 1.0)
+    recall = tp / max(float(labels.sum()), 1.0)
+    f1 = 2 * precision * recall / max(precision + recall, 1e-12)
+    return {"threshold": float(threshold), "precision": precision, "recall": recall, "f1": f1}
+
+
+def evaluate(scores, labels, threshold=None):
+    result = ranking_metrics(scores, labels)
+    if threshold is not None:
+        result.update(threshold_metrics(scores, labels, threshold))
+    return result

@@ -1,0 +1,58 @@
+"""DCGAN-style building blocks for 32x32 images, shared by every architecture.
+
+Each stride-2 4x4 convolution halves the side: 32 -> 16 -> 8 -> 4 with three widths, then a
+4x4 valid convolution maps to a 1x1 latent code (and the decoder mirrors it).
+"""
+
+import keras
+from keras import layers
+
+INIT = keras.initializers.RandomNormal(stddev=0.02)  # DCGAN initialisation
+
+
+def conv_trunk(filters, channels, name, leaky=True):
+    """32x32xC -> 4x4xfilters[-1]; BatchNorm on every block but the first (DCGAN)."""
+    model = keras.Sequential(name=name)
+    model.add(keras.Input((32, 32, channels)))
+    for i, width in enumerate(filters):
+        model.add(layers.Conv2D(width, 4, 2, "same", use_bias=False, kernel_initializer=INIT))
+        if i > 0:
+            model.add(layers.BatchNormalization())
+        model.add(layers.LeakyReLU(0.2) if leaky else layers.ReLU())
+    return model
+
+
+def encoder(filters, latent_dim, channels, name, leaky=True):
+    """x (32x32xC) -> z (latent_dim,)."""
+    model = conv_trunk(filters, channels, name, leaky)
+    model.add(layers.Conv2D(latent_dim, 4, 1, "valid", use_bias=False, kernel_initializer=INIT))
+    model.add(layers.Flatten())
+    return model
+
+
+def decoder(filters, latent_dim, channels, name):
+    """z (latent_dim,) -> x (32x32xC) in [-1, 1]."""
+    model = keras.Sequential(name=name)
+    model.add(keras.Input((latent_dim,)))
+    model.add(layers.Reshape((1, 1, latent_dim)))
+    model.add(layers.Conv2DTranspose(filters[-1], 4, 1, "valid", use_bias=False,
+                                     kernel_initializer=INIT))
+    model.add(layers.BatchNormalization())
+    model.add(layers.ReLU())
+    for width in reversed(filters[:-1]):
+        model.add(layers.Conv2DTranspose(width, 4, 2, "same", use_bias=False,
+                                         kernel_initializer=INIT))
+        model.add(layers.BatchNormalization())
+        model.add(layers.ReLU())
+    model.add(layers.Conv2DTranspose(channels, 4, 2, "same", activation="tanh",
+                                     kernel_initializer=INIT))
+    return model
+
+
+def logit_head(filters, name):
+    """4x4 features -> one real/fake logit per image."""
+    return keras.Sequential([
+        keras.Input((4, 4, filters[-1])),
+        layers.Conv2D(1, 4, 1, "valid", kernel_initializer=INIT),
+        layers.Flatten(),
+    ], name=name)
