@@ -33,6 +33,11 @@ class Splits:
     x_test: np.ndarray
     y_test: np.ndarray
 
+    def limited(self, n):
+        """The first n images of each split: for smoke tests and quick checks, never for results."""
+        return Splits(self.x_train[:n], self.x_val[:n], self.y_val[:n], self.x_test[:n],
+                      self.y_test[:n])
+
     def counts(self):
         def share(y):
             return round(float(y.mean()), 4) if len(y) else 0.0

@@ -21,6 +21,7 @@ flags.DEFINE_integer("split_seed", 0, "Seed of the train/val/test split (separat
 flags.DEFINE_string("data_dir", None, "Folder holding <dataset>/*-ubyte.gz "
                     "(default: $ANOMALY_TOOLBOX_DATA_DIR, then system folders, then tfds).")
 flags.DEFINE_string("output_dir", None, "Run folder (default runs/<model>_<dataset>_<class>).")
+flags.DEFINE_integer("limit", None, "Use only the first N images of each split (smoke tests).")
 flags.DEFINE_integer("verbose", 1, "Keras fit verbosity: 1 progress bar, 2 one line per epoch.")
 
 
@@ -36,7 +37,8 @@ def main(argv):
         training.run(FLAGS.model, FLAGS.dataset, FLAGS.anomalous_class, output_dir,
                      protocol=FLAGS.protocol, config=FLAGS.config, epochs=FLAGS.epochs,
                      batch_size=FLAGS.batch_size, train_seed=FLAGS.train_seed,
-                     split_seed=FLAGS.split_seed, data_dir=FLAGS.data_dir, verbose=FLAGS.verbose)
+                     split_seed=FLAGS.split_seed, data_dir=FLAGS.data_dir, verbose=FLAGS.verbose,
+                     limit=FLAGS.limit)
     except (UsageError, DataError, training.DivergenceError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

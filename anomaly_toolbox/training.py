@@ -65,7 +65,7 @@ def _log_scalars(writer, epoch, values):
 
 def run(model, dataset, anomalous_class, output_dir, protocol="pooled", config=None,
         epochs=None, batch_size=None, train_seed=0, split_seed=0, data_dir=None, verbose=2,
-        deterministic=True):
+        deterministic=True, limit=None):
     started = time.time()
     model_cls = registry.get(model)
     cfg = config_lib.resolve(model_cls, config, epochs, batch_size)
@@ -76,9 +76,13 @@ def run(model, dataset, anomalous_class, output_dir, protocol="pooled", config=N
     ensure_writable_dir(output_dir)
     raw = datasets.load(dataset, data_dir)
     splits = protocols.make_splits(raw, anomalous_class, protocol, split_seed)
+    if limit is not None:
+        if limit <= 0:
+            raise UsageError("limit", limit, "a positive number of images per split")
+        splits = splits.limited(limit)
     identity = {"model": model, "dataset": dataset, "anomalous_class": int(anomalous_class),
                 "protocol": protocol, "train_seed": train_seed, "split_seed": split_seed,
-                "config": cfg}
+                "limit": limit, "config": cfg}
     _check_identity(output_dir, identity)
 
     keras.utils.set_random_seed(train_seed)
@@ -129,13 +133,16 @@ def run(model, dataset, anomalous_class, output_dir, protocol="pooled", config=N
     val_scores = score_images(net, splits.x_val)
     threshold = metrics.best_f1_threshold(val_scores, splits.y_val)
     val_metrics = metrics.evaluate(val_scores, splits.y_val, threshold)
-    test_metrics = metrics.evaluate(score_images(net, splits.x_test), splits.y_test, threshold)
+    test_scores = score_images(net, splits.x_test)
+    test_metrics = metrics.evaluate(test_scores, splits.y_test, threshold)
     eval_time = time.time() - t0
     _log_scalars(writer, cfg["epochs"], {f"test/{k}": v for k, v in test_metrics.items()})
     export.save(net, os.path.join(output_dir, "saved_model"), channels=1, threshold=threshold,
-                metadata={"model": model, "dataset": dataset,
+                metadata={"model": model, "dataset": dataset, "channels": 1,
                           "anomalous_class": int(anomalous_class), "protocol": protocol,
                           "config": cfg})
+    np.savez(os.path.join(output_dir, "scores.npz"), val_scores=val_scores, val_labels=splits.y_val,
+             test_scores=test_scores, test_labels=splits.y_test)
     results = {**identity, "data_source": raw.source, "splits": splits.counts(),
                "selected_epoch": int(best_epoch.numpy()),
                "validation": val_metrics, "test": test_metrics,

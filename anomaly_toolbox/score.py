@@ -1,0 +1,125 @@
+"""Score images with an exported SavedModel and write a CSV (id, score, is_anomaly).
+
+  python -m anomaly_toolbox.score --saved_model=runs/ganomaly_mnist_0/saved_model \
+      --input=images.npy --output=scores.csv
+
+--input: a .npy array (N, H, W[, C]), an IDX images file (.gz or raw), or a folder of PNG/JPEG
+images. Pixels are 0..255 (uint8 or float); H = W = 28 or 32.
+"""
+
+import csv
+import io
+import os
+import sys
+
+import numpy as np
+from absl import app, flags, logging
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("saved_model", None, "SavedModel folder written by anomaly_toolbox.train.")
+flags.DEFINE_string("input", None, ".npy file, IDX images file, or folder of PNG/JPEG images.")
+flags.DEFINE_string("output", "scores.csv", "CSV to write.")
+flags.DEFINE_integer("batch_size", 256, "Images per call of the SavedModel.")
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def read_input(path, channels=1):
+    """Returns (ids, images) with images as (N, H, W, C) uint8 or float32."""
+    from anomaly_toolbox.errors import UsageError
+
+    if path is None or not os.path.exists(path):
+        raise UsageError("input", path, "an existing .npy file, IDX file or image folder")
+    if os.path.isdir(path):
+        from PIL import Image, UnidentifiedImageError
+
+        names = sorted(n for n in os.listdir(path) if n.lower().endswith(IMAGE_SUFFIXES))
+        arrays = []
+        for name in names:
+            try:
+                with Image.open(os.path.join(path, name)) as im:
+                    arrays.append(np.asarray(im.convert("L" if channels == 1 else "RGB")))
+            except (UnidentifiedImageError, OSError) as e:
+                raise UsageError("input", os.path.join(path, name), f"a readable image ({e})") from e
+        if arrays and len({a.shape for a in arrays}) > 1:
+            raise UsageError("input", path, "images that all have the same size")
+        images = np.stack(arrays) if arrays else np.zeros((0, 28, 28), np.uint8)
+        ids = names
+    elif path.endswith(".npy"):
+        try:
+            images = np.load(path, allow_pickle=False)
+        except ValueError as e:
+            raise UsageError("input", path, f"a numeric .npy array ({e})") from e
+        ids = list(range(len(images))) if images.ndim else []
+    else:
+        from anomaly_toolbox.datasets import DataError, read_idx
+
+        try:
+            images = read_idx(path, 0x0803)
+        except DataError as e:
+            raise UsageError("input", path, f"an IDX images file ({e})") from e
+        ids = list(range(len(images)))
+    return ids, validate_images(images, channels, path)
+
+
+def validate_images(images, channels, name="input"):
+    from anomaly_toolbox.errors import UsageError
+
+    if images.dtype != np.uint8 and not np.issubdtype(images.dtype, np.floating):
+        raise UsageError("input", name, f"uint8 or float pixels, got dtype {images.dtype}")
+    if images.ndim == 3:
+        images = images[..., np.newaxis]
+    if images.ndim != 4:
+        raise UsageError("input", name, f"images shaped (N, H, W) or (N, H, W, C), got {images.shape}")
+    if len(images) == 0:
+        raise UsageError("input", name, "at least one image, got none")
+    if images.shape[1] != images.shape[2] or images.shape[1] not in (28, 32):
+        raise UsageError("input", name, f"28x28 or 32x32 images, got {images.shape[1:3]}")
+    if images.shape[3] != channels:
+        raise UsageError("input", name, f"{channels}-channel images, got {images.shape[3]}")
+    if images.dtype != np.uint8:
+        if not np.all(np.isfinite(images)):
+            raise UsageError("input", name, "finite pixel values, found NaN or inf")
+        images = images.astype(np.float32)
+    return images
+
+
+def score_all(loaded, images, batch_size):
+    return np.concatenate([loaded.score(images[i:i + batch_size]).numpy()
+                           for i in range(0, len(images), batch_size)])
+
+
+def main(argv):
+    del argv
+    logging.set_verbosity(logging.WARNING)
+    from anomaly_toolbox import export
+    from anomaly_toolbox.errors import UsageError
+    from anomaly_toolbox.files import write_atomic
+
+    try:
+        if FLAGS.batch_size <= 0:
+            raise UsageError("batch_size", FLAGS.batch_size, "a positive integer")
+        if FLAGS.saved_model is None or not os.path.isdir(FLAGS.saved_model):
+            raise UsageError("saved_model", FLAGS.saved_model, "an existing SavedModel folder")
+        loaded, metadata = export.load(FLAGS.saved_model)
+        ids, images = read_input(FLAGS.input, metadata.get("channels", 1))
+        scores = score_all(loaded, images, FLAGS.batch_size)
+        threshold = float(loaded.threshold.numpy())
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["id", "score", "is_anomaly"])
+        for i, s in zip(ids, scores):
+            writer.writerow([i, f"{s:.9g}", int(s >= threshold)])
+        try:
+            write_atomic(FLAGS.output, out.getvalue())
+        except OSError as e:
+            raise UsageError("output", FLAGS.output, f"a writable file path ({e.strerror})") from e
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    print(f"scored {len(scores)} images ({int((scores >= threshold).sum())} above the "
+          f"validation threshold {threshold:.4g}) -> {FLAGS.output}")
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,74 @@
+"""Shared fixtures: small real slices of the offline datasets, tiny model configs."""
+
+import os
+
+import numpy as np
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DATA_DIR = os.environ.get("ANOMALY_TOOLBOX_DATA_DIR") or os.path.join(REPO, "..", "shared", "data")
+TINY = {"latent_dim": 8, "filters": [4, 8, 16]}
+
+
+@pytest.fixture(scope="session")
+def data_dir():
+    if not os.path.isdir(os.path.join(DATA_DIR, "mnist")):
+        pytest.fail(f"offline data not found at {DATA_DIR}; set ANOMALY_TOOLBOX_DATA_DIR")
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def mnist(data_dir):
+    from anomaly_toolbox import datasets
+
+    return datasets.load("mnist", data_dir)
+
+
+@pytest.fixture(scope="session")
+def images(mnist):
+    """64 real MNIST test images (uint8, 28x28) with their digit labels."""
+    return mnist.x_test[:64], mnist.y_test[:64]
+
+
+@pytest.fixture(scope="session")
+def batch(images):
+    """The same images preprocessed to model input (64, 32, 32, 1) in [-1, 1]."""
+    from anomaly_toolbox.preprocessing import to_model_input
+
+    return to_model_input(images[0])
+
+
+def tiny_model(name, **overrides):
+    from anomaly_toolbox import registry
+
+    cls = registry.get(name)
+    model = cls(**{**cls.DEFAULTS, **{k: v for k, v in TINY.items() if k in cls.DEFAULTS},
+                   **overrides}, channels=1)
+    model.compile()
+    return model
+
+
+def assert_close(a, b, atol=1e-5):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=atol, rtol=1e-5)
+
+
+_FRESH_SCORER = """
+import sys, numpy as np, tensorflow as tf
+assert 'anomaly_toolbox' not in sys.modules
+loaded = tf.saved_model.load(sys.argv[1])
+np.save(sys.argv[3], loaded.score(np.load(sys.argv[2])).numpy())
+assert 'anomaly_toolbox' not in sys.modules
+"""
+
+
+def score_in_fresh_process(saved_model_dir, images, tmp_path):
+    """Scores `images` with a plain tf.saved_model.load in a new Python that never imports us."""
+    import subprocess
+    import sys
+
+    src, out = str(tmp_path / "in.npy"), str(tmp_path / "out.npy")
+    np.save(src, images)
+    env = {**os.environ, "PYTHONPATH": "", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    subprocess.run([sys.executable, "-c", _FRESH_SCORER, str(saved_model_dir), src, out],
+                   check=True, env=env, cwd=str(tmp_path))
+    return np.load(out)

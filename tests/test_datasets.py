@@ -1,0 +1,81 @@
+import gzip
+import os
+import struct
+
+import numpy as np
+import pytest
+
+from anomaly_toolbox import datasets
+from anomaly_toolbox.datasets import DataError
+from anomaly_toolbox.errors import UsageError
+
+
+def test_loads_official_splits_from_idx_files(mnist):
+    assert mnist.x_train.shape == (60000, 28, 28) and mnist.x_train.dtype == np.uint8
+    assert mnist.x_test.shape == (10000, 28, 28)
+    assert np.bincount(mnist.y_test).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+    assert mnist.source.endswith(os.path.join("data", "mnist"))
+
+
+def _write_idx(path, magic, dims, payload):
+    with gzip.open(path, "wb") as f:
+        f.write(struct.pack(">I", magic) + struct.pack(f">{len(dims)}I", *dims) + payload)
+
+
+def test_truncated_idx_names_the_file(tmp_path):
+    path = str(tmp_path / "train-images-idx3-ubyte.gz")
+    _write_idx(path, 0x0803, (10, 28, 28), bytes(28 * 28 * 9))
+    with pytest.raises(DataError, match="train-images-idx3-ubyte.gz.*7056"):
+        datasets.read_idx(path, 0x0803)
+
+
+def test_wrong_magic_number(tmp_path):
+    path = str(tmp_path / "x.gz")
+    _write_idx(path, 0x0801, (10,), bytes(10))
+    with pytest.raises(DataError, match="magic number 0x0801, expected 0x0803"):
+        datasets.read_idx(path, 0x0803)
+
+
+def test_not_gzip_is_a_clear_error(tmp_path):
+    path = tmp_path / "y.gz"
+    path.write_bytes(b"not gzip at all")
+    with pytest.raises(DataError, match="cannot read"):
+        datasets.read_idx(str(path), 0x0801)
+
+
+def test_labels_must_match_images(tmp_path):
+    images, labels = str(tmp_path / "i.gz"), str(tmp_path / "l.gz")
+    _write_idx(images, 0x0803, (3, 2, 2), bytes(12))
+    _write_idx(labels, 0x0801, (4,), bytes(4))
+    with pytest.raises(DataError, match="4 labels do not match 3 images"):
+        datasets.read_idx_pair(images, labels)
+    _write_idx(labels, 0x0801, (3,), bytes([0, 1, 12]))
+    with pytest.raises(DataError, match="label 12 outside 0..9"):
+        datasets.read_idx_pair(images, labels)
+
+
+def test_no_source_lists_every_place_tried(tmp_path, monkeypatch):
+    def offline(name):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(datasets, "_from_tfds", offline)
+    monkeypatch.delenv(datasets.DATA_DIR_ENV, raising=False)
+    monkeypatch.setattr(datasets, "SYSTEM_DIRS", {"fashion_mnist": str(tmp_path / "nowhere")})
+    with pytest.raises(DataError) as e:
+        datasets.load("fashion_mnist", str(tmp_path))
+    message = str(e.value)
+    assert str(tmp_path / "fashion_mnist") in message and "nowhere" in message
+    assert "tensorflow-datasets: ConnectionError" in message and "--data_dir" in message
+
+
+def test_bad_names_and_missing_data_dir(tmp_path):
+    with pytest.raises(UsageError, match="invalid dataset: 'cifar'"):
+        datasets.load("cifar")
+    with pytest.raises(UsageError, match="invalid data_dir"):
+        datasets.load("mnist", str(tmp_path / "missing"))
+
+
+def test_environment_variable_is_a_source(data_dir, monkeypatch, tmp_path):
+    monkeypatch.setenv(datasets.DATA_DIR_ENV, data_dir)
+    # an explicit folder without the files is passed over, the variable's folder is used
+    assert datasets.load("fashion_mnist", str(tmp_path)).x_test.shape == (10000, 28, 28)

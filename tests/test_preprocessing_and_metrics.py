@@ -1,0 +1,54 @@
+import numpy as np
+import pytest
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from anomaly_toolbox import metrics
+from anomaly_toolbox.preprocessing import eval_dataset, to_model_input, train_dataset
+
+
+def test_fixed_affine_map_and_padding(images):
+    x = to_model_input(images[0][:4]).numpy()
+    assert x.shape == (4, 32, 32, 1)
+    np.testing.assert_array_equal(x[:, :2], -1.0)  # zero padding is black
+    np.testing.assert_allclose(x[:, 2:30, 2:30, 0], images[0][:4] / 127.5 - 1, atol=1e-6)
+    # one image alone gets the same values as inside a batch: no batch statistics
+    np.testing.assert_array_equal(to_model_input(images[0][1:2]).numpy(), x[1:2])
+    padded = np.pad(images[0][:4], ((0, 0), (2, 2), (2, 2)))
+    np.testing.assert_array_equal(to_model_input(padded.astype(np.float32)).numpy(), x)
+
+
+def test_train_order_depends_only_on_seed_and_epoch(images):
+    data = images[0][:40]
+    first = lambda seed, epoch: np.concatenate(list(train_dataset(data, 16, seed, epoch)))
+    np.testing.assert_array_equal(first(0, 3), first(0, 3))
+    assert not np.array_equal(first(0, 3), first(0, 4))
+    assert sorted(first(0, 3).sum(axis=(1, 2, 3))) == sorted(first(1, 3).sum(axis=(1, 2, 3)))
+
+
+def test_eval_keeps_order_and_remainder(images):
+    batches = list(eval_dataset(images[0][:37], 16))
+    assert [len(b) for b in batches] == [16, 16, 5]
+    np.testing.assert_array_equal(np.concatenate(batches), to_model_input(images[0][:37]))
+
+
+def test_metrics_match_sklearn_on_raw_unbounded_scores():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 500)
+    scores = labels * 3.0 + rng.normal(0, 4, 500) + 100  # far outside [0, 1]
+    result = metrics.ranking_metrics(scores, labels)
+    assert result["auprc"] == pytest.approx(average_precision_score(labels, scores))
+    assert result["auroc"] == pytest.approx(roc_auc_score(labels, scores))
+
+
+def test_threshold_from_validation_is_applied_unchanged():
+    val_labels = np.array([0, 0, 0, 1, 1])
+    threshold = metrics.best_f1_threshold(np.array([0.1, 0.2, 0.3, 0.8, 0.9]), val_labels)
+    assert 0.3 < threshold <= 0.8
+    result = metrics.evaluate(np.array([0.5, 0.85, 0.95, 0.1]), np.array([0, 1, 1, 1]), threshold)
+    assert result["threshold"] == threshold
+    assert result["precision"] == 1.0 and result["recall"] == pytest.approx(2 / 3)
+
+
+def test_nan_scores_are_rejected():
+    with pytest.raises(ValueError, match="1 scores are NaN"):
+        metrics.ranking_metrics([0.1, np.nan, 0.3], [0, 1, 0])
