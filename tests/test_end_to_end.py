@@ -1,0 +1,120 @@
+"""Train a tiny GANomaly through the CLI, export, score in a fresh process, resume, bad input."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import DATA_DIR, assert_close, score_in_fresh_process
+
+TINY_CONFIG = {"epochs": 2, "batch_size": 32, "model": {"latent_dim": 8, "filters": [4, 8, 16]}}
+
+
+def cli(module, *args):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run([sys.executable, "-m", f"anomaly_toolbox.{module}", *args],
+                          capture_output=True, text=True, env=env)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("e2e")
+    config = tmp / "tiny.json"
+    config.write_text(json.dumps(TINY_CONFIG))
+    args = ["--model=ganomaly", "--dataset=mnist", "--anomalous_class=1", f"--config={config}",
+            "--limit=300", f"--data_dir={DATA_DIR}", f"--output_dir={tmp / 'run'}", "--verbose=2"]
+    proc = cli("train", *args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {"dir": tmp / "run", "args": args, "stdout": proc.stdout, "tmp": tmp,
+            "results": json.loads((tmp / "run" / "results.json").read_text())}
+
+
+def test_results_record_everything(run):
+    r = run["results"]
+    assert r["model"] == "ganomaly" and r["protocol"] == "pooled" and r["limit"] == 300
+    assert r["config"]["model"]["filters"] == [4, 8, 16] and r["config"]["epochs"] == 2
+    assert r["splits"]["train"] == 300 and r["splits"]["test"] == 300
+    assert 0 < r["splits"]["test_anomalies"] < 300
+    assert 1 <= r["selected_epoch"] <= 2
+    for split in ("validation", "test"):
+        assert set(r[split]) == {"auprc", "auroc", "threshold", "precision", "recall", "f1"}
+    assert r["test"]["threshold"] == r["validation"]["threshold"]
+    assert r["versions"]["tensorflow"] and r["wall_time_s"]["train"] > 0
+    assert "epoch 2/2" in run["stdout"] and "test AUPRC" in run["stdout"]
+    assert os.listdir(run["dir"] / "logs") and (run["dir"] / "saved_model" / "saved_model.pb").exists()
+
+
+def test_saved_model_scores_match_in_a_fresh_process(run, mnist):
+    from anomaly_toolbox.metrics import ranking_metrics
+    from anomaly_toolbox.protocols import make_splits
+
+    splits = make_splits(mnist, 1, "pooled", 0).limited(300)
+    stored = np.load(run["dir"] / "scores.npz")
+    np.testing.assert_array_equal(stored["test_labels"], splits.y_test)
+    fresh = score_in_fresh_process(run["dir"] / "saved_model", splits.x_test, run["tmp"])
+    assert_close(fresh, stored["test_scores"])
+    assert ranking_metrics(fresh, splits.y_test)["auprc"] == pytest.approx(
+        run["results"]["test"]["auprc"], abs=1e-6)
+
+
+def test_score_cli_writes_csv_with_validation_threshold(run, images, tmp_path):
+    src, out = tmp_path / "x.npy", tmp_path / "s.csv"
+    np.save(src, images[0][:10])
+    proc = cli("score", f"--saved_model={run['dir'] / 'saved_model'}", f"--input={src}",
+               f"--output={out}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = list(csv.DictReader(out.open()))
+    assert [r["id"] for r in rows] == [str(i) for i in range(10)]
+    threshold = run["results"]["validation"]["threshold"]
+    assert all(int(r["is_anomaly"]) == (float(r["score"]) >= threshold) for r in rows)
+
+
+def test_rerun_resumes_instead_of_retraining(run):
+    proc = cli("train", *run["args"])
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Resuming" in proc.stdout and "epoch 1/2" not in proc.stdout
+    again = json.loads((run["dir"] / "results.json").read_text())
+    assert again["test"] == run["results"]["test"]
+
+
+def test_rerun_with_another_config_is_refused(run):
+    args = [a for a in run["args"] if not a.startswith("--config")] + ["--epochs=3"]
+    proc = cli("train", *args)
+    assert proc.returncode == 2 and "invalid output_dir" in proc.stderr and "config" in proc.stderr
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--model=gan", "invalid model: 'gan'"),
+    ("--anomalous_class=10", "invalid anomalous_class: 10"),
+    ("--protocol=leave_one_out", "invalid protocol: 'leave_one_out'"),
+])
+def test_train_bad_flags_exit_2_and_write_nothing(tmp_path, flag, message):
+    out = tmp_path / "out"
+    proc = cli("train", f"--data_dir={DATA_DIR}", f"--output_dir={out}", "--epochs=1", flag)
+    assert proc.returncode == 2 and message in proc.stderr
+    assert not (out / "results.json").exists() and not (out / "saved_model").exists()
+
+
+@pytest.mark.parametrize("array, message", [
+    (np.full((2, 28, 28), np.nan, np.float32), "NaN or inf"),
+    (np.zeros((2, 20, 20), np.uint8), "28x28 or 32x32"),
+    (np.zeros((0, 28, 28), np.uint8), "at least one image"),
+    (np.zeros((2, 28, 28, 3), np.uint8), "1-channel"),
+    (np.zeros((28, 28), np.uint8), "(N, H, W)"),
+])
+def test_score_bad_input_exit_2(run, tmp_path, array, message):
+    src, out = tmp_path / "x.npy", tmp_path / "s.csv"
+    np.save(src, array)
+    proc = cli("score", f"--saved_model={run['dir'] / 'saved_model'}", f"--input={src}",
+               f"--output={out}")
+    assert proc.returncode == 2 and message in proc.stderr and not out.exists()
+
+
+def test_score_refuses_a_folder_that_is_not_our_saved_model(tmp_path, images):
+    np.save(tmp_path / "x.npy", images[0][:2])
+    proc = cli("score", f"--saved_model={tmp_path}", f"--input={tmp_path / 'x.npy'}")
+    assert proc.returncode == 2 and "invalid saved_model" in proc.stderr
