@@ -4,6 +4,7 @@ Test data is scored once, after the best-validation-AUPRC weights are restored. 
 ends with a checkpoint, so re-running the same command on the same output directory resumes.
 """
 
+import io
 import json
 import os
 import platform
@@ -16,7 +17,7 @@ import tensorflow as tf
 from anomaly_toolbox import config as config_lib
 from anomaly_toolbox import datasets, export, metrics, protocols, registry
 from anomaly_toolbox.errors import UsageError
-from anomaly_toolbox.files import ensure_writable_dir, write_json
+from anomaly_toolbox.files import ensure_writable_dir, write_atomic, write_json
 from anomaly_toolbox.preprocessing import IMAGE_SIZE, eval_dataset, train_dataset
 
 
@@ -141,8 +142,10 @@ def run(model, dataset, anomalous_class, output_dir, protocol="pooled", config=N
                 metadata={"model": model, "dataset": dataset, "channels": 1,
                           "anomalous_class": int(anomalous_class), "protocol": protocol,
                           "config": cfg})
-    np.savez(os.path.join(output_dir, "scores.npz"), val_scores=val_scores, val_labels=splits.y_val,
-             test_scores=test_scores, test_labels=splits.y_test)
+    buffer = io.BytesIO()
+    np.savez(buffer, val_scores=val_scores, val_labels=splits.y_val, test_scores=test_scores,
+             test_labels=splits.y_test)
+    write_atomic(os.path.join(output_dir, "scores.npz"), buffer.getvalue(), "wb")
     results = {**identity, "data_source": raw.source, "splits": splits.counts(),
                "selected_epoch": int(best_epoch.numpy()),
                "validation": val_metrics, "test": test_metrics,

@@ -8,4 +8,5 @@ A registered model is a keras.Model with:
   reconstruct(x)      (optional) the model's reconstruction of x, for anomaly maps.
 """
 
+from anomaly_toolbox.models import egbad  # noqa: F401
 from anomaly_toolbox.models import ganomaly  # noqa: F401

@@ -7,7 +7,12 @@ Each stride-2 4x4 convolution halves the side: 32 -> 16 -> 8 -> 4 with three wid
 import keras
 from keras import layers
 
-INIT = keras.initializers.RandomNormal(stddev=0.02)  # DCGAN initialisation
+
+
+def dcgan_init():
+    """DCGAN initialisation. A new initializer per layer: one created at import would take its
+    seed before keras.utils.set_random_seed runs, and runs would not repeat."""
+    return keras.initializers.RandomNormal(stddev=0.02)
 
 
 def conv_trunk(filters, channels, name, leaky=True):
@@ -15,7 +20,7 @@ def conv_trunk(filters, channels, name, leaky=True):
     model = keras.Sequential(name=name)
     model.add(keras.Input((32, 32, channels)))
     for i, width in enumerate(filters):
-        model.add(layers.Conv2D(width, 4, 2, "same", use_bias=False, kernel_initializer=INIT))
+        model.add(layers.Conv2D(width, 4, 2, "same", use_bias=False, kernel_initializer=dcgan_init()))
         if i > 0:
             model.add(layers.BatchNormalization())
         model.add(layers.LeakyReLU(0.2) if leaky else layers.ReLU())
@@ -25,7 +30,7 @@ def conv_trunk(filters, channels, name, leaky=True):
 def encoder(filters, latent_dim, channels, name, leaky=True):
     """x (32x32xC) -> z (latent_dim,)."""
     model = conv_trunk(filters, channels, name, leaky)
-    model.add(layers.Conv2D(latent_dim, 4, 1, "valid", use_bias=False, kernel_initializer=INIT))
+    model.add(layers.Conv2D(latent_dim, 4, 1, "valid", use_bias=False, kernel_initializer=dcgan_init()))
     model.add(layers.Flatten())
     return model
 
@@ -36,16 +41,16 @@ def decoder(filters, latent_dim, channels, name):
     model.add(keras.Input((latent_dim,)))
     model.add(layers.Reshape((1, 1, latent_dim)))
     model.add(layers.Conv2DTranspose(filters[-1], 4, 1, "valid", use_bias=False,
-                                     kernel_initializer=INIT))
+                                     kernel_initializer=dcgan_init()))
     model.add(layers.BatchNormalization())
     model.add(layers.ReLU())
     for width in reversed(filters[:-1]):
         model.add(layers.Conv2DTranspose(width, 4, 2, "same", use_bias=False,
-                                         kernel_initializer=INIT))
+                                         kernel_initializer=dcgan_init()))
         model.add(layers.BatchNormalization())
         model.add(layers.ReLU())
     model.add(layers.Conv2DTranspose(channels, 4, 2, "same", activation="tanh",
-                                     kernel_initializer=INIT))
+                                     kernel_initializer=dcgan_init()))
     return model
 
 
@@ -53,6 +58,6 @@ def logit_head(filters, name):
     """4x4 features -> one real/fake logit per image."""
     return keras.Sequential([
         keras.Input((4, 4, filters[-1])),
-        layers.Conv2D(1, 4, 1, "valid", kernel_initializer=INIT),
+        layers.Conv2D(1, 4, 1, "valid", kernel_initializer=dcgan_init()),
         layers.Flatten(),
     ], name=name)
