@@ -8,5 +8,6 @@ A registered model is a keras.Model with:
   reconstruct(x)      (optional) the model's reconstruction of x, for anomaly maps.
 """
 
+from anomaly_toolbox.models import anogan  # noqa: F401
 from anomaly_toolbox.models import egbad  # noqa: F401
 from anomaly_toolbox.models import ganomaly  # noqa: F401

@@ -1,0 +1,137 @@
+"""Run a grid of training runs (models x datasets x classes x seeds) and regenerate benchmarks.md.
+
+  python -m anomaly_toolbox.benchmark --models=ganomaly,egbad --datasets=mnist --classes=0-9
+
+Each cell is one ordinary `anomaly_toolbox.train` run in its own process and run folder
+(`--runs_dir`), so an interrupted cell resumes from its checkpoint. A finished cell's
+results.json (small: metrics, splits, budget, wall time, versions; no weights) is copied to
+`--results_dir`, which is committed; a cell whose results file exists is skipped.
+`--shard=i/n` runs every n-th cell starting at i, so machines can split one grid and merge
+results by copying files.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list("models", ["ganomaly", "egbad", "anogan"], "Registered model names.")
+flags.DEFINE_list("datasets", ["mnist", "fashion_mnist"], "Datasets.")
+flags.DEFINE_string("classes", "0-9", "Anomalous classes: '0-9' or '1,3,5'.")
+flags.DEFINE_list("seeds", ["0"], "Training seeds.")
+flags.DEFINE_string("protocol", "pooled", "pooled or official.")
+flags.DEFINE_string("profile", "cpu", "Budget profile: experiments/<model>_<dataset>_<profile>.json.")
+flags.DEFINE_string("results_dir", "results", "Where finished cells' results.json are kept.")
+flags.DEFINE_string("runs_dir", "runs/benchmark", "Where cells train (checkpoints, SavedModels).")
+flags.DEFINE_string("data_dir", None, "Passed to anomaly_toolbox.train.")
+flags.DEFINE_string("experiments_dir", None, "Folder of <model>_<dataset>_<profile>.json "
+                    "(default: the repository's experiments/).")
+flags.DEFINE_integer("limit", None, "Passed to anomaly_toolbox.train: smoke runs only.")
+flags.DEFINE_integer("workers", 1, "Cells trained at once on this machine.")
+flags.DEFINE_string("shard", "0/1", "i/n: run cells i, i+n, i+2n, ...")
+flags.DEFINE_string("benchmarks_md", "benchmarks.md", "Table to regenerate after the grid.")
+flags.DEFINE_bool("table_only", False, "Only regenerate the table from results_dir.")
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def parse_classes(text):
+    from anomaly_toolbox.errors import UsageError
+
+    try:
+        if "-" in text:
+            low, high = (int(t) for t in text.split("-"))
+            return list(range(low, high + 1))
+        return [int(t) for t in text.split(",")]
+    except ValueError as e:
+        raise UsageError("classes", text, "a range like 0-9 or a list like 1,3,5") from e
+
+
+def parse_shard(text):
+    from anomaly_toolbox.errors import UsageError
+
+    try:
+        index, count = (int(t) for t in text.split("/"))
+        assert 0 <= index < count
+    except (ValueError, AssertionError) as e:
+        raise UsageError("shard", text, "i/n with 0 <= i < n") from e
+    return index, count
+
+
+def cell_name(protocol, dataset, model, profile, anomalous_class, seed):
+    return os.path.join(protocol, dataset, f"{model}_{profile}", f"class{anomalous_class}_seed{seed}")
+
+
+def grid(models, datasets, classes, seeds, protocol, profile):
+    return [(protocol, d, m, profile, k, s) for d in datasets for m in models for s in seeds
+            for k in classes]
+
+
+def run_cell(cell, results_dir, runs_dir, data_dir, experiments_dir, limit=None):
+    protocol, dataset, model, profile, anomalous_class, seed = cell
+    name = cell_name(*cell)
+    target = os.path.join(results_dir, name + ".json")
+    if os.path.exists(target):
+        return name, "skipped (done)"
+    run_dir = os.path.join(runs_dir, name)
+    os.makedirs(run_dir, exist_ok=True)
+    command = [sys.executable, "-m", "anomaly_toolbox.train", f"--model={model}",
+               f"--dataset={dataset}", f"--anomalous_class={anomalous_class}",
+               f"--protocol={protocol}", f"--train_seed={seed}", f"--output_dir={run_dir}",
+               f"--config={os.path.join(experiments_dir, f'{model}_{dataset}_{profile}.json')}",
+               "--verbose=2"] + ([f"--data_dir={data_dir}"] if data_dir else []) \
+        + ([f"--limit={limit}"] if limit else [])
+    started = time.time()
+    with open(os.path.join(run_dir, "train.log"), "a") as log:
+        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)
+    if code != 0:
+        return name, f"FAILED (exit {code}, see {run_dir}/train.log)"
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    shutil.copyfile(os.path.join(run_dir, "results.json"), target + ".tmp")
+    os.replace(target + ".tmp", target)
+    return name, f"done in {time.time() - started:.0f}s"
+
+
+def main(argv):
+    del argv
+    from anomaly_toolbox import registry, report
+    from anomaly_toolbox.datasets import DATASETS
+    from anomaly_toolbox.errors import UsageError
+
+    try:
+        if not FLAGS.table_only:
+            for model in FLAGS.models:
+                registry.get(model)
+            for dataset in FLAGS.datasets:
+                if dataset not in DATASETS:
+                    raise UsageError("datasets", dataset, f"one of {', '.join(DATASETS)}")
+            if FLAGS.workers <= 0:
+                raise UsageError("workers", FLAGS.workers, "a positive integer")
+            index, count = parse_shard(FLAGS.shard)
+            cells = grid(FLAGS.models, FLAGS.datasets, parse_classes(FLAGS.classes),
+                         [int(s) for s in FLAGS.seeds], FLAGS.protocol, FLAGS.profile)[index::count]
+            experiments = FLAGS.experiments_dir or os.path.join(REPO, "experiments")
+            for model, dataset in {(c[2], c[1]) for c in cells}:
+                path = os.path.join(experiments, f"{model}_{dataset}_{FLAGS.profile}.json")
+                if not os.path.exists(path):
+                    raise UsageError("profile", FLAGS.profile, f"a profile with a file {path}")
+            print(f"{len(cells)} cells, {FLAGS.workers} worker(s)", flush=True)
+            with ThreadPoolExecutor(FLAGS.workers) as pool:
+                jobs = [pool.submit(run_cell, c, FLAGS.results_dir, FLAGS.runs_dir, FLAGS.data_dir,
+                                    experiments, FLAGS.limit) for c in cells]
+                for job in jobs:
+                    print(*job.result(), flush=True)
+        report.write(FLAGS.results_dir, FLAGS.benchmarks_md)
+        print(f"wrote {FLAGS.benchmarks_md}")
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    app.run(main)
