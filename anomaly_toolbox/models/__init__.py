@@ -9,5 +9,6 @@ A registered model is a keras.Model with:
 """
 
 from anomaly_toolbox.models import anogan  # noqa: F401
+from anomaly_toolbox.models import autoencoder  # noqa: F401
 from anomaly_toolbox.models import egbad  # noqa: F401
 from anomaly_toolbox.models import ganomaly  # noqa: F401

@@ -1,0 +1,45 @@
+"""Plain convolutional autoencoder: the baseline every GAN here has to beat.
+
+GANomaly's encoder G_E and decoder G_D without the adversarial and latent terms, trained on
+L1 reconstruction; the anomaly score is the mean absolute reconstruction error.
+"""
+
+import keras
+import tensorflow as tf
+
+from anomaly_toolbox.models import blocks
+from anomaly_toolbox.registry import register
+
+
+@register("autoencoder")
+class Autoencoder(keras.Model):
+    DEFAULTS = {"latent_dim": 100, "filters": [64, 128, 256], "learning_rate": 2e-4,
+                "beta_1": 0.5}
+
+    def __init__(self, latent_dim, filters, learning_rate, beta_1, channels=1, **kwargs):
+        super().__init__(**kwargs)
+        self.learning_rate, self.beta_1 = learning_rate, beta_1
+        self.encoder = blocks.encoder(filters, latent_dim, channels, "encoder")
+        self.decoder = blocks.decoder(filters, latent_dim, channels, "decoder")
+
+    def compile(self, **kwargs):
+        super().compile(optimizer=keras.optimizers.Adam(self.learning_rate, beta_1=self.beta_1),
+                        **kwargs)
+        self.optimizer.build(self.trainable_variables)  # so a checkpoint can restore into it
+
+    def losses_on(self, x, training):
+        x_hat = self.decoder(self.encoder(x, training=training), training=training)
+        return {"loss": tf.reduce_mean(tf.abs(x - x_hat))}
+
+    def train_step(self, x):
+        with tf.GradientTape() as tape:
+            losses = self.losses_on(x, training=True)
+        variables = self.trainable_variables
+        self.optimizer.apply_gradients(zip(tape.gradient(losses["loss"], variables), variables))
+        return losses
+
+    def reconstruct(self, x):
+        return self.decoder(self.encoder(x, training=False), training=False)
+
+    def score(self, x):
+        return tf.reduce_mean(tf.abs(x - self.reconstruct(x)), axis=[1, 2, 3])
