@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from anomaly_toolbox import config as config_lib
-from anomaly_toolbox import datasets, export, metrics, protocols, registry
+from anomaly_toolbox import datasets, export, figures, metrics, protocols, registry
 from anomaly_toolbox.errors import UsageError
 from anomaly_toolbox.files import ensure_writable_dir, write_atomic, write_json
 from anomaly_toolbox.preprocessing import IMAGE_SIZE, eval_dataset, train_dataset
@@ -138,6 +138,10 @@ def run(model, dataset, anomalous_class, output_dir, protocol="pooled", config=N
     test_metrics = metrics.evaluate(test_scores, splits.y_test, threshold)
     eval_time = time.time() - t0
     _log_scalars(writer, cfg["epochs"], {f"test/{k}": v for k, v in test_metrics.items()})
+    pngs = figures.write_all(output_dir, net, splits.x_test, test_scores, splits.y_test, threshold)
+    with writer.as_default(step=cfg["epochs"]):
+        for name, png in pngs.items():
+            tf.summary.image(f"test/{name}", tf.image.decode_png(png)[tf.newaxis])
     export.save(net, os.path.join(output_dir, "saved_model"), channels=1, threshold=threshold,
                 metadata={"model": model, "dataset": dataset, "channels": 1,
                           "anomalous_class": int(anomalous_class), "protocol": protocol,

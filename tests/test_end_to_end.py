@@ -46,6 +46,8 @@ def test_results_record_everything(run):
     assert r["versions"]["tensorflow"] and r["wall_time_s"]["train"] > 0
     assert "epoch 2/2" in run["stdout"] and "test AUPRC" in run["stdout"]
     assert os.listdir(run["dir"] / "logs") and (run["dir"] / "saved_model" / "saved_model.pb").exists()
+    for figure in ("test_curves.png", "test_score_histogram.png", "test_extremes.png"):
+        assert (run["dir"] / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", figure
 
 
 def test_saved_model_scores_match_in_a_fresh_process(run, mnist):
