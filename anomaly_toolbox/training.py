@@ -64,70 +64,99 @@ def _log_scalars(writer, epoch, values):
     writer.flush()
 
 
-def run(model, dataset, anomalous_class, output_dir, protocol="pooled", config=None,
-        epochs=None, batch_size=None, train_seed=0, split_seed=0, data_dir=None, verbose=2,
-        deterministic=True, limit=None):
-    started = time.time()
+class _StopOnNonFinite(keras.callbacks.Callback):
+    """Stops fit at the first batch whose loss is NaN or inf and remembers which one."""
+
+    bad_step = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if logs and not all(np.isfinite(float(v)) for v in logs.values()):
+            self.bad_step = batch + 1
+            self.model.stop_training = True
+
+
+def _prepare(model, dataset, anomalous_class, output_dir, protocol, config, epochs, batch_size,
+             train_seed, split_seed, data_dir, limit):
+    """Checks every argument and loads the splits before anything is written."""
     model_cls = registry.get(model)
     cfg = config_lib.resolve(model_cls, config, epochs, batch_size)
     if dataset not in datasets.DATASETS:
         raise UsageError("dataset", dataset, f"one of {', '.join(datasets.DATASETS)}")
     if protocol not in protocols.PROTOCOLS:
         raise UsageError("protocol", protocol, f"one of {', '.join(protocols.PROTOCOLS)}")
-    ensure_writable_dir(output_dir)
+    if limit is not None and limit <= 0:
+        raise UsageError("limit", limit, "a positive number of images per split")
     raw = datasets.load(dataset, data_dir)
     splits = protocols.make_splits(raw, anomalous_class, protocol, split_seed)
     if limit is not None:
-        if limit <= 0:
-            raise UsageError("limit", limit, "a positive number of images per split")
         splits = splits.limited(limit)
+    ensure_writable_dir(output_dir)
     identity = {"model": model, "dataset": dataset, "anomalous_class": int(anomalous_class),
                 "protocol": protocol, "train_seed": train_seed, "split_seed": split_seed,
                 "limit": limit, "config": cfg}
     _check_identity(output_dir, identity)
+    return model_cls, cfg, raw, splits, identity
 
-    keras.utils.set_random_seed(train_seed)
-    if deterministic:
-        tf.config.experimental.enable_op_determinism()
-    net = model_cls(**cfg["model"], channels=1)
-    net.compile()
-    epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False)
-    best_var = tf.Variable(-1.0, dtype=tf.float64, trainable=False)
-    best_epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-    train_time = tf.Variable(0.0, dtype=tf.float64, trainable=False)  # summed over resumes
-    ckpt = tf.train.Checkpoint(model=net, epoch=epoch_var, best_auprc=best_var,
-                               best_epoch=best_epoch, train_seconds=train_time)
-    last = tf.train.CheckpointManager(ckpt, os.path.join(output_dir, "checkpoints", "last"), 1)
+
+def _train(net, cfg, splits, output_dir, train_seed, verbose):
+    """Fits epoch by epoch from the last checkpoint; returns (state variables, divergence or None)."""
+    state = {"epoch": tf.Variable(0, dtype=tf.int64, trainable=False),
+             "best_auprc": tf.Variable(-1.0, dtype=tf.float64, trainable=False),
+             "best_epoch": tf.Variable(0, dtype=tf.int64, trainable=False),
+             "train_seconds": tf.Variable(0.0, dtype=tf.float64, trainable=False)}
+    last = tf.train.CheckpointManager(tf.train.Checkpoint(model=net, **state),
+                                      os.path.join(output_dir, "checkpoints", "last"), 1)
     best = tf.train.CheckpointManager(tf.train.Checkpoint(model=net),
                                       os.path.join(output_dir, "checkpoints", "best"), 1)
     if last.latest_checkpoint:
-        ckpt.restore(last.latest_checkpoint).assert_existing_objects_matched()
-        print(f"Resuming {output_dir} after epoch {int(epoch_var.numpy())}", flush=True)
+        last.checkpoint.restore(last.latest_checkpoint).assert_existing_objects_matched()
+        print(f"Resuming {output_dir} after epoch {int(state['epoch'].numpy())}", flush=True)
     writer = tf.summary.create_file_writer(os.path.join(output_dir, "logs"))
-    bs = cfg["batch_size"]
-    for epoch in range(int(epoch_var.numpy()), cfg["epochs"]):
+    stop = _StopOnNonFinite()
+    for epoch in range(int(state["epoch"].numpy()), cfg["epochs"]):
         t0 = time.time()
-        history = net.fit(train_dataset(splits.x_train, bs, train_seed, epoch),
+        history = net.fit(train_dataset(splits.x_train, cfg["batch_size"], train_seed, epoch),
                           initial_epoch=epoch, epochs=epoch + 1, verbose=verbose,
-                          shuffle=False)  # the dataset is already shuffled per epoch
-        train_time.assign_add(time.time() - t0)
+                          shuffle=False, callbacks=[stop])  # data is shuffled per epoch already
+        state["train_seconds"].assign_add(time.time() - t0)
+        if stop.bad_step is not None:
+            return state, best, writer, (f"loss became NaN/inf in epoch {epoch + 1}, step "
+                                         f"{stop.bad_step}")
         losses = {k: float(v[-1]) for k, v in history.history.items()}
-        if not all(np.isfinite(v) for v in losses.values()):
-            raise DivergenceError(
-                f"{model}: loss became NaN/inf in epoch {epoch + 1} ({losses}); the best "
-                f"checkpoint so far is kept in {best.directory}")
         val = metrics.ranking_metrics(score_images(net, splits.x_val), splits.y_val)
-        improved = val["auprc"] > best_var.numpy()
+        improved = val["auprc"] > state["best_auprc"].numpy()
         if improved:
-            best_var.assign(val["auprc"])
-            best_epoch.assign(epoch + 1)
+            state["best_auprc"].assign(val["auprc"])
+            state["best_epoch"].assign(epoch + 1)
             best.save()
-        epoch_var.assign(epoch + 1)
+        state["epoch"].assign(epoch + 1)
         last.save()
         _log_scalars(writer, epoch + 1, {**losses, **{f"val/{k}": v for k, v in val.items()}})
         print(f"epoch {epoch + 1}/{cfg['epochs']}  val AUPRC {val['auprc']:.4f}  "
               f"AUROC {val['auroc']:.4f}{'  (best)' if improved else ''}  "
               f"{time.time() - t0:.0f}s", flush=True)
+    return state, best, writer, None
+
+
+def run(model, dataset, anomalous_class, output_dir, protocol="pooled", config=None,
+        epochs=None, batch_size=None, train_seed=0, split_seed=0, data_dir=None, verbose=2,
+        deterministic=True, limit=None):
+    """Trains, selects on validation, tests once, exports; returns the results dict.
+
+    A diverging run raises DivergenceError after evaluating and exporting the best epoch so far.
+    """
+    started = time.time()
+    model_cls, cfg, raw, splits, identity = _prepare(
+        model, dataset, anomalous_class, output_dir, protocol, config, epochs, batch_size,
+        train_seed, split_seed, data_dir, limit)
+    keras.utils.set_random_seed(train_seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    net = model_cls(**cfg["model"], channels=1)
+    net.compile()
+    state, best, writer, diverged = _train(net, cfg, splits, output_dir, train_seed, verbose)
+    if diverged and not best.latest_checkpoint:
+        raise DivergenceError(f"{model}: {diverged}; no epoch finished, so nothing was kept")
 
     tf.train.Checkpoint(model=net).restore(best.latest_checkpoint).assert_existing_objects_matched()
     t0 = time.time()
@@ -151,12 +180,18 @@ def run(model, dataset, anomalous_class, output_dir, protocol="pooled", config=N
              test_labels=splits.y_test)
     write_atomic(os.path.join(output_dir, "scores.npz"), buffer.getvalue(), "wb")
     results = {**identity, "data_source": raw.source, "splits": splits.counts(),
-               "selected_epoch": int(best_epoch.numpy()),
+               "selected_epoch": int(state["best_epoch"].numpy()),
                "validation": val_metrics, "test": test_metrics,
-               "wall_time_s": {"train": round(float(train_time.numpy()), 1), "evaluate": round(eval_time, 1),
+               "wall_time_s": {"train": round(float(state["train_seconds"].numpy()), 1),
+                               "evaluate": round(eval_time, 1),
                                "total_this_invocation": round(time.time() - started, 1)},
                "versions": versions()}
+    if diverged:
+        results["diverged"] = diverged
     write_json(os.path.join(output_dir, "results.json"), results)
     print(f"test AUPRC {test_metrics['auprc']:.4f}  AUROC {test_metrics['auroc']:.4f}  "
           f"F1 {test_metrics['f1']:.4f} (val threshold {threshold:.4g})", flush=True)
+    if diverged:
+        raise DivergenceError(f"{model}: {diverged}; stopped, results of the best epoch "
+                              f"({results['selected_epoch']}) are in {output_dir}")
     return results
