@@ -30,8 +30,27 @@ def threshold_metrics(scores, labels, threshold):
     return {"threshold": float(threshold), "precision": precision, "recall": recall, "f1": f1}
 
 
+def has_both_classes(labels):
+    return 0 < int(np.sum(labels)) < len(labels)
+
+
+def validation_metrics(scores, labels):
+    """Ranking metrics when validation has anomalies; otherwise what can be said of normals."""
+    if has_both_classes(labels):
+        return ranking_metrics(scores, labels)
+    return {"mean_normal_score": float(np.mean(scores))}
+
+
+def validation_threshold(scores, labels, normal_quantile=0.99):
+    """F1-optimal on labelled validation; without anomalies, the score that 1 % of held-out
+    normal images exceed."""
+    if has_both_classes(labels):
+        return best_f1_threshold(scores, labels)
+    return float(np.quantile(scores, normal_quantile))
+
+
 def evaluate(scores, labels, threshold=None):
-    result = ranking_metrics(scores, labels)
-    if threshold is not None:
+    result = validation_metrics(scores, labels) if len(labels) else {}
+    if threshold is not None and len(labels):
         result.update(threshold_metrics(scores, labels, threshold))
     return result

@@ -21,30 +21,18 @@ flags.DEFINE_string("input", None, ".npy file, IDX images file, or folder of PNG
 flags.DEFINE_string("output", "scores.csv", "CSV to write.")
 flags.DEFINE_integer("batch_size", 256, "Images per call of the SavedModel.")
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
-
-def read_input(path, channels=1):
-    """Returns (ids, images) with images as (N, H, W, C) uint8 or float32."""
+def read_input(path, channels=1, resize_to=None):
+    """Returns (ids, images) with images as (N, H, W, C) uint8 or float32; folder images are
+    resized to `resize_to` when the model was trained on resized images."""
     from anomaly_toolbox.errors import UsageError
 
     if path is None or not os.path.exists(path):
         raise UsageError("input", path, "an existing .npy file, IDX file or image folder")
     if os.path.isdir(path):
-        from PIL import Image, UnidentifiedImageError
+        from anomaly_toolbox.folders import read_images
 
-        names = sorted(n for n in os.listdir(path) if n.lower().endswith(IMAGE_SUFFIXES))
-        arrays = []
-        for name in names:
-            try:
-                with Image.open(os.path.join(path, name)) as im:
-                    arrays.append(np.asarray(im.convert("L" if channels == 1 else "RGB")))
-            except (UnidentifiedImageError, OSError) as e:
-                raise UsageError("input", os.path.join(path, name), f"a readable image ({e})") from e
-        if arrays and len({a.shape for a in arrays}) > 1:
-            raise UsageError("input", path, "images that all have the same size")
-        images = np.stack(arrays) if arrays else np.zeros((0, 28, 28), np.uint8)
-        ids = names
+        ids, images = read_images(path, channels, resize_to)
     elif path.endswith(".npy"):
         try:
             images = np.load(path, allow_pickle=False)
@@ -102,7 +90,8 @@ def main(argv):
         if FLAGS.saved_model is None or not os.path.isdir(FLAGS.saved_model):
             raise UsageError("saved_model", FLAGS.saved_model, "an existing SavedModel folder")
         loaded, metadata = export.load(FLAGS.saved_model)
-        ids, images = read_input(FLAGS.input, metadata.get("channels", 1))
+        ids, images = read_input(FLAGS.input, metadata.get("channels", 1),
+                                 metadata.get("resize_to"))
         scores = score_all(loaded, images, FLAGS.batch_size)
         threshold = float(loaded.threshold.numpy())
         out = io.StringIO()

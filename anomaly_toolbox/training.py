@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from anomaly_toolbox import config as config_lib
-from anomaly_toolbox import datasets, export, figures, metrics, protocols, registry
+from anomaly_toolbox import datasets, export, figures, folders, metrics, protocols, registry
 from anomaly_toolbox.errors import UsageError
 from anomaly_toolbox.files import ensure_writable_dir, write_atomic, write_json
 from anomaly_toolbox.preprocessing import IMAGE_SIZE, eval_dataset, train_dataset
@@ -75,27 +75,39 @@ class _StopOnNonFinite(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def _load_splits(dataset, anomalous_class, protocol, split_seed, data_dir, limit):
+    """(splits, source, protocol) for a named dataset or for `folder:PATH`."""
+    if dataset.startswith(folders.PREFIX):
+        splits = folders.load_splits(dataset, split_seed)
+        source, protocol = dataset[len(folders.PREFIX):], "folder"
+    else:
+        if dataset not in datasets.DATASETS:
+            raise UsageError("dataset", dataset,
+                             f"one of {', '.join(datasets.DATASETS)} or folder:PATH")
+        if protocol not in protocols.PROTOCOLS:
+            raise UsageError("protocol", protocol, f"one of {', '.join(protocols.PROTOCOLS)}")
+        raw = datasets.load(dataset, data_dir)
+        splits = protocols.make_splits(raw, anomalous_class, protocol, split_seed)
+        source = raw.source
+    return (splits.limited(limit) if limit else splits), source, protocol
+
+
 def _prepare(model, dataset, anomalous_class, output_dir, protocol, config, epochs, batch_size,
              train_seed, split_seed, data_dir, limit):
     """Checks every argument and loads the splits before anything is written."""
     model_cls = registry.get(model)
     cfg = config_lib.resolve(model_cls, config, epochs, batch_size)
-    if dataset not in datasets.DATASETS:
-        raise UsageError("dataset", dataset, f"one of {', '.join(datasets.DATASETS)}")
-    if protocol not in protocols.PROTOCOLS:
-        raise UsageError("protocol", protocol, f"one of {', '.join(protocols.PROTOCOLS)}")
     if limit is not None and limit <= 0:
         raise UsageError("limit", limit, "a positive number of images per split")
-    raw = datasets.load(dataset, data_dir)
-    splits = protocols.make_splits(raw, anomalous_class, protocol, split_seed)
-    if limit is not None:
-        splits = splits.limited(limit)
+    splits, source, protocol = _load_splits(dataset, anomalous_class, protocol, split_seed,
+                                            data_dir, limit)
     ensure_writable_dir(output_dir)
-    identity = {"model": model, "dataset": dataset, "anomalous_class": int(anomalous_class),
-                "protocol": protocol, "train_seed": train_seed, "split_seed": split_seed,
-                "limit": limit, "config": cfg}
+    identity = {"model": model, "dataset": dataset, "protocol": protocol,
+                "anomalous_class": None if protocol == "folder" else int(anomalous_class),
+                "train_seed": train_seed, "split_seed": split_seed, "limit": limit,
+                "config": cfg}
     _check_identity(output_dir, identity)
-    return model_cls, cfg, raw, splits, identity
+    return model_cls, cfg, source, splits, identity
 
 
 def _train(net, cfg, splits, output_dir, train_seed, verbose):
@@ -123,17 +135,17 @@ def _train(net, cfg, splits, output_dir, train_seed, verbose):
             return state, best, writer, (f"loss became NaN/inf in epoch {epoch + 1}, step "
                                          f"{stop.bad_step}")
         losses = {k: float(v[-1]) for k, v in history.history.items()}
-        val = metrics.ranking_metrics(score_images(net, splits.x_val), splits.y_val)
-        improved = val["auprc"] > state["best_auprc"].numpy()
+        val = metrics.validation_metrics(score_images(net, splits.x_val), splits.y_val)
+        improved = val.get("auprc", np.inf) > state["best_auprc"].numpy()  # no anomalies: latest
         if improved:
-            state["best_auprc"].assign(val["auprc"])
+            state["best_auprc"].assign(val.get("auprc", -1.0))
             state["best_epoch"].assign(epoch + 1)
             best.save()
         state["epoch"].assign(epoch + 1)
         last.save()
         _log_scalars(writer, epoch + 1, {**losses, **{f"val/{k}": v for k, v in val.items()}})
-        print(f"epoch {epoch + 1}/{cfg['epochs']}  val AUPRC {val['auprc']:.4f}  "
-              f"AUROC {val['auroc']:.4f}{'  (best)' if improved else ''}  "
+        shown = "  ".join(f"val {k} {v:.4g}" for k, v in val.items())
+        print(f"epoch {epoch + 1}/{cfg['epochs']}  {shown}{'  (best)' if improved else ''}  "
               f"{time.time() - t0:.0f}s", flush=True)
     return state, best, writer, None
 
@@ -146,13 +158,14 @@ def run(model, dataset, anomalous_class, output_dir, protocol="pooled", config=N
     A diverging run raises DivergenceError after evaluating and exporting the best epoch so far.
     """
     started = time.time()
-    model_cls, cfg, raw, splits, identity = _prepare(
+    model_cls, cfg, source, splits, identity = _prepare(
         model, dataset, anomalous_class, output_dir, protocol, config, epochs, batch_size,
         train_seed, split_seed, data_dir, limit)
     keras.utils.set_random_seed(train_seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
-    net = model_cls(**cfg["model"], channels=1)
+    channels = splits.x_train.shape[-1] if splits.x_train.ndim == 4 else 1
+    net = model_cls(**cfg["model"], channels=channels)
     net.compile()
     state, best, writer, diverged = _train(net, cfg, splits, output_dir, train_seed, verbose)
     if diverged and not best.latest_checkpoint:
@@ -161,25 +174,30 @@ def run(model, dataset, anomalous_class, output_dir, protocol="pooled", config=N
     tf.train.Checkpoint(model=net).restore(best.latest_checkpoint).assert_existing_objects_matched()
     t0 = time.time()
     val_scores = score_images(net, splits.x_val)
-    threshold = metrics.best_f1_threshold(val_scores, splits.y_val)
+    threshold = metrics.validation_threshold(val_scores, splits.y_val)
     val_metrics = metrics.evaluate(val_scores, splits.y_val, threshold)
-    test_scores = score_images(net, splits.x_test)
+    test_scores = score_images(net, splits.x_test) if len(splits.y_test) else np.zeros(0)
     test_metrics = metrics.evaluate(test_scores, splits.y_test, threshold)
     eval_time = time.time() - t0
     _log_scalars(writer, cfg["epochs"], {f"test/{k}": v for k, v in test_metrics.items()})
-    pngs = figures.write_all(output_dir, net, splits.x_test, test_scores, splits.y_test, threshold)
-    with writer.as_default(step=cfg["epochs"]):
-        for name, png in pngs.items():
-            tf.summary.image(f"test/{name}", tf.image.decode_png(png)[tf.newaxis])
-    export.save(net, os.path.join(output_dir, "saved_model"), channels=1, threshold=threshold,
-                metadata={"model": model, "dataset": dataset, "channels": 1,
-                          "anomalous_class": int(anomalous_class), "protocol": protocol,
-                          "config": cfg})
+    if "auprc" in test_metrics:
+        pngs = figures.write_all(output_dir, net, splits.x_test, test_scores, splits.y_test,
+                                 threshold)
+        with writer.as_default(step=cfg["epochs"]):
+            for name, png in pngs.items():
+                tf.summary.image(f"test/{name}", tf.image.decode_png(png)[tf.newaxis])
+    export.save(net, os.path.join(output_dir, "saved_model"), channels=channels,
+                threshold=threshold,
+                metadata={**{k: identity[k] for k in ("model", "dataset", "anomalous_class",
+                                                      "protocol", "config")},
+                          "channels": channels,
+                          # folder images were resized, so the scorer must resize too
+                          "resize_to": IMAGE_SIZE if identity["protocol"] == "folder" else None})
     buffer = io.BytesIO()
     np.savez(buffer, val_scores=val_scores, val_labels=splits.y_val, test_scores=test_scores,
              test_labels=splits.y_test)
     write_atomic(os.path.join(output_dir, "scores.npz"), buffer.getvalue(), "wb")
-    results = {**identity, "data_source": raw.source, "splits": splits.counts(),
+    results = {**identity, "data_source": source, "splits": splits.counts(),
                "selected_epoch": int(state["best_epoch"].numpy()),
                "validation": val_metrics, "test": test_metrics,
                "wall_time_s": {"train": round(float(state["train_seconds"].numpy()), 1),
@@ -189,8 +207,9 @@ def run(model, dataset, anomalous_class, output_dir, protocol="pooled", config=N
     if diverged:
         results["diverged"] = diverged
     write_json(os.path.join(output_dir, "results.json"), results)
-    print(f"test AUPRC {test_metrics['auprc']:.4f}  AUROC {test_metrics['auroc']:.4f}  "
-          f"F1 {test_metrics['f1']:.4f} (val threshold {threshold:.4g})", flush=True)
+    if "auprc" in test_metrics:
+        print(f"test AUPRC {test_metrics['auprc']:.4f}  AUROC {test_metrics['auroc']:.4f}  "
+              f"F1 {test_metrics['f1']:.4f} (val threshold {threshold:.4g})", flush=True)
     if diverged:
         raise DivergenceError(f"{model}: {diverged}; stopped, results of the best epoch "
                               f"({results['selected_epoch']}) are in {output_dir}")

@@ -1,0 +1,24 @@
+"""The speed report's core on a tiny model: one row per model/profile with positive numbers."""
+
+from conftest import TINY
+
+
+def test_speed_report_has_positive_numbers(mnist):
+    from anomaly_toolbox import protocols, registry, speed
+
+    splits = protocols.make_splits(mnist, 0, "pooled", 0)
+    ceiling = speed.measure_ceiling(windows=2, steps=1, matmul_size=256, conv_shape=(8, 16, 16, 8, 16))
+    assert all(ceiling[k] > 0 for k in ("matmul_gflops", "conv_gflops", "conv_input_grad_gflops",
+                                        "conv_filter_grad_gflops"))
+    cls = registry.get("ganomaly")
+    config = {"profile": "tiny", "model": {**cls.DEFAULTS, **TINY}}
+    row = speed.measure("ganomaly", config, splits, batch_size=16, windows=2, window_steps=2,
+                        score_images=64, fit_batches=3, val_sample=64, ceiling=ceiling)
+    assert row["model"] == "ganomaly" and row["profile"] == "tiny"
+    assert row["train_img_s"] > 0 and row["score_img_s"] > 0 and row["gflops"] > 0
+    # a train step is forward + both conv gradients: more than the forward convs alone
+    assert row["flops_per_img"] > 0 and row["flops_by_type"]["Conv2DBackpropFilter"] > 0
+    assert row["flops_by_type"]["Conv2DBackpropInput"] > 0 and row["flops_by_type"]["Conv2D"] > 0
+    assert 0 < row["outside_share"] < 1 and row["of_matmul"] > 0
+    text = speed.render([row], ceiling)
+    assert "| ganomaly | tiny | 4/8/16 |" in text and "GFLOP/s" in text
