@@ -92,6 +92,17 @@ def _load_splits(dataset, anomalous_class, protocol, split_seed, data_dir, limit
     return (splits.limited(limit) if limit else splits), source, protocol
 
 
+class _Progress(keras.callbacks.ProgbarLogger):
+    """Keras' progress bar, headed "Epoch k/total" although fit runs one epoch at a time."""
+
+    def __init__(self, total_epochs):
+        super().__init__()
+        self.total_epochs = total_epochs
+
+    def set_params(self, params):
+        super().set_params({**params, "epochs": self.total_epochs})
+
+
 def _prepare(model, dataset, anomalous_class, output_dir, protocol, config, epochs, batch_size,
              train_seed, split_seed, data_dir, limit):
     """Checks every argument and loads the splits before anything is written."""
@@ -129,7 +140,7 @@ def _train(net, cfg, splits, output_dir, train_seed, verbose):
         t0 = time.time()
         history = net.fit(train_dataset(splits.x_train, cfg["batch_size"], train_seed, epoch),
                           initial_epoch=epoch, epochs=epoch + 1, verbose=verbose,
-                          shuffle=False, callbacks=[stop])  # data is shuffled per epoch already
+                          shuffle=False, callbacks=[stop, _Progress(cfg["epochs"])])  # data is shuffled per epoch already
         state["train_seconds"].assign_add(time.time() - t0)
         if stop.bad_step is not None:
             return state, best, writer, (f"loss became NaN/inf in epoch {epoch + 1}, step "
