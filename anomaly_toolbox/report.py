@@ -115,7 +115,8 @@ def render(rows, figures_dir):
         out += [f"## {dataset}, {protocol} protocol, `{profile}` profile", "",
                 f"- Test anomaly share: {min(shares):.1%} – {max(shares):.1%} (by class).",
                 f"- Hardware: {', '.join(machines)}, CPU only; TensorFlow {', '.join(tf_versions)}.",
-                f"- Command: `{COMMAND.format(models=','.join(models), dataset=dataset, protocol=protocol, profile=profile)}`",
+                "- Command: `" + COMMAND.format(models=",".join(models), dataset=dataset,
+                                                protocol=protocol, profile=profile) + "`",
                 f"- Missing cells (shown as —): {missing} of {len(models) * len(classes)}.", ""]
         out += ["| model | budget | mean wall time per cell (train + evaluate) |", "|---|---|---|"]
         for m in models:

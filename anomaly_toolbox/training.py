@@ -140,7 +140,8 @@ def _train(net, cfg, splits, output_dir, train_seed, verbose):
         t0 = time.time()
         history = net.fit(train_dataset(splits.x_train, cfg["batch_size"], train_seed, epoch),
                           initial_epoch=epoch, epochs=epoch + 1, verbose=verbose,
-                          shuffle=False, callbacks=[stop, _Progress(cfg["epochs"])])  # data is shuffled per epoch already
+                          shuffle=False,  # the dataset is shuffled per epoch already
+                          callbacks=[stop, _Progress(cfg["epochs"])])
         state["train_seconds"].assign_add(time.time() - t0)
         if stop.bad_step is not None:
             return state, best, writer, (f"loss became NaN/inf in epoch {epoch + 1}, step "

@@ -19,7 +19,10 @@ def test_fixed_affine_map_and_padding(images):
 
 def test_train_order_depends_only_on_seed_and_epoch(images):
     data = images[0][:40]
-    first = lambda seed, epoch: np.concatenate(list(train_dataset(data, 16, seed, epoch)))
+
+    def first(seed, epoch):
+        return np.concatenate(list(train_dataset(data, 16, seed, epoch)))
+
     np.testing.assert_array_equal(first(0, 3), first(0, 3))
     assert not np.array_equal(first(0, 3), first(0, 4))
     assert sorted(first(0, 3).sum(axis=(1, 2, 3))) == sorted(first(1, 3).sum(axis=(1, 2, 3)))

@@ -23,9 +23,8 @@ class Autoencoder(keras.Model):
         self.decoder = blocks.decoder(filters, latent_dim, channels, "decoder")
 
     def compile(self, **kwargs):
-        super().compile(optimizer=keras.optimizers.Adam(self.learning_rate, beta_1=self.beta_1),
-                        **kwargs)
-        self.optimizer.build(self.trainable_variables)  # so a checkpoint can restore into it
+        super().compile(optimizer=blocks.built_adam(self.trainable_variables, self.learning_rate,
+                                                    self.beta_1), **kwargs)
 
     def losses_on(self, x, training):
         x_hat = self.decoder(self.encoder(x, training=training), training=training)

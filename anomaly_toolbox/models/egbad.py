@@ -72,11 +72,10 @@ class EGBAD(keras.Model):
 
     def compile(self, **kwargs):
         super().compile(**kwargs)
-        self.ge_optimizer = keras.optimizers.Adam(self.learning_rate, beta_1=self.beta_1)
-        self.d_optimizer = keras.optimizers.Adam(self.learning_rate, beta_1=self.beta_1)
-        # Built now so that a checkpoint can be restored before the first step.
-        self.ge_optimizer.build(self.generator_variables)
-        self.d_optimizer.build(self.discriminator_variables)
+        self.ge_optimizer = blocks.built_adam(self.generator_variables, self.learning_rate,
+                                              self.beta_1)
+        self.d_optimizer = blocks.built_adam(self.discriminator_variables, self.learning_rate,
+                                             self.beta_1)
 
     def sample_z(self, batch_size):
         """Stateless noise keyed on the step counter: a restored checkpoint replays it exactly."""

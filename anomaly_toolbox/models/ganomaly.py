@@ -39,11 +39,10 @@ class GANomaly(keras.Model):
 
     def compile(self, **kwargs):
         super().compile(**kwargs)
-        self.g_optimizer = keras.optimizers.Adam(self.learning_rate, beta_1=self.beta_1)
-        self.d_optimizer = keras.optimizers.Adam(self.learning_rate, beta_1=self.beta_1)
-        # Built now so that a checkpoint can be restored before the first step.
-        self.g_optimizer.build(self.generator_variables)
-        self.d_optimizer.build(self.discriminator_variables)
+        self.g_optimizer = blocks.built_adam(self.generator_variables, self.learning_rate,
+                                              self.beta_1)
+        self.d_optimizer = blocks.built_adam(self.discriminator_variables, self.learning_rate,
+                                             self.beta_1)
 
     def losses_on(self, x, training):
         z = self.g_e(x, training=training)
