@@ -120,3 +120,12 @@ def test_score_refuses_a_folder_that_is_not_our_saved_model(tmp_path, images):
     np.save(tmp_path / "x.npy", images[0][:2])
     proc = cli("score", f"--saved_model={tmp_path}", f"--input={tmp_path / 'x.npy'}")
     assert proc.returncode == 2 and "invalid saved_model" in proc.stderr
+
+
+def test_validation_sweep_restores_the_selected_weights(run):
+    from anomaly_toolbox.sweep import sweep
+
+    rows = sweep(str(run["dir"]), "w_con", [1.0, 50.0], DATA_DIR)  # a training-only key
+    assert [r["w_con"] for r in rows] == [1.0, 50.0] and rows[0]["images"] == 300
+    for r in rows:
+        assert r["auprc"] == pytest.approx(run["results"]["validation"]["auprc"], abs=1e-9)

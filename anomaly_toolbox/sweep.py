@@ -1,0 +1,76 @@
+"""Validation-only sweep of one score-time setting of a finished run (e.g. AnoGAN's Γ).
+
+  python -m anomaly_toolbox.sweep --run_dir=runs/anogan_mnist_1 --key=search_steps --values=10,50,200
+
+Restores the run's selected (best-validation) weights, rebuilds its splits, and scores the
+VALIDATION split once per value; the test split is never read. Prints AUPRC, AUROC and time.
+"""
+
+import json
+import os
+import sys
+import time
+
+from absl import app, flags, logging
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("run_dir", None, "Output folder of a finished anomaly_toolbox.train run.")
+flags.DEFINE_string("key", "search_steps", "Model config key to vary at scoring time.")
+flags.DEFINE_list("values", ["10", "50", "200"], "Values to try (parsed as JSON).")
+flags.DEFINE_string("data_dir", None, "As for anomaly_toolbox.train.")
+flags.DEFINE_string("output", None, "Also write the table as JSON here.")
+
+
+def sweep(run_dir, key, values, data_dir=None):
+    import tensorflow as tf
+
+    from anomaly_toolbox import metrics, registry, training
+    from anomaly_toolbox.errors import UsageError
+
+    path = os.path.join(run_dir, "run.json")
+    if not os.path.exists(os.path.join(run_dir, "checkpoints", "best", "checkpoint")):
+        raise UsageError("run_dir", run_dir, "the folder of a run with a best checkpoint")
+    with open(path) as f:
+        run = json.load(f)
+    cls = registry.get(run["model"])
+    if key not in cls.DEFAULTS:
+        raise UsageError("key", key, f"one of {sorted(cls.DEFAULTS)}")
+    splits, _, _ = training._load_splits(run["dataset"], run["anomalous_class"], run["protocol"],
+                                         run["split_seed"], data_dir, run["limit"])
+    channels = splits.x_train.shape[-1] if splits.x_train.ndim == 4 else 1
+    rows = []
+    for value in values:
+        net = cls(**{**run["config"]["model"], key: value}, channels=channels)
+        net.compile()
+        best = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints", "best"))
+        tf.train.Checkpoint(model=net).restore(best).assert_existing_objects_matched()
+        t0 = time.time()
+        scores = training.score_images(net, splits.x_val)
+        rows.append({key: value, **metrics.ranking_metrics(scores, splits.y_val),
+                     "mean_score": float(scores.mean()),
+                     "seconds": round(time.time() - t0, 1), "images": len(scores)})
+    return rows
+
+
+def main(argv):
+    del argv
+    logging.set_verbosity(logging.WARNING)
+    from anomaly_toolbox.errors import UsageError
+    from anomaly_toolbox.files import write_json
+
+    try:
+        rows = sweep(FLAGS.run_dir, FLAGS.key, [json.loads(v) for v in FLAGS.values], FLAGS.data_dir)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    print(f"| {FLAGS.key} | val AUPRC | val AUROC | mean score | seconds ({rows[0]['images']} images) |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r[FLAGS.key]} | {r['auprc']:.4f} | {r['auroc']:.4f} | {r['mean_score']:.5g} | "
+              f"{r['seconds']} |")
+    if FLAGS.output:
+        write_json(FLAGS.output, rows)
+
+
+if __name__ == "__main__":
+    app.run(main)
