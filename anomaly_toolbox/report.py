@@ -61,7 +61,7 @@ def _chart(by_cell, models, classes, path, title):
     fig, ax = plt.subplots(figsize=(9, 3.5))
     width = 0.8 / max(len(models), 1)
     for i, m in enumerate(models):
-        means = [np.mean([r["auprc"] for r in by_cell[(m, k)]]) if (m, k) in by_cell else 0
+        means = [np.mean([r["auprc"] for r in by_cell[(m, k)]]) if (m, k) in by_cell else np.nan
                  for k in classes]
         ax.bar(np.arange(len(classes)) + i * width, means, width, label=m)
     ax.set_xticks(np.arange(len(classes)) + 0.4 - width / 2, [str(k) for k in classes])
