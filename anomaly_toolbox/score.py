@@ -73,8 +73,13 @@ def validate_images(images, channels, name="input"):
 
 
 def score_all(loaded, images, batch_size):
-    return np.concatenate([loaded.score(images[i:i + batch_size]).numpy()
-                           for i in range(0, len(images), batch_size)])
+    from keras.utils import Progbar
+
+    bar, scores = Progbar(len(images), unit_name="image"), []
+    for i in range(0, len(images), batch_size):
+        scores.append(loaded.score(images[i:i + batch_size]).numpy())
+        bar.add(len(scores[-1]))
+    return np.concatenate(scores)
 
 
 def main(argv):

@@ -25,13 +25,19 @@ class DivergenceError(RuntimeError):
     pass
 
 
-def score_images(model, images, batch_size=256):
+def score_images(model, images, batch_size=256, progress=False):
     """Raw scores of uint8 images (N, 28, 28) in order, in inference mode."""
     fn = getattr(model, "_score_fn", None)
     if fn is None:
         fn = model._score_fn = tf.function(
             model.score, input_signature=[tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, None])])
-    return np.concatenate([fn(batch).numpy() for batch in eval_dataset(images, batch_size)])
+    bar = keras.utils.Progbar(len(images), unit_name="image") if progress else None
+    scores = []
+    for batch in eval_dataset(images, batch_size):
+        scores.append(fn(batch).numpy())
+        if bar:
+            bar.add(len(scores[-1]))
+    return np.concatenate(scores)
 
 
 def versions():
@@ -185,10 +191,11 @@ def run(model, dataset, anomalous_class, output_dir, protocol="pooled", config=N
 
     tf.train.Checkpoint(model=net).restore(best.latest_checkpoint).assert_existing_objects_matched()
     t0 = time.time()
-    val_scores = score_images(net, splits.x_val)
+    val_scores = score_images(net, splits.x_val, progress=verbose == 1)
     threshold = metrics.validation_threshold(val_scores, splits.y_val)
     val_metrics = metrics.evaluate(val_scores, splits.y_val, threshold)
-    test_scores = score_images(net, splits.x_test) if len(splits.y_test) else np.zeros(0)
+    test_scores = (score_images(net, splits.x_test, progress=verbose == 1) if len(splits.y_test)
+                   else np.zeros(0))
     test_metrics = metrics.evaluate(test_scores, splits.y_test, threshold)
     eval_time = time.time() - t0
     _log_scalars(writer, cfg["epochs"], {f"test/{k}": v for k, v in test_metrics.items()})
