@@ -19,9 +19,10 @@ flags.DEFINE_string("key", "search_steps", "Model config key to vary at scoring 
 flags.DEFINE_list("values", ["10", "50", "200"], "Values to try (parsed as JSON).")
 flags.DEFINE_string("data_dir", None, "As for anomaly_toolbox.train.")
 flags.DEFINE_string("output", None, "Also write the table as JSON here.")
+flags.DEFINE_integer("max_images", None, "Score only the first N validation images (cheaper).")
 
 
-def sweep(run_dir, key, values, data_dir=None):
+def sweep(run_dir, key, values, data_dir=None, max_images=None):
     import tensorflow as tf
 
     from anomaly_toolbox import metrics, registry, training
@@ -38,6 +39,7 @@ def sweep(run_dir, key, values, data_dir=None):
     splits, _, _ = training._load_splits(run["dataset"], run["anomalous_class"], run["protocol"],
                                          run["split_seed"], data_dir, run["limit"])
     channels = splits.x_train.shape[-1] if splits.x_train.ndim == 4 else 1
+    x_val, y_val = splits.x_val[:max_images], splits.y_val[:max_images]
     rows = []
     for value in values:
         net = cls(**{**run["config"]["model"], key: value}, channels=channels)
@@ -45,8 +47,8 @@ def sweep(run_dir, key, values, data_dir=None):
         best = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints", "best"))
         tf.train.Checkpoint(model=net).restore(best).assert_existing_objects_matched()
         t0 = time.time()
-        scores = training.score_images(net, splits.x_val)
-        rows.append({key: value, **metrics.ranking_metrics(scores, splits.y_val),
+        scores = training.score_images(net, x_val)
+        rows.append({key: value, **metrics.ranking_metrics(scores, y_val),
                      "mean_score": float(scores.mean()),
                      "seconds": round(time.time() - t0, 1), "images": len(scores)})
     return rows
@@ -59,7 +61,8 @@ def main(argv):
     from anomaly_toolbox.files import write_json
 
     try:
-        rows = sweep(FLAGS.run_dir, FLAGS.key, [json.loads(v) for v in FLAGS.values], FLAGS.data_dir)
+        rows = sweep(FLAGS.run_dir, FLAGS.key, [json.loads(v) for v in FLAGS.values], FLAGS.data_dir,
+                     FLAGS.max_images)
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
