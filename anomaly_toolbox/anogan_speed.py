@@ -14,17 +14,21 @@ import time
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("batch_size", 256, "Images searched together.")
-flags.DEFINE_integer("steps", 50, "Search steps Γ.")
-flags.DEFINE_list("filters", ["64", "128", "256"], "DCGAN widths.")
-flags.DEFINE_integer("latent_dim", 100, "Latent dimension.")
-flags.DEFINE_string("search_init", "zeros", "zeros, sample or best_of_k.")
-flags.DEFINE_integer("single_images", 16, "Images timed one by one (then extrapolated).")
-flags.DEFINE_integer("naive_images", 4, "Images timed with the usual unbatched AnoGAN loop "
-                     "(z a tf.Variable, a keras Adam, Γ compiled steps driven from Python); 0 skips.")
-flags.DEFINE_integer("repeats", 1, "Timed batched calls (after one warm-up call).")
-flags.DEFINE_string("data_dir", None, "Folder holding mnist/*-ubyte.gz "
-                    "(default: $ANOMALY_TOOLBOX_DATA_DIR, then system folders, then tfds).")
+
+
+def define_flags():
+    """Defined on demand, so that importing this module (tests do) defines no flags."""
+    flags.DEFINE_integer("batch_size", 256, "Images searched together.")
+    flags.DEFINE_integer("steps", 50, "Search steps Γ.")
+    flags.DEFINE_list("filters", ["64", "128", "256"], "DCGAN widths.")
+    flags.DEFINE_integer("latent_dim", 100, "Latent dimension.")
+    flags.DEFINE_string("search_init", "zeros", "zeros, sample or best_of_k.")
+    flags.DEFINE_integer("single_images", 16, "Images timed one by one (then extrapolated).")
+    flags.DEFINE_integer("naive_images", 4, "Images timed with the usual unbatched AnoGAN loop "
+                         "(z a tf.Variable, a keras Adam, Γ compiled steps driven from Python); 0 skips.")
+    flags.DEFINE_integer("repeats", 1, "Timed batched calls (after one warm-up call).")
+    flags.DEFINE_string("data_dir", None, "Folder holding mnist/*-ubyte.gz "
+                        "(default: $ANOMALY_TOOLBOX_DATA_DIR, then system folders, then tfds).")
 
 
 def main(argv):
@@ -111,4 +115,5 @@ def _naive(model, x, keras, tf):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -20,22 +20,26 @@ from concurrent.futures import ThreadPoolExecutor
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("models", ["ganomaly", "egbad", "anogan"], "Registered model names.")
-flags.DEFINE_list("datasets", ["mnist", "fashion_mnist"], "Datasets.")
-flags.DEFINE_string("classes", "0-9", "Anomalous classes: '0-9' or '1,3,5'.")
-flags.DEFINE_list("seeds", ["0"], "Training seeds.")
-flags.DEFINE_string("protocol", "pooled", "pooled or official.")
-flags.DEFINE_string("profile", "cpu", "Budget profile: experiments/<model>_<dataset>_<profile>.json.")
-flags.DEFINE_string("results_dir", "results", "Where finished cells' results.json are kept.")
-flags.DEFINE_string("runs_dir", "runs/benchmark", "Where cells train (checkpoints, SavedModels).")
-flags.DEFINE_string("data_dir", None, "Passed to anomaly_toolbox.train.")
-flags.DEFINE_string("experiments_dir", None, "Folder of <model>_<dataset>_<profile>.json "
-                    "(default: the repository's experiments/).")
-flags.DEFINE_integer("limit", None, "Passed to anomaly_toolbox.train: smoke runs only.")
-flags.DEFINE_integer("workers", 1, "Cells trained at once on this machine.")
-flags.DEFINE_string("shard", "0/1", "i/n: run cells i, i+n, i+2n, ...")
-flags.DEFINE_string("benchmarks_md", "benchmarks.md", "Table to regenerate after the grid.")
-flags.DEFINE_bool("table_only", False, "Only regenerate the table from results_dir.")
+
+
+def define_flags():
+    """Defined on demand, so that importing this module (tests do) defines no flags."""
+    flags.DEFINE_list("models", ["ganomaly", "egbad", "anogan"], "Registered model names.")
+    flags.DEFINE_list("datasets", ["mnist", "fashion_mnist"], "Datasets.")
+    flags.DEFINE_string("classes", "0-9", "Anomalous classes: '0-9' or '1,3,5'.")
+    flags.DEFINE_list("seeds", ["0"], "Training seeds.")
+    flags.DEFINE_string("protocol", "pooled", "pooled or official.")
+    flags.DEFINE_string("profile", "cpu", "Budget profile: experiments/<model>_<dataset>_<profile>.json.")
+    flags.DEFINE_string("results_dir", "results", "Where finished cells' results.json are kept.")
+    flags.DEFINE_string("runs_dir", "runs/benchmark", "Where cells train (checkpoints, SavedModels).")
+    flags.DEFINE_string("data_dir", None, "Passed to anomaly_toolbox.train.")
+    flags.DEFINE_string("experiments_dir", None, "Folder of <model>_<dataset>_<profile>.json "
+                        "(default: the repository's experiments/).")
+    flags.DEFINE_integer("limit", None, "Passed to anomaly_toolbox.train: smoke runs only.")
+    flags.DEFINE_integer("workers", 1, "Cells trained at once on this machine.")
+    flags.DEFINE_string("shard", "0/1", "i/n: run cells i, i+n, i+2n, ...")
+    flags.DEFINE_string("benchmarks_md", "benchmarks.md", "Table to regenerate after the grid.")
+    flags.DEFINE_bool("table_only", False, "Only regenerate the table from results_dir.")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -134,4 +138,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -16,10 +16,14 @@ import numpy as np
 from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("saved_model", None, "SavedModel folder written by anomaly_toolbox.train.")
-flags.DEFINE_string("input", None, ".npy file, IDX images file, or folder of PNG/JPEG images.")
-flags.DEFINE_string("output", "scores.csv", "CSV to write.")
-flags.DEFINE_integer("batch_size", 256, "Images per call of the SavedModel.")
+
+
+def define_flags():
+    """Defined on demand, so that importing this module (tests do) defines no flags."""
+    flags.DEFINE_string("saved_model", None, "SavedModel folder written by anomaly_toolbox.train.")
+    flags.DEFINE_string("input", None, ".npy file, IDX images file, or folder of PNG/JPEG images.")
+    flags.DEFINE_string("output", "scores.csv", "CSV to write.")
+    flags.DEFINE_integer("batch_size", 256, "Images per call of the SavedModel.")
 
 
 def read_input(path, channels=1, resize_to=None):
@@ -116,4 +120,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -11,7 +11,9 @@ batch size --batch_size for all so rows compare), on real preprocessed MNIST bat
                 graph with TensorFlow's own op statistics (tf.compat.v1.profiler with
                 ProfileOptionBuilder.float_operation(); the registered "flops" statistics count
                 Conv2D, Conv2DBackpropInput (= transposed convolutions and conv input
-                gradients), Conv2DBackpropFilter, MatMul and the element-wise ops), / batch;
+                gradients), Conv2DBackpropFilter, MatMul and the element-wise ops), summed over
+                the ops the step's outputs and variable updates depend on (the whole graph also
+                holds gradient ops that TF prunes before running it), / batch;
 * GFLOP/s       FLOPs/img x img/s, and its ratio to this run's machine ceiling: a float32
                 matmul (--matmul_size) and a 4x4 stride-2 'same' convolution at the paper
                 models' middle layer (64x16x16x64 -> 64x8x8x128), both tf.functions;
@@ -23,9 +25,10 @@ batch size --batch_size for all so rows compare), on real preprocessed MNIST bat
                 (input pipeline, callbacks, logs), validation scoring, the two checkpoint
                 saves and the TensorBoard scalars, each timed as training.py does it.
 
---investigate adds, per model, an op-type profile of the train step (TF profiler trace) and
+--investigate=MODELS adds, per model, an op-type profile of the train step (TF profiler trace) and
 before/after ratios, measured with interleaved windows in one process, of candidate changes
-(XLA jit_compile, op determinism off, no per-batch callback in fit).
+(XLA jit_compile for the train step and for scoring, op determinism off, keras fit without the
+per-batch callback, a raw step instead of fit), each with the score difference it causes.
 Every number here depends on the load of the machine: the report prints `uptime` with it.
 """
 
@@ -39,25 +42,30 @@ import time
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("models", None, "Registered model names (default: all registered).")
-flags.DEFINE_list("profiles", ["paper", "cpu"], "Profiles: experiments/<model>_mnist_<profile>.json.")
-flags.DEFINE_integer("batch_size", 64, "Training batch size for every row.")
-flags.DEFINE_integer("windows", 5, "Timed windows per measurement (the median is reported).")
-flags.DEFINE_integer("window_steps", 10, "Train steps per timed window.")
-flags.DEFINE_integer("ceiling_steps", 3, "Ops per timed window of the ceiling measurements.")
-flags.DEFINE_integer("matmul_size", 2048, "Side of the square float32 ceiling matmul.")
-flags.DEFINE_integer("score_images", 512, "Test images scored per SavedModel timing window.")
-flags.DEFINE_integer("slow_score_images", 16, "Images scored when the model's latent search has "
-                     ">= 100 steps (AnoGAN paper profile: Γ = 500).")
-flags.DEFINE_integer("fit_batches", 20, "Batches per timed keras fit epoch (outside-step share).")
-flags.DEFINE_integer("val_sample", 512, "Validation images scored (then extrapolated to the split).")
-flags.DEFINE_bool("investigate", False, "Also profile op types and A/B candidate changes.")
-flags.DEFINE_string("output", "speed.md", "Markdown report, written atomically.")
-flags.DEFINE_string("json_output", None, "Also write every measurement as JSON here.")
-flags.DEFINE_string("data_dir", None, "Folder holding mnist/*-ubyte.gz "
-                    "(default: $ANOMALY_TOOLBOX_DATA_DIR, then system folders, then tfds).")
-flags.DEFINE_string("experiments_dir", None, "Folder of <model>_mnist_<profile>.json "
-                    "(default: the repository's experiments/).")
+
+
+def define_flags():
+    """Defined on demand, so that importing this module (tests do) defines no flags."""
+    flags.DEFINE_list("models", None, "Registered model names (default: all registered).")
+    flags.DEFINE_list("profiles", ["paper", "cpu"], "Profiles: experiments/<model>_mnist_<profile>.json.")
+    flags.DEFINE_integer("batch_size", 64, "Training batch size for every row.")
+    flags.DEFINE_integer("windows", 5, "Timed windows per measurement (the median is reported).")
+    flags.DEFINE_integer("window_steps", 10, "Train steps per timed window.")
+    flags.DEFINE_integer("ceiling_steps", 3, "Ops per timed window of the ceiling measurements.")
+    flags.DEFINE_integer("matmul_size", 2048, "Side of the square float32 ceiling matmul.")
+    flags.DEFINE_integer("score_images", 512, "Test images scored per SavedModel timing window.")
+    flags.DEFINE_integer("slow_score_images", 16, "Images scored when the model's latent search has "
+                         ">= 100 steps (AnoGAN paper profile: Γ = 500).")
+    flags.DEFINE_integer("fit_batches", 20, "Batches per timed keras fit epoch (outside-step share).")
+    flags.DEFINE_integer("val_sample", 512, "Validation images scored (then extrapolated to the split).")
+    flags.DEFINE_list("investigate", [], "Models (at each profile) whose train step is also "
+                      "profiled by op type, with A/B ratios of candidate changes.")
+    flags.DEFINE_string("output", "speed.md", "Markdown report, written atomically.")
+    flags.DEFINE_string("json_output", None, "Also write every measurement as JSON here.")
+    flags.DEFINE_string("data_dir", None, "Folder holding mnist/*-ubyte.gz "
+                        "(default: $ANOMALY_TOOLBOX_DATA_DIR, then system folders, then tfds).")
+    flags.DEFINE_string("experiments_dir", None, "Folder of <model>_mnist_<profile>.json "
+                        "(default: the repository's experiments/).")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SLOW_SEARCH_STEPS = 100
@@ -115,7 +123,8 @@ def interleaved_ratio(fn_a, fn_b, windows, steps):
 
 # ----------------------------------------------------------------------------------- ceiling
 
-def measure_ceiling(windows=5, steps=3, matmul_size=2048, conv_shape=CONV_CEILING_SHAPE):
+def measure_ceiling(windows=5, steps=3, matmul_size=2048, conv_shape=CONV_CEILING_SHAPE,
+                    kinds=("matmul", "conv", "conv_input_grad", "conv_filter_grad")):
     """Machine ceiling in GFLOP/s (medians): float32 matmul, and a 4x4 stride-2 'same'
     convolution forward, its input gradient (= a transposed convolution) and filter gradient."""
     import tensorflow as tf
@@ -138,6 +147,8 @@ def measure_ceiling(windows=5, steps=3, matmul_size=2048, conv_shape=CONV_CEILIN
     for key, fn, flops in (("matmul", matmul, 2 * n ** 3), ("conv", conv, conv_flops),
                            ("conv_input_grad", conv_input_grad, conv_flops),
                            ("conv_filter_grad", conv_filter_grad, conv_flops)):
+        if key not in kinds:
+            continue
         _sync(fn())  # trace + warm-up
         seconds = timed_windows(lambda i: fn(), windows, steps)
         result[f"{key}_gflops"] = flops * steps / statistics.median(seconds) / 1e9
@@ -147,9 +158,9 @@ def measure_ceiling(windows=5, steps=3, matmul_size=2048, conv_shape=CONV_CEILIN
 # ------------------------------------------------------------------------------------- FLOPs
 
 def count_flops(concrete_fn):
-    """(total, {op type: flops}) of one execution of a concrete function's graph, from TF's
-    registered "flops" op statistics; the total is tf.compat.v1.profiler's, the breakdown ours
-    from the same statistics (they agree)."""
+    """(total, {op type: flops}, whole-graph total) of one execution of a concrete function's
+    graph, from TF's registered "flops" op statistics (the ones tf.compat.v1.profiler sums;
+    its whole-graph total is returned too, for comparison)."""
     import tensorflow as tf
     from tensorflow.python.framework import ops as tf_ops
     from tensorflow.python.profiler.internal import flops_registry  # noqa: F401 (registers)
@@ -157,16 +168,32 @@ def count_flops(concrete_fn):
     graph = concrete_fn.graph
     options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
     options["output"] = "none"
-    total = tf.compat.v1.profiler.profile(graph=graph, cmd="op", options=options).total_float_ops
+    graph_total = tf.compat.v1.profiler.profile(graph=graph, cmd="op",
+                                                options=options).total_float_ops
+    # The graph also holds gradient ops nothing uses (tf.GradientTape's Conv2D gradient builds
+    # the input AND the filter gradient even when only one is needed, e.g. D's filter gradients
+    # inside G's loss): TF prunes them when it runs the function, so count only the ops that
+    # the outputs or a side effect (variable updates) depend on.
+    live, todo = set(), [t.op for t in graph.outputs] + list(graph.control_outputs) + [
+        op for op in graph.get_operations() if op._is_stateful and not op.outputs]
+    while todo:
+        op = todo.pop()
+        if op.name in live:
+            continue
+        live.add(op.name)
+        todo.extend(t.op for t in op.inputs)
+        todo.extend(op.control_inputs)
     by_type = {}
     for op in graph.get_operations():
+        if op.name not in live:
+            continue
         try:
             value = tf_ops.get_stats_for_node_def(graph, op.node_def, "flops").value
         except ValueError:  # no shape or no statistics registered
             value = None
         if value:
             by_type[op.type] = by_type.get(op.type, 0) + int(value)
-    return int(total), by_type
+    return int(sum(by_type.values())), by_type, int(graph_total)
 
 
 # -------------------------------------------------------------------------------------- model
@@ -226,8 +253,28 @@ def _score_saved_model(model, model_name, config, x_test, windows, score_images,
                                  if "search_steps" in config["model"] else ""))}
 
 
+class _BatchClock:
+    """keras callback: the time at which each batch of fit ends."""
+
+    def __new__(cls):
+        import keras
+
+        class Clock(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.ends = []
+
+            def on_train_batch_end(self, batch, logs=None):
+                self.ends.append(time.perf_counter())
+
+            def gaps(self):
+                return [b - a for a, b in zip(self.ends[1:], self.ends[2:])]
+
+        return Clock()
+
+
 def _outside_step(model, step, batches, splits, batch_size, windows, fit_batches, val_sample,
-                  tmpdir):
+                  tmpdir, slow_score_images=16):
     """Per-epoch seconds outside train steps, as training._train spends them, for the real
     split sizes: keras fit per batch beyond the raw step (from timed short fits), validation
     scoring (extrapolated from val_sample images), two checkpoint saves, the scalar log."""
@@ -243,16 +290,25 @@ def _outside_step(model, step, batches, splits, batch_size, windows, fit_batches
     stop = training._StopOnNonFinite()
     model.fit(train_dataset(x_fit[:2 * batch_size], batch_size, 0, 0), epochs=1, verbose=0,
               shuffle=False, callbacks=[stop])  # builds keras' train_function
-    fit_s, raw_s = [], []
+    fit_s, fixed_s, raw_s = [], [], []
     for w in range(max(1, min(windows, 3))):
+        clock = _BatchClock()
         t0 = time.perf_counter()
         model.fit(train_dataset(x_fit, batch_size, 0, w), epochs=1, verbose=0, shuffle=False,
-                  callbacks=[stop])
-        fit_s.append((time.perf_counter() - t0) / fit_batches)
-        raw_s.append(statistics.median(timed_windows(
-            lambda i: step(batches[i % len(batches)]), 1, fit_batches)) / fit_batches)
-    fit_step, raw_step = statistics.median(fit_s), statistics.median(raw_s)
+                  callbacks=[stop, clock])
+        total = time.perf_counter() - t0
+        # per batch in steady state (median gap between batch ends), and the per-fit-call
+        # constant (iterator and adapter setup, first pipeline fill, epoch end)
+        per_batch = statistics.median(clock.gaps()) if len(clock.ends) > 2 else total / fit_batches
+        fit_s.append(per_batch)
+        fixed_s.append(max(total - per_batch * fit_batches, 0.0))
+        raw_s.append(timed_windows(lambda i: step(batches[i % len(batches)]), 1,
+                                   fit_batches)[0] / fit_batches)
+    fit_step, fit_fixed, raw_step = (statistics.median(fit_s), statistics.median(fixed_s),
+                                     statistics.median(raw_s))
 
+    if getattr(model, "search_steps", 0) >= SLOW_SEARCH_STEPS:
+        val_sample = min(val_sample, slow_score_images)
     x_val = splits.x_val[:val_sample]
     training.score_images(model, x_val[:8])  # traces the scorer
     t0 = time.perf_counter()
@@ -284,11 +340,12 @@ def _outside_step(model, step, batches, splits, batch_size, windows, fit_batches
     log_s = time.perf_counter() - t0
 
     steps = -(-len(splits.x_train) // batch_size)
-    parts = {"fit_overhead": steps * max(fit_step - raw_step, 0.0),
+    parts = {"fit_overhead": steps * max(fit_step - raw_step, 0.0) + fit_fixed,
              "validation": val_per_image * len(splits.y_val) + val_metrics_s,
              "checkpoints": min(ckpt), "logging": log_s}
     epoch = steps * raw_step + sum(parts.values())
     return {"epoch_s": epoch, "steps_per_epoch": steps, "fit_step_s": fit_step,
+            "fit_fixed_s": fit_fixed,
             "raw_step_s": raw_step, "outside_share": sum(parts.values()) / epoch,
             **{f"outside_{k}_share": v / epoch for k, v in parts.items()}}
 
@@ -309,7 +366,7 @@ def measure(model_name, config, data, batch_size=64, windows=5, window_steps=10,
         _sync(step(b))  # trace + warm-up
     seconds = timed_windows(lambda i: step(batches[i % len(batches)]), windows, window_steps)
     img_s = batch_size * window_steps / statistics.median(seconds)
-    total, by_type = count_flops(step.get_concrete_function(batches[0]))
+    total, by_type, graph_total = count_flops(step.get_concrete_function(batches[0]))
     conv_types = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "MatMul")
     row = {"model": model_name, "profile": profile or config.get("profile", ""),
            "filters": list(config["model"]["filters"]),
@@ -318,15 +375,21 @@ def measure(model_name, config, data, batch_size=64, windows=5, window_steps=10,
            "train_img_s": img_s, "train_img_s_windows": [batch_size * window_steps / s
                                                           for s in seconds],
            "flops_per_img": total / batch_size,
+           "graph_flops_per_img": graph_total / batch_size,
            "conv_matmul_flop_share": sum(by_type.get(t, 0) for t in conv_types) / max(total, 1),
            "flops_by_type": by_type}
     row["gflops"] = row["flops_per_img"] * img_s / 1e9
     if ceiling:
-        row["of_matmul"] = row["gflops"] / ceiling["matmul_gflops"]
-        row["of_conv"] = row["gflops"] / ceiling["conv_gflops"]
+        # The load moves: the ratio uses the ceiling measured again right after this row's
+        # windows (the run's start-of-run ceiling is in the header).
+        now = measure_ceiling(3, 1, ceiling["matmul_size"], tuple(ceiling["conv_shape"]),
+                              kinds=("matmul", "conv"))
+        row["ceiling_now"] = now
+        row["of_matmul"] = row["gflops"] / now["matmul_gflops"]
+        row["of_conv"] = row["gflops"] / now["conv_gflops"]
     with tempfile.TemporaryDirectory(prefix="speed-") as tmpdir:
         row.update(_outside_step(model, step, batches, data, batch_size, windows, fit_batches,
-                                 val_sample, tmpdir))
+                                 val_sample, tmpdir, slow_score_images))
         row.update(_score_saved_model(model, model_name, config, data.x_test, windows,
                                       score_images, slow_score_images, tmpdir))
     return row
@@ -364,7 +427,8 @@ def op_profile(step, batches, steps=5, top=12):
             "top": [(t, v / total) for t, v in ranked[:top]]}
 
 
-def investigate(model_name, config, data, batch_size=64, windows=6, window_steps=5):
+def investigate(model_name, config, data, batch_size=64, windows=6, window_steps=5,
+                fit_batches=20):
     """Before/after ratios (B time / A time, < 1 = faster) of candidate changes, each with
     interleaved windows in this process, and whether the change alters scores."""
     import numpy as np
@@ -398,34 +462,38 @@ def investigate(model_name, config, data, batch_size=64, windows=6, window_steps
         out.setdefault("ab", []).append({"change": name, "before_s": a, "after_s": b,
                                          "ratio": ratio, "note": note})
 
-    # XLA: two identical models, K steps each on the same batches, then compare scores.
-    xla_model = build(model_name, config["model"])
-    xla_step = tf.function(xla_model.train_step, jit_compile=True)
+    # XLA: two identical models, 3 steps each on the same batches, then compare scores.
     ref = build(model_name, config["model"])
     ref_step = tf.function(ref.train_step)
+    for b in batches[:3]:
+        ref_step(b)
+    ref_scores = ref.score(probe).numpy()
+    scale = float(np.max(np.abs(ref_scores)))
+
+    def score_diff(other):
+        diff = np.max(np.abs(ref_scores - other.score(probe).numpy()))
+        return f"max |score diff| after 3 steps {diff:.2g} (scores up to {scale:.2g})"
+
+    xla_model = build(model_name, config["model"])
+    xla_step = tf.function(xla_model.train_step, jit_compile=True)
     try:
         for b in batches[:3]:
-            ref_step(b)
             xla_step(b)
-        ref_scores = ref.score(probe).numpy()
-        diff = float(np.max(np.abs(ref_scores - xla_model.score(probe).numpy())))
-        scale = float(np.max(np.abs(ref_scores)))
+        xla_note = score_diff(xla_model)
     except Exception:  # reported by a_b below
-        diff = scale = float("nan")
+        xla_note = ""
     a_b("XLA: tf.function(train_step, jit_compile=True)",
         lambda i: ref_step(batches[i % len(batches)]),
-        lambda i: xla_step(batches[i % len(batches)]),
-        f"max |score diff| after 3+ steps {diff:.2g} (scores up to {scale:.2g})")
+        lambda i: xla_step(batches[i % len(batches)]), xla_note)
 
-    # Op determinism off (training.py turns it on; it also makes keras fit skip XLA).
+    # Op determinism off (training.py turns it on).
     from tensorflow.python.framework import config as tf_config
 
-    tf_config.disable_op_determinism()
     nd = build(model_name, config["model"], deterministic=False)
     nd_step = tf.function(nd.train_step)
-    for b in batches[:2]:
+    for b in batches[:3]:
         nd_step(b)
-    fit_jit = bool(nd.jit_compile)
+    det_note = score_diff(nd)
     tf.config.experimental.enable_op_determinism()
 
     def det_on(i):
@@ -436,29 +504,65 @@ def investigate(model_name, config, data, batch_size=64, windows=6, window_steps
         tf_config.disable_op_determinism()
         return nd_step(batches[i % len(batches)])
 
-    a_b("op determinism off (raw step)", det_on, det_off,
-        f"keras would then compile fit with jit_compile={fit_jit}")
+    a_b("op determinism off (raw step)", det_on, det_off, det_note)
     tf.config.experimental.enable_op_determinism()
 
-    # keras fit: the per-batch NaN callback vs none (a callback with on_train_batch_end makes
-    # fit convert the logs to numbers after every batch).
-    x_fit = data.x_train[:window_steps * batch_size]
+    # keras fit, per batch in steady state (median gap between batch ends, so the per-fit-call
+    # setup is left out): with and without the per-batch _StopOnNonFinite callback (it turns
+    # every batch's losses into Python floats), and against the raw step.
+    x_fit = data.x_train[:fit_batches * batch_size]
     stop = training._StopOnNonFinite()
-    base.fit(train_dataset(x_fit, batch_size, 0, 0), epochs=1, verbose=0, callbacks=[stop])
+    base.fit(train_dataset(x_fit[:2 * batch_size], batch_size, 0, 0), epochs=1, verbose=0,
+             shuffle=False, callbacks=[stop])
 
-    def fit_with(callbacks):
-        def run(i):
-            if i % window_steps:
-                return tf.constant(0.0)
-            base.fit(train_dataset(x_fit, batch_size, 0, i), epochs=1, verbose=0,
-                     callbacks=callbacks)
-            return tf.constant(0.0)
+    def fit_per_batch(extra):
+        def run(w):
+            clock = _BatchClock()
+            base.fit(train_dataset(x_fit, batch_size, 0, w), epochs=1, verbose=0,
+                     shuffle=False, callbacks=extra + [clock])
+            return statistics.median(clock.gaps())
         return run
 
-    a_b("keras fit without the per-batch _StopOnNonFinite callback", fit_with([stop]),
-        fit_with([]), "check the epoch's losses for NaN once instead")
-    a_b("raw tf.function step instead of keras fit (per batch)", fit_with([stop]),
-        lambda i: step(batches[i % len(batches)]), "fit includes the tf.data pipeline")
+    def raw_per_batch(w):
+        return timed_windows(lambda i: step(batches[i % len(batches)]), 1,
+                             fit_batches)[0] / fit_batches
+
+    def a_b_per_unit(name, run_a, run_b, note=""):
+        a, b = [], []
+        for w in range(max(3, windows // 2)):
+            for run, acc in ((run_a, a), (run_b, b)) if w % 2 == 0 else ((run_b, b), (run_a, a)):
+                acc.append(run(w))
+        ratios = [y / x for x, y in zip(a, b)]
+        out.setdefault("ab", []).append({"change": name, "before_s": statistics.median(a),
+                                         "after_s": statistics.median(b),
+                                         "ratio": statistics.median(ratios), "note": note})
+
+    # Scoring (validation every epoch, test, SavedModel) with XLA: same model, same images.
+    from anomaly_toolbox.preprocessing import IMAGE_SIZE
+
+    slow = getattr(ref, "search_steps", 0) >= SLOW_SEARCH_STEPS
+    x_score = probe[:8] if slow else probe
+    spec = [tf.TensorSpec([None, IMAGE_SIZE, IMAGE_SIZE, None])]
+    plain = tf.function(ref.score, input_signature=spec)
+    xla = tf.function(ref.score, input_signature=spec, jit_compile=True)
+    try:
+        d = float(np.max(np.abs(plain(x_score).numpy() - xla(x_score).numpy())))
+        s_scale = float(np.max(np.abs(plain(x_score).numpy())))
+        note = f"same weights: max |score diff| {d:.2g} (scores up to {s_scale:.2g})"
+    except Exception:
+        note = ""
+    saved = window_steps
+    window_steps = 1 if slow else 2
+    a_b(f"score with jit_compile=True ({int(x_score.shape[0])} images per call)",
+        lambda i: plain(x_score), lambda i: xla(x_score), note)
+    window_steps = saved
+
+    a_b_per_unit("keras fit without the per-batch _StopOnNonFinite callback",
+                 fit_per_batch([stop]), fit_per_batch([]),
+                 "steady-state s/batch; check the epoch's losses for NaN once instead")
+    a_b_per_unit("raw tf.function step instead of keras fit (per batch)",
+                 fit_per_batch([stop]), raw_per_batch,
+                 "steady-state s/batch; fit also runs the tf.data pipeline")
     return out
 
 
@@ -506,23 +610,28 @@ def render(rows, ceiling, meta=None, investigations=()):
             f"{outside} |")
     lines += ["", "train img/s: tf.function(model.train_step) on real MNIST batches of "
               f"{rows[0]['batch_size'] if rows else '?'}, after warm-up, median of windows. "
-              "FLOPs: one train step's concrete-function graph counted by tf.compat.v1.profiler "
-              "(float_operation: Conv2D, Conv2DBackpropInput, Conv2DBackpropFilter, MatMul and "
-              "element-wise ops, fixed batch shape), / batch. Outside steps: share of an "
+              "FLOPs: one train step's concrete-function graph (fixed batch shape), TF's registered "
+              "float-op statistics (those tf.compat.v1.profiler's float_operation() sums: Conv2D, "
+              "Conv2DBackpropInput, Conv2DBackpropFilter, MatMul, element-wise ops) over the ops "
+              "the step's outputs and variable updates depend on (the profiler's whole-graph "
+              "total also counts gradient ops TF prunes at run time), / batch. GFLOP/s ratios: "
+              "to a matmul and a conv measured again right after the row (load drifts). Outside steps: share of an "
               "estimated full pooled-MNIST epoch (class 0 split) spent outside raw train steps: "
               "keras fit's extra per-batch cost (tf.data pipeline, callbacks, logs), validation "
               "scoring (training.score_images, extrapolated from a sample), the best+last "
               "checkpoint saves and the TensorBoard scalars."]
     if rows:
-        lines += ["", "| model | profile | epoch (est.) | raw step | fit step | conv+matmul "
-                  "share of FLOPs | fit jit_compile |", "|---|---|---|---|---|---|---|"]
+        lines += ["", "| model | profile | epoch (est.) | raw step | fit step (+ per fit call) | "
+                  "conv+matmul share of FLOPs | whole-graph MFLOP/img (unpruned) | "
+                  "fit jit_compile |", "|---|---|---|---|---|---|---|---|"]
         for r in rows:
             if "epoch_s" not in r:
                 continue
             lines.append(f"| {r['model']} | {r['profile']} | {r['epoch_s']:.0f} s "
                          f"({r['steps_per_epoch']} steps) | {1e3 * r['raw_step_s']:.0f} ms | "
-                         f"{1e3 * r['fit_step_s']:.0f} ms | "
-                         f"{100 * r['conv_matmul_flop_share']:.1f}% | {r['fit_jit_compile']} |")
+                         f"{1e3 * r['fit_step_s']:.0f} ms (+{r['fit_fixed_s']:.1f} s) | "
+                         f"{100 * r['conv_matmul_flop_share']:.1f}% | "
+                         f"{_fmt(r['graph_flops_per_img'] / 1e6)} | {r['fit_jit_compile']} |")
     for inv in investigations:
         lines += ["", f"### {inv['model']} ({inv['profile']}): where the step's time goes", ""]
         prof = inv.get("op_profile") or {}
@@ -574,8 +683,9 @@ def main(argv):
                   f"{row['flops_per_img'] / 1e6:.1f} MFLOP/img, {row['gflops']:.2f} GFLOP/s, "
                   f"score {row['score_img_s']:.1f} img/s, outside {100 * row['outside_share']:.1f}% "
                   f"({time.time() - t0:.0f}s; {row['load']})", flush=True)
-            if FLAGS.investigate:
-                inv = investigate(name, cfg, splits, FLAGS.batch_size)
+            if name in FLAGS.investigate:
+                inv = investigate(name, cfg, splits, FLAGS.batch_size,
+                                  fit_batches=FLAGS.fit_batches)
                 investigations.append(inv)
                 print(json.dumps(inv, default=str), flush=True)
     meta = {"command": "python -m anomaly_toolbox.speed " + " ".join(
@@ -583,6 +693,7 @@ def main(argv):
                 for k, v in (("models", models), ("profiles", FLAGS.profiles),
                              ("batch_size", FLAGS.batch_size), ("windows", FLAGS.windows),
                              ("window_steps", FLAGS.window_steps),
+                             ("fit_batches", FLAGS.fit_batches),
                              ("investigate", FLAGS.investigate))),
             "load": load_before, "load_after": load_average(),
             "machine": f"{platform.machine()}, {os.cpu_count()} cpus, TF {tf.__version__}"}
@@ -596,4 +707,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

@@ -14,12 +14,16 @@ import time
 from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("run_dir", None, "Output folder of a finished anomaly_toolbox.train run.")
-flags.DEFINE_string("key", "search_steps", "Model config key to vary at scoring time.")
-flags.DEFINE_list("values", ["10", "50", "200"], "Values to try (parsed as JSON).")
-flags.DEFINE_string("data_dir", None, "As for anomaly_toolbox.train.")
-flags.DEFINE_string("output", None, "Also write the table as JSON here.")
-flags.DEFINE_integer("max_images", None, "Score only the first N validation images (cheaper).")
+
+
+def define_flags():
+    """Defined on demand, so that importing this module (tests do) defines no flags."""
+    flags.DEFINE_string("run_dir", None, "Output folder of a finished anomaly_toolbox.train run.")
+    flags.DEFINE_string("key", "search_steps", "Model config key to vary at scoring time.")
+    flags.DEFINE_list("values", ["10", "50", "200"], "Values to try (parsed as JSON).")
+    flags.DEFINE_string("data_dir", None, "As for anomaly_toolbox.train.")
+    flags.DEFINE_string("output", None, "Also write the table as JSON here.")
+    flags.DEFINE_integer("max_images", None, "Score only the first N validation images (cheaper).")
 
 
 def sweep(run_dir, key, values, data_dir=None, max_images=None):
@@ -76,4 +80,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

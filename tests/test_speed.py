@@ -7,7 +7,8 @@ def test_speed_report_has_positive_numbers(mnist):
     from anomaly_toolbox import protocols, registry, speed
 
     splits = protocols.make_splits(mnist, 0, "pooled", 0)
-    ceiling = speed.measure_ceiling(windows=2, steps=1, matmul_size=256, conv_shape=(8, 16, 16, 8, 16))
+    ceiling = speed.measure_ceiling(windows=2, steps=1, matmul_size=256,
+                                    conv_shape=(8, 16, 16, 8, 16))
     assert all(ceiling[k] > 0 for k in ("matmul_gflops", "conv_gflops", "conv_input_grad_gflops",
                                         "conv_filter_grad_gflops"))
     cls = registry.get("ganomaly")
