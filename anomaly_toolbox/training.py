@@ -45,7 +45,9 @@ def versions():
 
     return {"python": platform.python_version(), "tensorflow": tf.__version__,
             "keras": keras.__version__, "numpy": np.__version__, "scikit-learn": sklearn.__version__,
-            "machine": f"{platform.machine()} {os.cpu_count()} cpus"}
+            "machine": f"{platform.machine()} {os.cpu_count()} cpus",
+            # changes kernels (and so, by rounding, GAN training trajectories) on this CPU
+            "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset")}
 
 
 def _check_identity(output_dir, identity):
