@@ -320,14 +320,7 @@ def _outside_step(model, step, batches, splits, batch_size, windows, fit_batches
     val_metrics_s = time.perf_counter() - t0
     del scores
 
-    state = {"epoch": tf.Variable(0, dtype=tf.int64, trainable=False),
-             "best_auprc": tf.Variable(-1.0, dtype=tf.float64, trainable=False),
-             "best_epoch": tf.Variable(0, dtype=tf.int64, trainable=False),
-             "train_seconds": tf.Variable(0.0, dtype=tf.float64, trainable=False)}
-    last = tf.train.CheckpointManager(tf.train.Checkpoint(model=model, **state),
-                                      os.path.join(tmpdir, "checkpoints", "last"), 1)
-    best = tf.train.CheckpointManager(tf.train.Checkpoint(model=model),
-                                      os.path.join(tmpdir, "checkpoints", "best"), 1)
+    state, last, best = training.checkpoint_managers(model, tmpdir)
     ckpt = []
     for _ in range(2):
         t0 = time.perf_counter()

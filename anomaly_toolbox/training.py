@@ -129,8 +129,8 @@ def _prepare(model, dataset, anomalous_class, output_dir, protocol, config, epoc
     return model_cls, cfg, source, splits, identity
 
 
-def _train(net, cfg, splits, output_dir, train_seed, verbose):
-    """Fits epoch by epoch from the last checkpoint; returns (state variables, divergence or None)."""
+def checkpoint_managers(net, output_dir):
+    """(run state variables, manager of the last epoch, manager of the best-validation epoch)."""
     state = {"epoch": tf.Variable(0, dtype=tf.int64, trainable=False),
              "best_auprc": tf.Variable(-1.0, dtype=tf.float64, trainable=False),
              "best_epoch": tf.Variable(0, dtype=tf.int64, trainable=False),
@@ -139,6 +139,12 @@ def _train(net, cfg, splits, output_dir, train_seed, verbose):
                                       os.path.join(output_dir, "checkpoints", "last"), 1)
     best = tf.train.CheckpointManager(tf.train.Checkpoint(model=net),
                                       os.path.join(output_dir, "checkpoints", "best"), 1)
+    return state, last, best
+
+
+def _train(net, cfg, splits, output_dir, train_seed, verbose):
+    """Fits epoch by epoch from the last checkpoint; returns (state variables, divergence or None)."""
+    state, last, best = checkpoint_managers(net, output_dir)
     if last.latest_checkpoint:
         last.checkpoint.restore(last.latest_checkpoint).assert_existing_objects_matched()
         print(f"Resuming {output_dir} after epoch {int(state['epoch'].numpy())}", flush=True)
