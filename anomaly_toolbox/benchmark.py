@@ -36,7 +36,10 @@ def define_flags():
     flags.DEFINE_string("experiments_dir", None, "Folder of <model>_<dataset>_<profile>.json "
                         "(default: the repository's experiments/).")
     flags.DEFINE_integer("limit", None, "Passed to anomaly_toolbox.train: smoke runs only.")
-    flags.DEFINE_integer("workers", 1, "Cells trained at once on this machine.")
+    flags.DEFINE_integer("workers", 2, "Cells trained at once on this machine (two 1-thread workers "
+                         "beat one 2-thread worker on 2 cores: benchmarks.md, Speed).")
+    flags.DEFINE_integer("threads_per_worker", None, "TensorFlow intra/inter-op threads of each "
+                         "cell (default: CPU count // workers; TensorFlow's own default with 1 worker).")
     flags.DEFINE_string("shard", "0/1", "i/n: run cells i, i+n, i+2n, ...")
     flags.DEFINE_string("benchmarks_md", "benchmarks.md", "Table to regenerate after the grid.")
     flags.DEFINE_bool("table_only", False, "Only regenerate the table from results_dir.")
@@ -72,11 +75,23 @@ def cell_name(protocol, dataset, model, profile, anomalous_class, seed):
 
 
 def grid(models, datasets, classes, seeds, protocol, profile):
-    return [(protocol, d, m, profile, k, s) for d in datasets for m in models for s in seeds
-            for k in classes]
+    """Class by class, so that a grid stopped early leaves whole rows (every model, every dataset)."""
+    return [(protocol, d, m, profile, k, s) for s in seeds for k in classes for d in datasets
+            for m in models]
 
 
-def run_cell(cell, results_dir, runs_dir, data_dir, experiments_dir, limit=None):
+def worker_env(workers, threads=None):
+    """Environment of a cell: with several workers, each gets its share of the cores."""
+    env = dict(os.environ)
+    if threads is None and workers > 1:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+    if threads:
+        env.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))
+        env.setdefault("TF_NUM_INTEROP_THREADS", str(threads))
+    return env
+
+
+def run_cell(cell, results_dir, runs_dir, data_dir, experiments_dir, limit=None, env=None):
     protocol, dataset, model, profile, anomalous_class, seed = cell
     name = cell_name(*cell)
     target = os.path.join(results_dir, name + ".json")
@@ -92,7 +107,7 @@ def run_cell(cell, results_dir, runs_dir, data_dir, experiments_dir, limit=None)
         + ([f"--limit={limit}"] if limit else [])
     started = time.time()
     with open(os.path.join(run_dir, "train.log"), "a") as log:
-        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT)
+        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     if code != 0:
         return name, f"FAILED (exit {code}, see {run_dir}/train.log)"
     os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -116,6 +131,8 @@ def main(argv):
                     raise UsageError("datasets", dataset, f"one of {', '.join(DATASETS)}")
             if FLAGS.workers <= 0:
                 raise UsageError("workers", FLAGS.workers, "a positive integer")
+            if FLAGS.threads_per_worker is not None and FLAGS.threads_per_worker <= 0:
+                raise UsageError("threads_per_worker", FLAGS.threads_per_worker, "a positive integer")
             index, count = parse_shard(FLAGS.shard)
             cells = grid(FLAGS.models, FLAGS.datasets, parse_classes(FLAGS.classes),
                          [int(s) for s in FLAGS.seeds], FLAGS.protocol, FLAGS.profile)[index::count]
@@ -124,10 +141,12 @@ def main(argv):
                 path = os.path.join(experiments, f"{model}_{dataset}_{FLAGS.profile}.json")
                 if not os.path.exists(path):
                     raise UsageError("profile", FLAGS.profile, f"a profile with a file {path}")
-            print(f"{len(cells)} cells, {FLAGS.workers} worker(s)", flush=True)
+            env = worker_env(FLAGS.workers, FLAGS.threads_per_worker)
+            print(f"{len(cells)} cells, {FLAGS.workers} worker(s), "
+                  f"{env.get('TF_NUM_INTRAOP_THREADS', 'default')} thread(s) each", flush=True)
             with ThreadPoolExecutor(FLAGS.workers) as pool:
                 jobs = [pool.submit(run_cell, c, FLAGS.results_dir, FLAGS.runs_dir, FLAGS.data_dir,
-                                    experiments, FLAGS.limit) for c in cells]
+                                    experiments, FLAGS.limit, env) for c in cells]
                 for job in jobs:
                     print(*job.result(), flush=True)
         report.write(FLAGS.results_dir, FLAGS.benchmarks_md)

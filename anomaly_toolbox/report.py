@@ -112,12 +112,19 @@ def render(rows, figures_dir):
         shares = [r["splits"]["test_anomaly_share"] for r in group]
         machines = sorted({r["versions"]["machine"] for r in group})
         tf_versions = sorted({r["versions"]["tensorflow"] for r in group})
+        settings = sorted({", ".join(f"{k}={r['versions'].get(k, 'unset')}" for k in
+                                     ("TF_ENABLE_ONEDNN_OPTS", "TF_NUM_INTRAOP_THREADS"))
+                           for r in group})
+        total = sum(r["wall_time_s"]["train"] + r["wall_time_s"]["evaluate"] for r in group)
         out += [f"## {dataset}, {protocol} protocol, `{profile}` profile", "",
                 f"- Test anomaly share: {min(shares):.1%} – {max(shares):.1%} (by class).",
-                f"- Hardware: {', '.join(machines)}, CPU only; TensorFlow {', '.join(tf_versions)}.",
+                f"- Hardware: {', '.join(machines)}, CPU only; TensorFlow {', '.join(tf_versions)}; "
+                f"{'; '.join(settings)}.",
                 "- Command: `" + COMMAND.format(models=",".join(models), dataset=dataset,
                                                 protocol=protocol, profile=profile) + "`",
-                f"- Missing cells (shown as —): {missing} of {len(models) * len(classes)}.", ""]
+                f"- Missing cells (shown as —): {missing} of {len(models) * len(classes)}.",
+                f"- Total wall time of the {len(group)} cells (train + evaluate, as measured per "
+                f"cell; cells may have run two at a time): {total / 3600:.2f} h.", ""]
         out += ["| model | budget | mean wall time per cell (train + evaluate) |", "|---|---|---|"]
         for m in models:
             rs = [r for r in group if r["model"] == m]
@@ -134,8 +141,19 @@ def render(rows, figures_dir):
     return "\n".join(out)
 
 
+SPEED_REPORT = "speed.md"  # written into results_dir by `python -m anomaly_toolbox.speed`
+SPEED_SECTIONS = (SPEED_REPORT, "speed_settings.md")  # ... and by `anomaly_toolbox.speed_settings`
+
+
 def write(results_dir, path):
+    """benchmarks.md: the result tables, then the speed sections that were written."""
     from anomaly_toolbox.files import write_atomic
 
     figures = os.path.join(os.path.dirname(os.path.abspath(path)), "figures")
-    write_atomic(path, render(load_results(results_dir), figures))
+    text = render(load_results(results_dir), figures)
+    for name in SPEED_SECTIONS:
+        section = os.path.join(results_dir, name)
+        if os.path.exists(section):
+            with open(section) as f:
+                text += "\n" + f.read()
+    write_atomic(path, text)

@@ -1,6 +1,6 @@
 """Speed report (a benchmark script, not a timed test): where the training and scoring time goes.
 
-  python -m anomaly_toolbox.speed --models=ganomaly,egbad --profiles=cpu,paper --output=speed.md
+  python -m anomaly_toolbox.speed --models=ganomaly,egbad --profiles=cpu,paper
 
 For every registered model at the `paper` and `cpu` widths (experiments/<model>_mnist_<profile>.json,
 batch size --batch_size for all so rows compare), on real preprocessed MNIST batches:
@@ -60,7 +60,9 @@ def define_flags():
     flags.DEFINE_integer("val_sample", 512, "Validation images scored (then extrapolated to the split).")
     flags.DEFINE_list("investigate", [], "Models (at each profile) whose train step is also "
                       "profiled by op type, with A/B ratios of candidate changes.")
-    flags.DEFINE_string("output", "speed.md", "Markdown report, written atomically.")
+    flags.DEFINE_string("results_dir", "results", "The report is written to <results_dir>/speed.md "
+                        "and appended to --benchmarks_md, regenerated from results_dir.")
+    flags.DEFINE_string("benchmarks_md", "benchmarks.md", "Table to regenerate with the report.")
     flags.DEFINE_string("json_output", None, "Also write every measurement as JSON here.")
     flags.DEFINE_string("data_dir", None, "Folder holding mnist/*-ubyte.gz "
                         "(default: $ANOMALY_TOOLBOX_DATA_DIR, then system folders, then tfds).")
@@ -385,6 +387,13 @@ def measure(model_name, config, data, batch_size=64, windows=5, window_steps=10,
                                  val_sample, tmpdir, slow_score_images))
         row.update(_score_saved_model(model, model_name, config, data.x_test, windows,
                                       score_images, slow_score_images, tmpdir))
+    if "search_steps" not in config["model"]:  # a search's while loop hides its FLOP count
+        score_fn = tf.function(model.score).get_concrete_function(
+            tf.TensorSpec([SCORE_BATCH, 32, 32, 1], tf.float32))
+        row["score_flops_per_img"] = count_flops(score_fn)[0] / SCORE_BATCH
+        row["score_gflops"] = row["score_flops_per_img"] * row["score_img_s"] / 1e9
+        if ceiling:
+            row["score_of_conv"] = row["score_gflops"] / row["ceiling_now"]["conv_gflops"]
     return row
 
 
@@ -587,8 +596,9 @@ def render(rows, ceiling, meta=None, investigations=()):
         f"input gradient (= Conv2DTranspose) {_fmt(ceiling.get('conv_input_grad_gflops'))}, "
         f"filter gradient {_fmt(ceiling.get('conv_filter_grad_gflops'))} GFLOP/s.", "",
         "| model | profile | filters | train img/s | MFLOP/img (train step) | GFLOP/s | "
-        "of matmul | of conv | score img/s (SavedModel) | outside steps (fit / val / ckpt / log) |",
-        "|---|---|---|---|---|---|---|---|---|---|"]
+        "of matmul | of conv | score img/s (SavedModel) | score MFLOP/img | score GFLOP/s (of conv) | "
+        "outside steps (fit / val / ckpt / log) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         outside = (f"{100 * r['outside_share']:.1f}% ("
                    f"{100 * r['outside_fit_overhead_share']:.1f} / "
@@ -596,11 +606,14 @@ def render(rows, ceiling, meta=None, investigations=()):
                    f"{100 * r['outside_checkpoints_share']:.1f} / "
                    f"{100 * r['outside_logging_share']:.2f})") if "outside_share" in r else "—"
         score = _fmt(r.get("score_img_s")) + (f" ({r['score_note']})" if r.get("score_note") else "")
+        score_flops = (f"{_fmt(r['score_flops_per_img'] / 1e6)} | {_fmt(r['score_gflops'])} "
+                       f"({100 * r.get('score_of_conv', 0):.0f}%)" if "score_gflops" in r
+                       else "— (search loop) | —")
         lines.append(
             f"| {r['model']} | {r['profile']} | {'/'.join(map(str, r['filters']))} | "
             f"{_fmt(r['train_img_s'])} | {_fmt(r['flops_per_img'] / 1e6)} | {_fmt(r['gflops'])} | "
             f"{100 * r.get('of_matmul', 0):.0f}% | {100 * r.get('of_conv', 0):.0f}% | {score} | "
-            f"{outside} |")
+            f"{score_flops} | {outside} |")
     lines += ["", "train img/s: tf.function(model.train_step) on real MNIST batches of "
               f"{rows[0]['batch_size'] if rows else '?'}, after warm-up, median of windows. "
               "FLOPs: one train step's concrete-function graph (fixed batch shape), TF's registered "
@@ -608,7 +621,9 @@ def render(rows, ceiling, meta=None, investigations=()):
               "Conv2DBackpropInput, Conv2DBackpropFilter, MatMul, element-wise ops) over the ops "
               "the step's outputs and variable updates depend on (the profiler's whole-graph "
               "total also counts gradient ops TF prunes at run time), / batch. GFLOP/s ratios: "
-              "to a matmul and a conv measured again right after the row (load drifts). Outside steps: share of an "
+              "to a matmul and a conv measured again right after the row (load drifts). Score MFLOP/img: "
+              "model.score's graph at batch 256, counted the same way (not for a latent search, whose "
+              "loop the count cannot see); score GFLOP/s uses the SavedModel's img/s. Outside steps: share of an "
               "estimated full pooled-MNIST epoch (class 0 split) spent outside raw train steps: "
               "keras fit's extra per-batch cost (tf.data pipeline, callbacks, logs), validation "
               "scoring (training.score_images, extrapolated from a sample), the best+last "
@@ -651,7 +666,7 @@ def main(argv):
     import tensorflow as tf
 
     from anomaly_toolbox import config as config_lib
-    from anomaly_toolbox import datasets, protocols, registry
+    from anomaly_toolbox import datasets, protocols, registry, report
     from anomaly_toolbox.files import write_atomic
 
     models = FLAGS.models or registry.names()
@@ -692,7 +707,9 @@ def main(argv):
             "machine": f"{platform.machine()}, {os.cpu_count()} cpus, TF {tf.__version__}"}
     text = render(rows, ceiling, meta, investigations)
     print(text)
-    write_atomic(FLAGS.output, text)
+    os.makedirs(FLAGS.results_dir, exist_ok=True)
+    write_atomic(os.path.join(FLAGS.results_dir, report.SPEED_REPORT), text)
+    report.write(FLAGS.results_dir, FLAGS.benchmarks_md)
     if FLAGS.json_output:
         write_atomic(FLAGS.json_output, json.dumps(
             {"ceiling": ceiling, "rows": rows, "investigations": investigations, **meta},

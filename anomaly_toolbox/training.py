@@ -40,14 +40,30 @@ def score_images(model, images, batch_size=256, progress=False):
     return np.concatenate(scores)
 
 
+def _git_commit():
+    """The code's commit (with '+changes' if the tree is dirty), or None outside a git checkout."""
+    import subprocess
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
+                                text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (commit + ("+changes" if dirty else "")) or None
+
+
 def versions():
     import sklearn
 
-    return {"python": platform.python_version(), "tensorflow": tf.__version__,
+    return {"git_commit": _git_commit(), "python": platform.python_version(), "tensorflow": tf.__version__,
             "keras": keras.__version__, "numpy": np.__version__, "scikit-learn": sklearn.__version__,
             "machine": f"{platform.machine()} {os.cpu_count()} cpus",
-            # changes kernels (and so, by rounding, GAN training trajectories) on this CPU
-            "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset")}
+            # oneDNN changes kernels (and so, by rounding, GAN training trajectories)
+            **{k: os.environ.get(k, "unset") for k in
+               ("TF_ENABLE_ONEDNN_OPTS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")}}
 
 
 def _check_identity(output_dir, identity):
@@ -63,6 +79,20 @@ def _check_identity(output_dir, identity):
                              f"that differs in {', '.join(diff)}")
     else:
         write_json(path, identity)
+
+
+def _history(output_dir):
+    path = os.path.join(output_dir, "history.json")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return json.load(f)
+
+
+def _append_history(output_dir, row):
+    """Per-epoch validation metrics, losses and seconds; an epoch re-run after a kill replaces its row."""
+    rows = [r for r in _history(output_dir) if r["epoch"] < row["epoch"]]
+    write_json(os.path.join(output_dir, "history.json"), rows + [row])
 
 
 def _log_scalars(writer, epoch, values):
@@ -167,6 +197,8 @@ def _train(net, cfg, splits, output_dir, train_seed, verbose):
             state["best_auprc"].assign(val.get("auprc", -1.0))
             state["best_epoch"].assign(epoch + 1)
             best.save()
+        _append_history(output_dir, {"epoch": epoch + 1, "seconds": round(time.time() - t0, 1),
+                                     **{f"val_{k}": v for k, v in val.items()}, **losses})
         state["epoch"].assign(epoch + 1)
         last.save()
         _log_scalars(writer, epoch + 1, {**losses, **{f"val/{k}": v for k, v in val.items()}})
@@ -230,7 +262,7 @@ def run(model, dataset, anomalous_class, output_dir, protocol="pooled", config=N
                "wall_time_s": {"train": round(float(state["train_seconds"].numpy()), 1),
                                "evaluate": round(eval_time, 1),
                                "total_this_invocation": round(time.time() - started, 1)},
-               "versions": versions()}
+               "history": _history(output_dir), "versions": versions()}
     if diverged:
         results["diverged"] = diverged
     write_json(os.path.join(output_dir, "results.json"), results)

@@ -49,8 +49,25 @@ def test_grid_resumes_after_kill_and_writes_the_table(tmp_path):
 
 def test_bad_grid_arguments_exit_2(tmp_path):
     for flag, message in (("--classes=a-b", "invalid classes"), ("--shard=2/2", "invalid shard"),
-                          ("--models=gan", "invalid model")):
+                          ("--models=gan", "invalid model"),
+                          ("--threads_per_worker=0", "invalid threads_per_worker")):
         proc = subprocess.run([sys.executable, "-m", "anomaly_toolbox.benchmark", flag,
                                f"--results_dir={tmp_path}", f"--benchmarks_md={tmp_path / 'b.md'}"],
                               capture_output=True, text=True)
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-500:]
+
+
+def test_grid_runs_class_by_class_and_splits_cores_between_workers(monkeypatch):
+    from anomaly_toolbox import benchmark
+
+    cells = benchmark.grid(["a", "b"], ["mnist", "fashion_mnist"], [0, 1], [0], "pooled", "cpu")
+    assert [(c[4], c[1], c[2]) for c in cells[:4]] == [
+        (0, "mnist", "a"), (0, "mnist", "b"), (0, "fashion_mnist", "a"), (0, "fashion_mnist", "b")]
+    assert len(cells) == 8 and len(set(cells)) == 8
+    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS", raising=False)
+    monkeypatch.delenv("TF_NUM_INTEROP_THREADS", raising=False)
+    monkeypatch.setattr(benchmark.os, "cpu_count", lambda: 4)
+    assert benchmark.worker_env(2)["TF_NUM_INTRAOP_THREADS"] == "2"
+    assert benchmark.worker_env(8)["TF_NUM_INTEROP_THREADS"] == "1"
+    assert "TF_NUM_INTRAOP_THREADS" not in benchmark.worker_env(1)
+    assert benchmark.worker_env(1, threads=3)["TF_NUM_INTRAOP_THREADS"] == "3"

@@ -44,6 +44,11 @@ def test_results_record_everything(run):
         assert set(r[split]) == {"auprc", "auroc", "threshold", "precision", "recall", "f1"}
     assert r["test"]["threshold"] == r["validation"]["threshold"]
     assert r["versions"]["tensorflow"] and r["wall_time_s"]["train"] > 0
+    assert r["versions"]["TF_ENABLE_ONEDNN_OPTS"] in ("0", "1")  # the package sets a default
+    assert len(r["versions"]["git_commit"]) >= 40
+    assert [h["epoch"] for h in r["history"]] == [1, 2]
+    best = max(r["history"], key=lambda h: h["val_auprc"])  # first of equals, as selection does
+    assert best["epoch"] == r["selected_epoch"] and best["seconds"] > 0 and "g_loss" in best
     assert "epoch 2/2" in run["stdout"] and "test AUPRC" in run["stdout"]
     assert os.listdir(run["dir"] / "logs") and (run["dir"] / "saved_model" / "saved_model.pb").exists()
     for figure in ("test_curves.png", "test_score_histogram.png", "test_extremes.png"):

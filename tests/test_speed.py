@@ -22,4 +22,25 @@ def test_speed_report_has_positive_numbers(mnist):
     assert row["flops_by_type"]["Conv2DBackpropInput"] > 0 and row["flops_by_type"]["Conv2D"] > 0
     assert 0 < row["outside_share"] < 1 and row["of_matmul"] > 0
     text = speed.render([row], ceiling)
+    assert row["score_flops_per_img"] > 0 and row["score_gflops"] > 0
     assert "| ganomaly | tiny | 4/8/16 |" in text and "GFLOP/s" in text
+
+
+def test_process_settings_compare_onednn_and_workers_in_children(tmp_path):
+    from conftest import DATA_DIR
+
+    from anomaly_toolbox import registry, report, speed_settings
+
+    cls = registry.get("ganomaly")
+    config = {"profile": "tiny", "batch_size": 16, "model": {**cls.DEFAULTS, **TINY}}
+    row = speed_settings.compare("ganomaly", config, DATA_DIR, rounds=1, windows=1, window_steps=2)
+    assert row["profile"] == "tiny"
+    assert all(row[k] > 0 for k in ("onednn_off_img_s", "onednn_on_img_s", "onednn_speedup",
+                                    "one_worker_img_s", "two_workers_img_s", "two_workers_speedup"))
+    # the same seeded weights score the same, to float rounding, with and without oneDNN kernels
+    assert 0 <= row["onednn_max_rel_score_diff"] < 1e-4
+    (tmp_path / speed_settings.REPORT).write_text(speed_settings.render([row], "cmd"))
+    report.write(str(tmp_path), str(tmp_path / "benchmarks.md"))
+    text = (tmp_path / "benchmarks.md").read_text()
+    assert text.startswith("# Benchmarks") and "No results yet." in text
+    assert "## Speed: process-level settings" in text and "| ganomaly | tiny |" in text
