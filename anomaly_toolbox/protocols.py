@@ -42,10 +42,10 @@ class Splits:
         def share(y):
             return round(float(y.mean()), 4) if len(y) else 0.0
         return {
-            "train": int(len(self.x_train)),
-            "val": int(len(self.y_val)), "val_anomalies": int(self.y_val.sum()),
+            "train": len(self.x_train),
+            "val": len(self.y_val), "val_anomalies": int(self.y_val.sum()),
             "val_anomaly_share": share(self.y_val),
-            "test": int(len(self.y_test)), "test_anomalies": int(self.y_test.sum()),
+            "test": len(self.y_test), "test_anomalies": int(self.y_test.sum()),
             "test_anomaly_share": share(self.y_test),
         }
 

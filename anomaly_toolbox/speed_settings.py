@@ -54,7 +54,7 @@ def child(spec_path):
 
     step = tf.function(model.train_step)
     batches = speed.real_batches(raw.x_train, cfg["batch_size"])
-    fn = lambda i: step(batches[i % len(batches)])  # noqa: E731
+    fn = lambda i: step(batches[i % len(batches)])
     speed.timed_windows(fn, 1, 3)  # trace + warm-up
     seconds = speed.timed_windows(fn, spec["windows"], spec["window_steps"])
     np.save(spec["scores_path"], scores)

@@ -33,8 +33,8 @@ def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)  # TF's INFO lines drown the progress output
     from anomaly_toolbox import training
-    from anomaly_toolbox.errors import UsageError
     from anomaly_toolbox.datasets import DataError
+    from anomaly_toolbox.errors import UsageError
 
     output_dir = FLAGS.output_dir or f"runs/{FLAGS.model}_{FLAGS.dataset}_{FLAGS.anomalous_class}"
     try:

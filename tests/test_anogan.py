@@ -7,7 +7,6 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import REPO, assert_close, score_in_fresh_process, tiny_model
 
 

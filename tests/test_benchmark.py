@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 
-
 from conftest import DATA_DIR
 
 TINY = {"profile": "tiny", "epochs": 1, "batch_size": 32,

@@ -8,7 +8,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import DATA_DIR, assert_close, score_in_fresh_process
 
 TINY_CONFIG = {"epochs": 2, "batch_size": 32, "model": {"latent_dim": 8, "filters": [4, 8, 16]}}

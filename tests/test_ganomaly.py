@@ -1,6 +1,5 @@
 import numpy as np
 import tensorflow as tf
-
 from conftest import assert_close, tiny_model
 
 

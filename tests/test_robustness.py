@@ -5,11 +5,11 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import DATA_DIR
 
 from anomaly_toolbox import training
 from anomaly_toolbox.errors import UsageError
 from anomaly_toolbox.score import read_input
-from conftest import DATA_DIR
 
 TINY = {"epochs": 3, "batch_size": 32, "model": {"latent_dim": 8, "filters": [4, 8, 16]}}
 

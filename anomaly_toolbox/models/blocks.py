@@ -8,7 +8,6 @@ import keras
 from keras import layers
 
 
-
 def dcgan_init():
     """DCGAN initialisation. A new initializer per layer: one created at import would take its
     seed before keras.utils.set_random_seed runs, and runs would not repeat."""
