@@ -76,6 +76,9 @@ def test_scores_do_not_depend_on_the_batch(batch, init):
     reordered = fn(tf.reverse(x, [0])).numpy()[::-1]
     assert_close(alone, together[:6])
     assert_close(reordered, together)
+    # repeatable call after call (no RNG state advances), which training relies on to reuse the
+    # best epoch's validation scores instead of searching again
+    np.testing.assert_array_equal(fn(x).numpy(), together)
 
 
 def test_best_of_k_starts_from_the_best_candidate(trained, batch):

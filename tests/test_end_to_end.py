@@ -65,6 +65,12 @@ def test_saved_model_scores_match_in_a_fresh_process(run, mnist):
     assert_close(fresh, stored["test_scores"])
     assert ranking_metrics(fresh, splits.y_test)["auprc"] == pytest.approx(
         run["results"]["test"]["auprc"], abs=1e-6)
+    # validation scores were kept from the selected epoch, not re-scored: still the model's
+    kept = os.listdir(run["dir"] / "checkpoints")
+    assert [k for k in kept if k.startswith("best_val_scores")] == [
+        f"best_val_scores_epoch{run['results']['selected_epoch']}.npy"]
+    fresh_val = score_in_fresh_process(run["dir"] / "saved_model", splits.x_val, run["tmp"])
+    assert_close(fresh_val, stored["val_scores"])
 
 
 def test_score_cli_writes_csv_with_validation_threshold(run, images, tmp_path):
