@@ -6,7 +6,10 @@
   img/s of children run alternately (off, on, on, off, ...), the median ratio, and the largest
   score difference of the same seeded weights scored under both settings (float tolerance).
 * Benchmark workers: one child with TensorFlow's default threads vs two children at once with one
-  intra/inter-op thread each (what `anomaly_toolbox.benchmark --workers=2` does): total img/s.
+  intra/inter-op thread each (what `anomaly_toolbox.benchmark --workers=2` does): total img/s;
+  and, with --cells, whole cells: the same small grid (--cells models x MNIST classes 0 and 1,
+  `cpu` profile, --cell_limit images per split) run by `anomaly_toolbox.benchmark` with
+  --workers=1 and --workers=2, wall time and whether the test AUPRCs agree.
 
 Children time tf.function(train_step) like `anomaly_toolbox.speed` (warm-up, median of windows).
 The section is written to <results_dir>/speed_settings.md and appended to benchmarks.md.
@@ -32,6 +35,8 @@ def define_flags():
     flags.DEFINE_integer("rounds", 2, "oneDNN off/on pairs per model (alternating order).")
     flags.DEFINE_integer("windows", 5, "Timed windows per child (the median is used).")
     flags.DEFINE_integer("window_steps", 10, "Train steps per timed window.")
+    flags.DEFINE_list("cells", [], "Models of the whole-cell worker comparison (empty: skip).")
+    flags.DEFINE_integer("cell_limit", 2000, "Images per split in the whole-cell comparison.")
     flags.DEFINE_string("data_dir", None, "Folder holding mnist/*-ubyte.gz.")
     flags.DEFINE_string("results_dir", "results", "Where speed_settings.md is written.")
     flags.DEFINE_string("benchmarks_md", "benchmarks.md", "Table to regenerate with the section.")
@@ -54,7 +59,10 @@ def child(spec_path):
 
     step = tf.function(model.train_step)
     batches = speed.real_batches(raw.x_train, cfg["batch_size"])
-    fn = lambda i: step(batches[i % len(batches)])
+
+    def fn(i):
+        return step(batches[i % len(batches)])
+
     speed.timed_windows(fn, 1, 3)  # trace + warm-up
     seconds = speed.timed_windows(fn, spec["windows"], spec["window_steps"])
     np.save(spec["scores_path"], scores)
@@ -105,7 +113,36 @@ def compare(model, config, data_dir, rounds=2, windows=5, window_steps=10):
             "two_workers_speedup": sum(pair_img_s) / single}
 
 
-def render(rows, command):
+def compare_cells(models, data_dir, limit, experiments_dir=None):
+    """Wall time of one small grid run with 1 worker (default threads) and with 2 workers."""
+    import glob
+    import time
+
+    out = {"models": list(models), "limit": limit}
+    with tempfile.TemporaryDirectory() as tmp:
+        for workers in (1, 2):
+            base = os.path.join(tmp, f"w{workers}")
+            command = [sys.executable, "-m", "anomaly_toolbox.benchmark",
+                       f"--models={','.join(models)}", "--datasets=mnist", "--classes=0,1",
+                       "--profile=cpu", f"--limit={limit}", f"--workers={workers}",
+                       f"--results_dir={base}/results", f"--runs_dir={base}/runs",
+                       f"--benchmarks_md={base}/benchmarks.md"] + \
+                ([f"--data_dir={data_dir}"] if data_dir else []) + \
+                ([f"--experiments_dir={experiments_dir}"] if experiments_dir else [])
+            t0 = time.perf_counter()
+            subprocess.run(command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            out[f"workers{workers}_s"] = time.perf_counter() - t0
+            out[f"workers{workers}_auprc"] = {}
+            for path in sorted(glob.glob(os.path.join(base, "results", "**", "*.json"), recursive=True)):
+                with open(path) as f:
+                    out[f"workers{workers}_auprc"][os.path.relpath(path, base)] = json.load(f)["test"]["auprc"]
+    out["cells"] = len(out["workers1_auprc"])
+    out["speedup"] = out["workers1_s"] / out["workers2_s"]
+    out["same_results"] = out["workers1_auprc"] == out["workers2_auprc"]
+    return out
+
+
+def render(rows, command, cells=None):
     lines = ["## Speed: process-level settings", "", f"Command: `{command}`", "",
              "| model | profile | oneDNN off img/s | on img/s | on/off speed | max score difference "
              "(relative) | 1 worker x default threads img/s | 2 workers x 1 thread img/s (total) | "
@@ -120,6 +157,12 @@ def render(rows, command):
               "(column 6) and GAN training trajectories differ after many steps; it is on by default "
               "(`anomaly_toolbox/__init__.py`), and `anomaly_toolbox.benchmark` defaults to 2 "
               "workers of CPU count // 2 threads each."]
+    if cells:
+        lines += ["", f"Whole cells ({cells['cells']} cells: {', '.join(cells['models'])} x MNIST classes 0, 1, "
+                  f"`cpu` profile, {cells['limit']} images per split): 1 worker (default threads) "
+                  f"{cells['workers1_s']:.0f} s, 2 workers x 1 thread {cells['workers2_s']:.0f} s, "
+                  f"**{cells['speedup']:.2f}x**; test AUPRCs "
+                  f"{'identical' if cells['same_results'] else 'DIFFER'} between the two."]
     return "\n".join(lines) + "\n"
 
 
@@ -136,9 +179,14 @@ def main(argv):
             rows.append(compare(model, cfg, FLAGS.data_dir, FLAGS.rounds, FLAGS.windows,
                                 FLAGS.window_steps))
             print(json.dumps(rows[-1]), flush=True)
+    cells = None
+    if FLAGS.cells:
+        cells = compare_cells(FLAGS.cells, FLAGS.data_dir, FLAGS.cell_limit)
+        print(json.dumps(cells), flush=True)
     command = (f"python -m anomaly_toolbox.speed_settings --models={','.join(FLAGS.models)} "
-               f"--profiles={','.join(FLAGS.profiles)} --rounds={FLAGS.rounds}")
-    text = render(rows, command)
+               f"--profiles={','.join(FLAGS.profiles)} --rounds={FLAGS.rounds}"
+               + (f" --cells={','.join(FLAGS.cells)} --cell_limit={FLAGS.cell_limit}" if FLAGS.cells else ""))
+    text = render(rows, command, cells)
     print(text)
     os.makedirs(FLAGS.results_dir, exist_ok=True)
     write_atomic(os.path.join(FLAGS.results_dir, REPORT), text)

@@ -44,3 +44,21 @@ def test_process_settings_compare_onednn_and_workers_in_children(tmp_path):
     text = (tmp_path / "benchmarks.md").read_text()
     assert text.startswith("# Benchmarks") and "No results yet." in text
     assert "## Speed: process-level settings" in text and "| ganomaly | tiny |" in text
+
+
+def test_whole_cells_give_the_same_results_with_one_or_two_workers(tmp_path):
+    import json
+
+    from conftest import DATA_DIR
+
+    from anomaly_toolbox import speed_settings
+
+    (tmp_path / "ganomaly_mnist_cpu.json").write_text(json.dumps(
+        {"profile": "cpu", "epochs": 1, "batch_size": 32, "model": TINY}))
+    cells = speed_settings.compare_cells(["ganomaly"], DATA_DIR, limit=200,
+                                         experiments_dir=str(tmp_path))
+    assert cells["cells"] == 2 and cells["workers1_s"] > 0 and cells["workers2_s"] > 0
+    # one thread or two: the same kernels in the same order, so the same numbers
+    assert cells["same_results"], (cells["workers1_auprc"], cells["workers2_auprc"])
+    text = speed_settings.render([], "cmd", cells)
+    assert "Whole cells (2 cells: ganomaly" in text and "identical" in text
