@@ -142,7 +142,8 @@ def render(rows, figures_dir):
 
 
 SPEED_REPORT = "speed.md"  # written into results_dir by `python -m anomaly_toolbox.speed`
-SPEED_SECTIONS = (SPEED_REPORT, "speed_settings.md")  # ... and by `anomaly_toolbox.speed_settings`
+SPEED_SETTINGS_REPORT = "speed_settings.md"  # ... and by `python -m anomaly_toolbox.speed_settings`
+SPEED_SECTIONS = (SPEED_REPORT, SPEED_SETTINGS_REPORT)
 
 
 def write(results_dir, path):

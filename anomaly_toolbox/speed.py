@@ -388,8 +388,10 @@ def measure(model_name, config, data, batch_size=64, windows=5, window_steps=10,
         row.update(_score_saved_model(model, model_name, config, data.x_test, windows,
                                       score_images, slow_score_images, tmpdir))
     if "search_steps" not in config["model"]:  # a search's while loop hides its FLOP count
+        from anomaly_toolbox.preprocessing import IMAGE_SIZE
+
         score_fn = tf.function(model.score).get_concrete_function(
-            tf.TensorSpec([SCORE_BATCH, 32, 32, 1], tf.float32))
+            tf.TensorSpec([SCORE_BATCH, IMAGE_SIZE, IMAGE_SIZE, 1], tf.float32))
         row["score_flops_per_img"] = count_flops(score_fn)[0] / SCORE_BATCH
         row["score_gflops"] = row["score_flops_per_img"] * row["score_img_s"] / 1e9
         if ceiling:

@@ -24,9 +24,11 @@ import tempfile
 
 from absl import app, flags
 
+from anomaly_toolbox import report
+
 FLAGS = flags.FLAGS
 CHILD = "import sys; from anomaly_toolbox.speed_settings import child; child(sys.argv[1])"
-REPORT = "speed_settings.md"
+REPORT = report.SPEED_SETTINGS_REPORT
 
 
 def define_flags():
@@ -169,7 +171,7 @@ def render(rows, command, cells=None):
 def main(argv):
     del argv
     from anomaly_toolbox import config as config_lib
-    from anomaly_toolbox import registry, report, speed
+    from anomaly_toolbox import registry, speed
     from anomaly_toolbox.files import write_atomic
 
     rows = []
