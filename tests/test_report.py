@@ -1,0 +1,34 @@
+"""benchmarks.md rendering from synthetic results: means over seeds, then over classes."""
+
+from anomaly_toolbox import report
+
+
+def _row(model, k, seed, auprc, dataset="mnist"):
+    return {"model": model, "dataset": dataset, "anomalous_class": k, "protocol": "pooled",
+            "train_seed": seed, "config": {"profile": "cpu", "epochs": 2, "batch_size": 64,
+                                           "model": {"filters": [4, 8, 16]}},
+            "splits": {"test_anomaly_share": 0.36},
+            "test": {"auprc": auprc, "auroc": auprc + 0.1},
+            "wall_time_s": {"train": 60.0, "evaluate": 30.0},
+            "versions": {"machine": "x86_64 2 cpus", "tensorflow": "2.21.0"}}
+
+
+def test_summary_and_tables_average_seeds_then_classes(tmp_path):
+    rows = [_row("egbad", 0, 0, 0.2), _row("egbad", 0, 1, 0.4), _row("egbad", 1, 0, 0.9),
+            _row("ganomaly", 0, 0, 0.5), _row("ganomaly", 1, 0, 0.5),
+            _row("ganomaly", 3, 0, 0.8, dataset="fashion_mnist")]
+    text = report.render(rows, str(tmp_path))
+    lines = text.splitlines()
+    summary = lines.index("| dataset | protocol | profile | egbad | ganomaly |")
+    # egbad: class 0 = mean(0.2, 0.4) = 0.3, class 1 = 0.9 -> 0.6; not 0.5, the mean of rows
+    assert lines[summary + 2] == ("| fashion_mnist | pooled | `cpu` | — | "
+                                  "0.800 / 0.900 (1 of 10 classes) |")
+    assert lines[summary + 3] == ("| mnist | pooled | `cpu` | 0.600 / 0.700 (2 of 10 classes) | "
+                                  "0.500 / 0.600 (2 of 10 classes) |")
+    assert "| 0 | 0.300 ± 0.141 (n=2) | 0.500 (n=1) |" in lines
+    assert "- Missing cells (shown as —): 16 of 20." in lines
+    assert ("Survey claim (EGBAD outperforms GANomaly): on the 2 classes with both models, mean "
+            "test AUPRC is 0.600 for EGBAD and 0.500 for GANomaly; EGBAD is higher on 1 of 2 "
+            "classes.") in lines
+    assert (tmp_path / "benchmark_pooled_mnist_cpu.png").stat().st_size > 1000
+    assert report.render([], str(tmp_path)).endswith("No results yet.\n")
