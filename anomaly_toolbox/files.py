@@ -1,8 +1,11 @@
 """Atomic writes: a killed run never leaves a file that looks complete and is not."""
 
+import io
 import json
 import os
 import tempfile
+
+import numpy as np
 
 
 def write_atomic(path, data, mode="w"):
@@ -22,6 +25,12 @@ def write_atomic(path, data, mode="w"):
 
 def write_json(path, obj):
     write_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def write_npz(path, **arrays):
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    write_atomic(path, buffer.getvalue(), "wb")
 
 
 def ensure_writable_dir(path, argument="output_dir"):

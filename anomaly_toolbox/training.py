@@ -4,7 +4,6 @@ Test data is scored once, after the best-validation-AUPRC weights are restored. 
 ends with a checkpoint, so re-running the same command on the same output directory resumes.
 """
 
-import io
 import json
 import os
 import platform
@@ -17,7 +16,7 @@ import tensorflow as tf
 from anomaly_toolbox import config as config_lib
 from anomaly_toolbox import datasets, export, figures, folders, metrics, protocols, registry
 from anomaly_toolbox.errors import UsageError
-from anomaly_toolbox.files import ensure_writable_dir, write_atomic, write_json
+from anomaly_toolbox.files import ensure_writable_dir, write_json, write_npz
 from anomaly_toolbox.preprocessing import IMAGE_SIZE, eval_dataset, train_dataset
 
 
@@ -96,17 +95,15 @@ def _append_history(output_dir, row):
 
 
 def _val_scores_path(output_dir, epoch):
-    return os.path.join(output_dir, "checkpoints", f"best_val_scores_epoch{epoch}.npy")
+    return os.path.join(output_dir, "checkpoints", f"best_val_scores_epoch{epoch}.npz")
 
 
 def _save_best_val_scores(output_dir, epoch, scores):
     """Kept with the best checkpoint, so the final evaluation need not score validation again
     (scoring is deterministic; for AnoGAN's search that saves a quarter of the evaluation)."""
-    buffer = io.BytesIO()
-    np.save(buffer, scores)
     path = _val_scores_path(output_dir, epoch)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    write_atomic(path, buffer.getvalue(), "wb")
+    write_npz(path, scores=scores)
     for name in os.listdir(os.path.dirname(path)):
         if name.startswith("best_val_scores_epoch") and name != os.path.basename(path):
             os.remove(os.path.join(os.path.dirname(path), name))
@@ -116,7 +113,7 @@ def _best_val_scores(output_dir, epoch, count):
     path = _val_scores_path(output_dir, epoch)
     if not os.path.exists(path):
         return None
-    scores = np.load(path)
+    scores = np.load(path)["scores"]
     return scores if len(scores) == count else None
 
 
@@ -281,10 +278,8 @@ def run(model, dataset, anomalous_class, output_dir, protocol="pooled", config=N
                           "channels": channels,
                           # folder images were resized, so the scorer must resize too
                           "resize_to": IMAGE_SIZE if identity["protocol"] == "folder" else None})
-    buffer = io.BytesIO()
-    np.savez(buffer, val_scores=val_scores, val_labels=splits.y_val, test_scores=test_scores,
-             test_labels=splits.y_test)
-    write_atomic(os.path.join(output_dir, "scores.npz"), buffer.getvalue(), "wb")
+    write_npz(os.path.join(output_dir, "scores.npz"), val_scores=val_scores,
+              val_labels=splits.y_val, test_scores=test_scores, test_labels=splits.y_test)
     results = {**identity, "data_source": source, "splits": splits.counts(),
                "selected_epoch": int(state["best_epoch"].numpy()),
                "validation": val_metrics, "test": test_metrics,

@@ -68,7 +68,7 @@ def test_saved_model_scores_match_in_a_fresh_process(run, mnist):
     # validation scores were kept from the selected epoch, not re-scored: still the model's
     kept = os.listdir(run["dir"] / "checkpoints")
     assert [k for k in kept if k.startswith("best_val_scores")] == [
-        f"best_val_scores_epoch{run['results']['selected_epoch']}.npy"]
+        f"best_val_scores_epoch{run['results']['selected_epoch']}.npz"]
     fresh_val = score_in_fresh_process(run["dir"] / "saved_model", splits.x_val, run["tmp"])
     assert_close(fresh_val, stored["val_scores"])
 
