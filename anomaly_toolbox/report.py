@@ -31,7 +31,10 @@ def _budget(rows):
     cfg = rows[0]["config"]
     m = cfg["model"]
     parts = [f"{cfg['epochs']} epochs", f"batch {cfg['batch_size']}", f"filters {m.get('filters')}"]
-    parts += [f"{k} {m[k]}" for k in ("search_steps", "lambda_") if k in m]
+    if "search_steps" in m:  # AnoGAN: the latent search is part of the budget
+        start = (f"best of {m['search_k']} starts" if m.get("search_init") == "best_of_k"
+                 else f"{m.get('search_init', 'zeros')} start")
+        parts += [f"search Γ = {m['search_steps']} steps from {start}", f"lambda {m['lambda_']}"]
     return ", ".join(parts)
 
 

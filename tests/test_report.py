@@ -31,4 +31,9 @@ def test_summary_and_tables_average_seeds_then_classes(tmp_path):
             "test AUPRC is 0.600 for EGBAD and 0.500 for GANomaly; EGBAD is higher on 1 of 2 "
             "classes.") in lines
     assert (tmp_path / "benchmark_pooled_mnist_cpu.png").stat().st_size > 1000
+    anogan = _row("anogan", 0, 0, 0.4)
+    anogan["config"]["model"].update(search_steps=10, search_init="best_of_k", search_k=8,
+                                      lambda_=0.1)
+    assert ("| anogan | 2 epochs, batch 64, filters [4, 8, 16], search Γ = 10 steps from best of "
+            "8 starts, lambda 0.1 | 1.5 min |") in report.render([anogan], str(tmp_path))
     assert report.render([], str(tmp_path)).endswith("No results yet.\n")
