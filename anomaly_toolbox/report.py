@@ -48,10 +48,15 @@ def _metric_table(by_cell, models, classes, metric):
     return lines
 
 
+def _seed_mean(by_cell, model, k, metric):
+    """Mean over training seeds of one (model, class) cell; NaN when the cell has no result."""
+    rows = by_cell.get((model, k))
+    return float(np.mean([r[metric] for r in rows])) if rows else float("nan")
+
+
 def _class_mean(by_cell, model, classes, metric):
     """Mean over classes of the per-class mean over seeds, and how many classes it covers."""
-    per_class = [np.mean([r[metric] for r in by_cell[(model, k)]])
-                 for k in classes if (model, k) in by_cell]
+    per_class = [_seed_mean(by_cell, model, k, metric) for k in classes if (model, k) in by_cell]
     return (float(np.mean(per_class)) if per_class else None), len(per_class)
 
 
@@ -93,8 +98,7 @@ def _chart(by_cell, models, classes, path, title):
     fig, ax = plt.subplots(figsize=(9, 3.5))
     width = 0.8 / max(len(models), 1)
     for i, m in enumerate(models):
-        means = [np.mean([r["auprc"] for r in by_cell[(m, k)]]) if (m, k) in by_cell else np.nan
-                 for k in classes]
+        means = [_seed_mean(by_cell, m, k, "auprc") for k in classes]
         ax.bar(np.arange(len(classes)) + i * width, means, width, label=m)
     ax.set_xticks(np.arange(len(classes)) + 0.4 - width / 2, [str(k) for k in classes])
     ax.set_xlabel("anomalous class")
@@ -110,8 +114,7 @@ def _chart(by_cell, models, classes, path, title):
 
 
 def _claim(by_cell, classes):
-    pairs = [(np.mean([r["auprc"] for r in by_cell[("egbad", k)]]),
-              np.mean([r["auprc"] for r in by_cell[("ganomaly", k)]]))
+    pairs = [(_seed_mean(by_cell, "egbad", k, "auprc"), _seed_mean(by_cell, "ganomaly", k, "auprc"))
              for k in classes if ("egbad", k) in by_cell and ("ganomaly", k) in by_cell]
     if not pairs:
         return []
