@@ -3,7 +3,7 @@
 import glob
 import json
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import numpy as np
 
@@ -142,7 +142,7 @@ def render(rows, figures_dir):
         by_cell = _by_cell(group)
         missing = sum(1 for m in models for k in classes if (m, k) not in by_cell)
         shares = [r["splits"]["test_anomaly_share"] for r in group]
-        machines = sorted({r["versions"]["machine"] for r in group})
+        machines = Counter(r["versions"]["machine"] for r in group)
         tf_versions = sorted({r["versions"]["tensorflow"] for r in group})
         settings = sorted({", ".join(f"{k}={r['versions'].get(k, 'unset')}" for k in
                                      ("TF_ENABLE_ONEDNN_OPTS", "TF_NUM_INTRAOP_THREADS"))
@@ -150,8 +150,9 @@ def render(rows, figures_dir):
         total = sum(r["wall_time_s"]["train"] + r["wall_time_s"]["evaluate"] for r in group)
         out += [f"## {dataset}, {protocol} protocol, `{profile}` profile", "",
                 f"- Test anomaly share: {min(shares):.1%} – {max(shares):.1%} (by class).",
-                f"- Hardware: {', '.join(machines)}, CPU only; TensorFlow {', '.join(tf_versions)}; "
-                f"{'; '.join(settings)}.",
+                "- Hardware, CPU only (wall times depend on it): "
+                + "; ".join(f"{m}: {n} cell{'s' * (n != 1)}" for m, n in sorted(machines.items())) + ".",
+                f"- TensorFlow {', '.join(tf_versions)}; {'; '.join(settings)}.",
                 "- Command: `" + COMMAND.format(models=",".join(models), dataset=dataset,
                                                 protocol=protocol, profile=profile) + "`",
                 f"- Missing cells (shown as —): {missing} of {len(models) * len(classes)}.",

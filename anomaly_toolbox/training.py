@@ -54,12 +54,24 @@ def _git_commit():
     return (commit + ("+changes" if dirty else "")) or None
 
 
+def vector_isa(cpuinfo="/proc/cpuinfo"):
+    """Widest x86 vector set: the same 2-core cell trains ~1.5-1.9x faster with AVX-512 than AVX2."""
+    try:
+        with open(cpuinfo) as f:
+            flags = f.read()
+    except OSError:
+        return None
+    return next((name for name, flag in (("AVX-512", " avx512f"), ("AVX2", " avx2"))
+                 if flag in flags), None)
+
+
 def versions():
     import sklearn
 
     return {"git_commit": _git_commit(), "python": platform.python_version(), "tensorflow": tf.__version__,
             "keras": keras.__version__, "numpy": np.__version__, "scikit-learn": sklearn.__version__,
-            "machine": f"{platform.machine()} {os.cpu_count()} cpus",
+            "machine": ", ".join(filter(None, (f"{platform.machine()} {os.cpu_count()} cpus",
+                                               vector_isa()))),
             # oneDNN changes kernels (and so, by rounding, GAN training trajectories)
             **{k: os.environ.get(k, "unset") for k in
                ("TF_ENABLE_ONEDNN_OPTS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")}}

@@ -1,21 +1,21 @@
 """benchmarks.md rendering from synthetic results: means over seeds, then over classes."""
 
-from anomaly_toolbox import report
+from anomaly_toolbox import report, training
 
 
-def _row(model, k, seed, auprc, dataset="mnist"):
+def _row(model, k, seed, auprc, dataset="mnist", machine="x86_64 2 cpus"):
     return {"model": model, "dataset": dataset, "anomalous_class": k, "protocol": "pooled",
             "train_seed": seed, "config": {"profile": "cpu", "epochs": 2, "batch_size": 64,
                                            "model": {"filters": [4, 8, 16]}},
             "splits": {"test_anomaly_share": 0.36},
             "test": {"auprc": auprc, "auroc": auprc + 0.1},
             "wall_time_s": {"train": 60.0, "evaluate": 30.0},
-            "versions": {"machine": "x86_64 2 cpus", "tensorflow": "2.21.0"}}
+            "versions": {"machine": machine, "tensorflow": "2.21.0"}}
 
 
 def test_summary_and_tables_average_seeds_then_classes(tmp_path):
     rows = [_row("egbad", 0, 0, 0.2), _row("egbad", 0, 1, 0.4), _row("egbad", 1, 0, 0.9),
-            _row("ganomaly", 0, 0, 0.5), _row("ganomaly", 1, 0, 0.5),
+            _row("ganomaly", 0, 0, 0.5), _row("ganomaly", 1, 0, 0.5, machine="x86_64 2 cpus, AVX-512"),
             _row("ganomaly", 3, 0, 0.8, dataset="fashion_mnist")]
     text = report.render(rows, str(tmp_path))
     lines = text.splitlines()
@@ -27,6 +27,8 @@ def test_summary_and_tables_average_seeds_then_classes(tmp_path):
                                   "0.500 / 0.600 (2 of 10 classes) |")
     assert "| 0 | 0.300 ± 0.141 (n=2) | 0.500 (n=1) |" in lines
     assert "- Missing cells (shown as —): 16 of 20." in lines
+    assert ("- Hardware, CPU only (wall times depend on it): x86_64 2 cpus: 4 cells; "
+            "x86_64 2 cpus, AVX-512: 1 cell.") in lines
     assert ("Survey claim (EGBAD outperforms GANomaly): on the 2 classes with both models, mean "
             "test AUPRC is 0.600 for EGBAD and 0.500 for GANomaly; EGBAD is higher on 1 of 2 "
             "classes.") in lines
@@ -37,3 +39,15 @@ def test_summary_and_tables_average_seeds_then_classes(tmp_path):
     assert ("| anogan | 2 epochs, batch 64, filters [4, 8, 16], search Γ = 10 steps from best of "
             "8 starts, lambda 0.1 | 1.5 min |") in report.render([anogan], str(tmp_path))
     assert report.render([], str(tmp_path)).endswith("No results yet.\n")
+
+
+def test_machine_label_names_the_vector_isa(tmp_path):
+    """Results record AVX2 vs AVX-512: the same cell's wall time differs by up to ~2x between them."""
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("flags\t\t: fpu sse2 avx avx2 fma\n")
+    assert training.vector_isa(str(cpuinfo)) == "AVX2"
+    cpuinfo.write_text("flags\t\t: fpu sse2 avx avx2 fma avx512f avx512bw\n")
+    assert training.vector_isa(str(cpuinfo)) == "AVX-512"
+    cpuinfo.write_text("Features\t: fp asimd\n")
+    assert training.vector_isa(str(cpuinfo)) is None
+    assert training.vector_isa(str(tmp_path / "absent")) is None
