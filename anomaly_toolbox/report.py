@@ -60,24 +60,31 @@ def _class_mean(by_cell, model, classes, metric):
     return (float(np.mean(per_class)) if per_class else None), len(per_class)
 
 
-def _mean_label(by_cell, model, classes, metrics):
+def _mean_label(by_cell, model, classes, metrics, seeds=False):
+    """'0.600 / 0.700 (2 of 10 classes, 1–2 seeds per class)': the counts the mean rests on."""
     values = [_class_mean(by_cell, model, classes, metric) for metric in metrics]
     covered = values[0][1]
     if not covered:
         return "—"
+    notes = [f"{covered} of {len(classes)} classes"] if covered < len(classes) else []
+    if seeds:
+        n = [len(by_cell[(model, k)]) for k in classes if (model, k) in by_cell]
+        notes.append(f"{min(n)} seed{'s' * (min(n) != 1)}" if min(n) == max(n)
+                     else f"{min(n)}–{max(n)} seeds per class")
     label = " / ".join(f"{mean:.3f}" for mean, _ in values)
-    return label + (f" ({covered} of {len(classes)} classes)" if covered < len(classes) else "")
+    return label + (f" ({', '.join(notes)})" if notes else "")
 
 
 def _summary(groups, classes):
     """One line per table: the mean test AUPRC and AUROC of each model, to compare at a glance."""
     models = sorted({r["model"] for group in groups.values() for r in group})
     lines = ["## Summary: mean over anomalous classes of test AUPRC / AUROC", "",
+             "Each class's seeds are averaged first, so every class weighs the same.", "",
              "| dataset | protocol | profile | " + " | ".join(models) + " |",
              "|---" * (len(models) + 3) + "|"]
     for (protocol, dataset, profile), group in sorted(groups.items()):
         by_cell = _by_cell(group)
-        cells = [_mean_label(by_cell, m, classes, ["auprc", "auroc"]) for m in models]
+        cells = [_mean_label(by_cell, m, classes, ["auprc", "auroc"], seeds=True) for m in models]
         lines.append(f"| {dataset} | {protocol} | `{profile}` | " + " | ".join(cells) + " |")
     return lines + [""]
 

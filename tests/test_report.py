@@ -22,9 +22,10 @@ def test_summary_and_tables_average_seeds_then_classes(tmp_path):
     summary = lines.index("| dataset | protocol | profile | egbad | ganomaly |")
     # egbad: class 0 = mean(0.2, 0.4) = 0.3, class 1 = 0.9 -> 0.6; not 0.5, the mean of rows
     assert lines[summary + 2] == ("| fashion_mnist | pooled | `cpu` | — | "
-                                  "0.800 / 0.900 (1 of 10 classes) |")
-    assert lines[summary + 3] == ("| mnist | pooled | `cpu` | 0.600 / 0.700 (2 of 10 classes) | "
-                                  "0.500 / 0.600 (2 of 10 classes) |")
+                                  "0.800 / 0.900 (1 of 10 classes, 1 seed) |")
+    assert lines[summary + 3] == ("| mnist | pooled | `cpu` | 0.600 / 0.700 (2 of 10 classes, "
+                                  "1–2 seeds per class) | 0.500 / 0.600 (2 of 10 classes, 1 seed) |")
+    assert "| **mean** | 0.600 (2 of 10 classes) | 0.500 (2 of 10 classes) |" in lines
     assert "| 0 | 0.300 ± 0.141 (n=2) | 0.500 (n=1) |" in lines
     assert "- Missing cells (shown as —): 16 of 20." in lines
     assert ("- Hardware, CPU only (wall times depend on it): x86_64 2 cpus: 4 cells; "
