@@ -96,23 +96,32 @@ def _by_cell(group):
     return by_cell
 
 
-def _chart(by_cell, models, classes, path, title):
+def _seed_std(by_cell, model, k, metric):
+    """Sample std over seeds for the chart's error bars; NaN (no bar) below 2 seeds."""
+    values = [r[metric] for r in by_cell.get((model, k), [])]
+    return float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
+
+
+def _chart(by_cell, models, classes, path, title, chance):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 3.5))
+    fig, ax = plt.subplots(figsize=(10.5, 3.5))
     width = 0.8 / max(len(models), 1)
     for i, m in enumerate(models):
         means = [_seed_mean(by_cell, m, k, "auprc") for k in classes]
-        ax.bar(np.arange(len(classes)) + i * width, means, width, label=m)
+        spread = [_seed_std(by_cell, m, k, "auprc") for k in classes]
+        ax.bar(np.arange(len(classes)) + i * width, means, width, yerr=spread, capsize=2, label=m)
+    ax.axhline(chance, color="gray", linestyle="--", linewidth=1,
+               label="random scorer\n(AUPRC = anomaly share)")
     ax.set_xticks(np.arange(len(classes)) + 0.4 - width / 2, [str(k) for k in classes])
     ax.set_xlabel("anomalous class")
     ax.set_ylabel("test AUPRC")
     ax.set_ylim(0, 1)
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     tmp = path + ".tmp.png"
     fig.savefig(tmp, dpi=100)
@@ -156,7 +165,8 @@ def render(rows, figures_dir):
                            for r in group})
         total = sum(r["wall_time_s"]["train"] + r["wall_time_s"]["evaluate"] for r in group)
         out += [f"## {dataset}, {protocol} protocol, `{profile}` profile", "",
-                f"- Test anomaly share: {min(shares):.1%} – {max(shares):.1%} (by class).",
+                f"- Test anomaly share: {min(shares):.1%} – {max(shares):.1%} (by class); a random "
+                "scorer's expected AUPRC equals it (dashed line in the chart).",
                 "- Hardware, CPU only (wall times depend on it): "
                 + "; ".join(f"{m}: {n} cell{'s' * (n != 1)}" for m, n in sorted(machines.items())) + ".",
                 f"- TensorFlow {', '.join(tf_versions)}; {'; '.join(settings)}.",
@@ -176,7 +186,8 @@ def render(rows, figures_dir):
         name = f"benchmark_{protocol}_{dataset}_{profile.split(',')[0]}.png"
         os.makedirs(figures_dir, exist_ok=True)
         _chart(by_cell, models, classes, os.path.join(figures_dir, name),
-               f"{dataset}, {protocol}, {profile}: test AUPRC by anomalous class")
+               f"{dataset}, {protocol}, {profile}: test AUPRC by anomalous class "
+               "(error bars: std over seeds)", float(np.mean(shares)))
         out += [f"![{dataset} AUPRC by class](figures/{name})", ""]
     return "\n".join(out)
 
