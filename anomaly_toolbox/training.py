@@ -55,7 +55,7 @@ def _git_commit():
 
 
 def vector_isa(cpuinfo="/proc/cpuinfo"):
-    """Widest x86 vector set: the same 2-core cell trains ~1.5-1.9x faster with AVX-512 than AVX2."""
+    """Widest x86 vector set: the same 2-core cell trains ~1.6-1.8x faster with AVX-512 than AVX2."""
     try:
         with open(cpuinfo) as f:
             flags = f.read()
