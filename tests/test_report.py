@@ -45,7 +45,7 @@ def test_summary_and_tables_average_seeds_then_classes(tmp_path):
 
 
 def test_machine_label_names_the_vector_isa(tmp_path):
-    """Results record AVX2 vs AVX-512: the same cell's wall time differs by up to ~2x between them."""
+    """Results record AVX2 vs AVX-512: a cell took 1.6-1.8x less wall time on AVX-512."""
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("flags\t\t: fpu sse2 avx avx2 fma\n")
     assert training.vector_isa(str(cpuinfo)) == "AVX2"
