@@ -2,9 +2,11 @@
 experiments/ JSON file and flags, in that order. Unknown or mistyped keys are errors."""
 
 import json
+import math
 import os
 
 from anomaly_toolbox.errors import UsageError
+from anomaly_toolbox.models.hyperparameters import violation
 
 TRAINING_DEFAULTS = {"epochs": 15, "batch_size": 64}
 FILE_KEYS = {"epochs", "batch_size", "model", "profile", "description"}
@@ -22,8 +24,11 @@ def _check_type(key, value, default, source):
             isinstance(v, type(default[0])) for v in value)
     else:
         ok = isinstance(value, type(default))
+    if ok and isinstance(default, (int, float, list)) and not isinstance(default, bool):
+        ok = all(math.isfinite(v) for v in (value if isinstance(value, list) else [value])
+                 if isinstance(v, (int, float)))
     if not ok:
-        raise UsageError(f"{source}: {key}", value, f"a value like {default!r}")
+        raise UsageError(f"{source}: {key}", value, f"a finite value like {default!r}")
     return type(default)(value) if isinstance(default, (int, float)) and not isinstance(default, bool) else value
 
 
@@ -53,6 +58,9 @@ def resolve(model_cls, config_path=None, epochs=None, batch_size=None):
             raise UsageError(f"{source}: model key", key,
                              f"one of {sorted(model_cls.DEFAULTS)} for {model_cls.registered_name}")
         model_cfg[key] = _check_type(key, value, model_cls.DEFAULTS[key], source)
+        expected = violation(model_cfg[key], model_cls.RANGES[key])
+        if expected:
+            raise UsageError(f"{source}: {key}", value, expected)
     resolved = {"profile": data.get("profile", "custom" if config_path else "defaults")}
     for key, flag in (("epochs", epochs), ("batch_size", batch_size)):
         value = _check_type(key, data.get(key, TRAINING_DEFAULTS[key]), TRAINING_DEFAULTS[key],

@@ -1,4 +1,4 @@
-"""One exception for every mistake a user can make on the command line or in a config."""
+"""The errors a user can cause. Entry points turn each into one `error: ...` line and exit 2."""
 
 
 class UsageError(ValueError):
@@ -10,3 +10,14 @@ class UsageError(ValueError):
         if valid:
             message += f" (expected {valid})"
         super().__init__(message)
+
+
+class DataError(ValueError):
+    """A data file exists but is not what it claims to be, or a dataset cannot be found."""
+
+
+class DivergenceError(RuntimeError):
+    """Training stopped on a non-finite loss; the best epoch so far was still evaluated and exported."""
+
+
+USER_ERRORS = (UsageError, DataError, DivergenceError)

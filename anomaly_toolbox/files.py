@@ -27,9 +27,9 @@ def write_json(path, obj):
     write_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
-def write_npz(path, **arrays):
+def write_npz(path, compressed=False, **arrays):
     buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
+    (np.savez_compressed if compressed else np.savez)(buffer, **arrays)
     write_atomic(path, buffer.getvalue(), "wb")
 
 

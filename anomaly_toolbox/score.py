@@ -10,16 +10,16 @@ images. Pixels are 0..255 (uint8 or float); H = W = 28 or 32.
 import csv
 import io
 import os
-import sys
 
 import numpy as np
-from absl import app, flags, logging
+from absl import flags
+
+from anomaly_toolbox import cli
 
 FLAGS = flags.FLAGS
 
 
 def define_flags():
-    """Defined on demand, so that importing this module (tests do) defines no flags."""
     flags.DEFINE_string("saved_model", None, "SavedModel folder written by anomaly_toolbox.train.")
     flags.DEFINE_string("input", None, ".npy file, IDX images file, or folder of PNG/JPEG images.")
     flags.DEFINE_string("output", "scores.csv", "CSV to write.")
@@ -34,7 +34,7 @@ def read_input(path, channels=1, resize_to=None):
     if path is None or not os.path.exists(path):
         raise UsageError("input", path, "an existing .npy file, IDX file or image folder")
     if os.path.isdir(path):
-        from anomaly_toolbox.folders import read_images
+        from anomaly_toolbox.data.folders import read_images
 
         ids, images = read_images(path, channels, resize_to)
     elif path.endswith(".npy"):
@@ -44,7 +44,8 @@ def read_input(path, channels=1, resize_to=None):
             raise UsageError("input", path, f"a numeric .npy array ({e})") from e
         ids = list(range(len(images))) if images.ndim else []
     else:
-        from anomaly_toolbox.datasets import DataError, read_idx
+        from anomaly_toolbox.data.datasets import read_idx
+        from anomaly_toolbox.errors import DataError
 
         try:
             images = read_idx(path, 0x0803)
@@ -86,39 +87,31 @@ def score_all(loaded, images, batch_size):
     return np.concatenate(scores)
 
 
-def main(argv):
-    del argv
-    logging.set_verbosity(logging.WARNING)
-    from anomaly_toolbox import export
+def body():
     from anomaly_toolbox.errors import UsageError
     from anomaly_toolbox.files import write_atomic
+    from anomaly_toolbox.run import export
 
+    if FLAGS.batch_size <= 0:
+        raise UsageError("batch_size", FLAGS.batch_size, "a positive integer")
+    if FLAGS.saved_model is None or not os.path.isdir(FLAGS.saved_model):
+        raise UsageError("saved_model", FLAGS.saved_model, "an existing SavedModel folder")
+    loaded, metadata = export.load(FLAGS.saved_model)
+    ids, images = read_input(FLAGS.input, metadata.get("channels", 1), metadata.get("resize_to"))
+    scores = score_all(loaded, images, FLAGS.batch_size)
+    threshold = float(loaded.threshold.numpy())
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["id", "score", "is_anomaly"])
+    for i, s in zip(ids, scores):
+        writer.writerow([i, f"{s:.9g}", int(s >= threshold)])
     try:
-        if FLAGS.batch_size <= 0:
-            raise UsageError("batch_size", FLAGS.batch_size, "a positive integer")
-        if FLAGS.saved_model is None or not os.path.isdir(FLAGS.saved_model):
-            raise UsageError("saved_model", FLAGS.saved_model, "an existing SavedModel folder")
-        loaded, metadata = export.load(FLAGS.saved_model)
-        ids, images = read_input(FLAGS.input, metadata.get("channels", 1),
-                                 metadata.get("resize_to"))
-        scores = score_all(loaded, images, FLAGS.batch_size)
-        threshold = float(loaded.threshold.numpy())
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["id", "score", "is_anomaly"])
-        for i, s in zip(ids, scores):
-            writer.writerow([i, f"{s:.9g}", int(s >= threshold)])
-        try:
-            write_atomic(FLAGS.output, out.getvalue())
-        except OSError as e:
-            raise UsageError("output", FLAGS.output, f"a writable file path ({e.strerror})") from e
-    except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        write_atomic(FLAGS.output, out.getvalue())
+    except OSError as e:
+        raise UsageError("output", FLAGS.output, f"a writable file path ({e.strerror})") from e
     print(f"scored {len(scores)} images ({int((scores >= threshold).sum())} above the "
           f"validation threshold {threshold:.4g}) -> {FLAGS.output}")
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    cli.main(define_flags, body)

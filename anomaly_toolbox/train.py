@@ -4,17 +4,19 @@
       --config=experiments/ganomaly_mnist_cpu.json --output_dir=runs/ganomaly_mnist_0
 """
 
-import sys
+import os
 
-from absl import app, flags, logging
+from absl import flags
+
+from anomaly_toolbox import cli
 
 FLAGS = flags.FLAGS
+FOLDER = "folder:"
 
 
 def define_flags():
-    """Defined on demand, so that importing this module (tests do) defines no flags."""
     flags.DEFINE_string("model", "ganomaly", "Registered model name.")
-    flags.DEFINE_string("dataset", "mnist", "mnist or fashion_mnist.")
+    flags.DEFINE_string("dataset", "mnist", "mnist, fashion_mnist or folder:PATH.")
     flags.DEFINE_integer("anomalous_class", 0, "The class held out as the anomaly.")
     flags.DEFINE_string("protocol", "pooled", "pooled (survey) or official.")
     flags.DEFINE_string("config", None, "JSON file from experiments/; flags below override it.")
@@ -24,30 +26,30 @@ def define_flags():
     flags.DEFINE_integer("split_seed", 0, "Seed of the train/val/test split (separate on purpose).")
     flags.DEFINE_string("data_dir", None, "Folder holding <dataset>/*-ubyte.gz "
                         "(default: $ANOMALY_TOOLBOX_DATA_DIR, then system folders, then tfds).")
-    flags.DEFINE_string("output_dir", None, "Run folder (default runs/<model>_<dataset>_<class>).")
+    flags.DEFINE_string("output_dir", None, "Run folder (default runs/<model>_<dataset>_<class>, "
+                        "or runs/<model>_<folder name> for folder:PATH).")
     flags.DEFINE_integer("limit", None, "Use only the first N images of each split (smoke tests).")
     flags.DEFINE_integer("verbose", 1, "Keras fit verbosity: 1 progress bar, 2 one line per epoch.")
 
 
-def main(argv):
-    del argv
-    logging.set_verbosity(logging.WARNING)  # TF's INFO lines drown the progress output
-    from anomaly_toolbox import training
-    from anomaly_toolbox.datasets import DataError
-    from anomaly_toolbox.errors import UsageError
+def default_output_dir(model_name, dataset, anomalous_class):
+    if dataset.startswith(FOLDER):
+        folder = os.path.basename(os.path.normpath(dataset[len(FOLDER):])) or "folder"
+        return os.path.join("runs", f"{model_name}_{folder}")
+    return os.path.join("runs", f"{model_name}_{dataset}_{anomalous_class}")
 
-    output_dir = FLAGS.output_dir or f"runs/{FLAGS.model}_{FLAGS.dataset}_{FLAGS.anomalous_class}"
-    try:
-        training.run(FLAGS.model, FLAGS.dataset, FLAGS.anomalous_class, output_dir,
-                     protocol=FLAGS.protocol, config=FLAGS.config, epochs=FLAGS.epochs,
-                     batch_size=FLAGS.batch_size, train_seed=FLAGS.train_seed,
-                     split_seed=FLAGS.split_seed, data_dir=FLAGS.data_dir, verbose=FLAGS.verbose,
-                     limit=FLAGS.limit)
-    except (UsageError, DataError, training.DivergenceError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+
+def body():
+    from anomaly_toolbox.run import training
+
+    training.run(FLAGS.model, FLAGS.dataset, FLAGS.anomalous_class,
+                 FLAGS.output_dir or default_output_dir(FLAGS.model, FLAGS.dataset,
+                                                        FLAGS.anomalous_class),
+                 protocol=FLAGS.protocol, config=FLAGS.config, epochs=FLAGS.epochs,
+                 batch_size=FLAGS.batch_size, train_seed=FLAGS.train_seed,
+                 split_seed=FLAGS.split_seed, data_dir=FLAGS.data_dir, verbose=FLAGS.verbose,
+                 limit=FLAGS.limit)
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    cli.main(define_flags, body)

@@ -19,7 +19,7 @@ def data_dir():
 
 @pytest.fixture(scope="session")
 def mnist(data_dir):
-    from anomaly_toolbox import datasets
+    from anomaly_toolbox.data import datasets
 
     return datasets.load("mnist", data_dir)
 
@@ -33,13 +33,13 @@ def images(mnist):
 @pytest.fixture(scope="session")
 def batch(images):
     """The same images preprocessed to model input (64, 32, 32, 1) in [-1, 1]."""
-    from anomaly_toolbox.preprocessing import to_model_input
+    from anomaly_toolbox.data.preprocessing import to_model_input
 
     return to_model_input(images[0])
 
 
 def tiny_model(name, **overrides):
-    from anomaly_toolbox import registry
+    from anomaly_toolbox import models as registry
 
     cls = registry.get(name)
     model = cls(**{**cls.DEFAULTS, **{k: v for k, v in TINY.items() if k in cls.DEFAULTS},

@@ -153,7 +153,8 @@ def test_invalid_config_is_a_usage_error():
 
 
 def test_experiment_files_resolve():
-    from anomaly_toolbox import config, registry
+    from anomaly_toolbox import config
+    from anomaly_toolbox import models as registry
 
     paths = sorted(glob.glob(os.path.join(REPO, "experiments", "anogan_*.json")))
     assert len(paths) == 4
@@ -163,8 +164,8 @@ def test_experiment_files_resolve():
 
 
 def test_saved_model_scores_like_the_model(trained, images, tmp_path):
-    from anomaly_toolbox import export
-    from anomaly_toolbox.preprocessing import to_model_input
+    from anomaly_toolbox.run import export
+    from anomaly_toolbox.data.preprocessing import to_model_input
 
     model = tiny_model("anogan", search_steps=5, search_init="best_of_k", search_k=3)
     model.set_weights(trained.get_weights())

@@ -18,7 +18,7 @@ def test_grid_resumes_after_kill_and_writes_the_table(tmp_path):
     experiments.mkdir()
     (experiments / "ganomaly_mnist_tiny.json").write_text(json.dumps(TINY))
     results, table = tmp_path / "results", tmp_path / "benchmarks.md"
-    command = [sys.executable, "-m", "anomaly_toolbox.benchmark", "--models=ganomaly",
+    command = [sys.executable, "-m", "anomaly_toolbox.bench.benchmark", "--models=ganomaly",
                "--datasets=mnist", "--classes=1,2", "--profile=tiny", "--limit=300",
                f"--experiments_dir={experiments}", f"--results_dir={results}",
                f"--runs_dir={tmp_path / 'runs'}", f"--benchmarks_md={table}",
@@ -50,14 +50,14 @@ def test_bad_grid_arguments_exit_2(tmp_path):
     for flag, message in (("--classes=a-b", "invalid classes"), ("--shard=2/2", "invalid shard"),
                           ("--models=gan", "invalid model"),
                           ("--threads_per_worker=0", "invalid threads_per_worker")):
-        proc = subprocess.run([sys.executable, "-m", "anomaly_toolbox.benchmark", flag,
+        proc = subprocess.run([sys.executable, "-m", "anomaly_toolbox.bench.benchmark", flag,
                                f"--results_dir={tmp_path}", f"--benchmarks_md={tmp_path / 'b.md'}"],
                               capture_output=True, text=True)
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-500:]
 
 
 def test_grid_runs_class_by_class_and_splits_cores_between_workers(monkeypatch):
-    from anomaly_toolbox import benchmark
+    from anomaly_toolbox.bench import benchmark
 
     cells = benchmark.grid(["a", "b"], ["mnist", "fashion_mnist"], [0, 1], [0], "pooled", "cpu")
     assert [(c[4], c[1], c[2]) for c in cells[:4]] == [

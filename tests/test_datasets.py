@@ -5,8 +5,8 @@ import struct
 import numpy as np
 import pytest
 
-from anomaly_toolbox import datasets
-from anomaly_toolbox.datasets import DataError
+from anomaly_toolbox.data import datasets
+from anomaly_toolbox.errors import DataError
 from anomaly_toolbox.errors import UsageError
 
 

@@ -92,8 +92,8 @@ def test_bad_config_raises(key, value):
 
 
 def test_saved_model_round_trip(images, tmp_path):
-    from anomaly_toolbox import export
-    from anomaly_toolbox.preprocessing import to_model_input
+    from anomaly_toolbox.run import export
+    from anomaly_toolbox.data.preprocessing import to_model_input
 
     model = egbad()
     model.losses_on(to_model_input(images[0][:16]), training=True)  # moves the BN statistics

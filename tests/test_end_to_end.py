@@ -56,7 +56,7 @@ def test_results_record_everything(run):
 
 def test_saved_model_scores_match_in_a_fresh_process(run, mnist):
     from anomaly_toolbox.metrics import ranking_metrics
-    from anomaly_toolbox.protocols import make_splits
+    from anomaly_toolbox.data.protocols import make_splits
 
     splits = make_splits(mnist, 1, "pooled", 0).limited(300)
     stored = np.load(run["dir"] / "scores.npz")
@@ -133,7 +133,7 @@ def test_score_refuses_a_folder_that_is_not_our_saved_model(tmp_path, images):
 
 
 def test_validation_sweep_restores_the_selected_weights(run):
-    from anomaly_toolbox.sweep import sweep
+    from anomaly_toolbox.bench.sweep import sweep
 
     rows = sweep(str(run["dir"]), "w_con", [1.0, 50.0], DATA_DIR)  # a training-only key
     assert [r["w_con"] for r in rows] == [1.0, 50.0] and rows[0]["images"] == 300

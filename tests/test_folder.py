@@ -7,9 +7,9 @@ import pytest
 from conftest import score_in_fresh_process
 from PIL import Image
 
-from anomaly_toolbox import training
+from anomaly_toolbox.run import training
 from anomaly_toolbox.errors import UsageError
-from anomaly_toolbox.folders import load_splits
+from anomaly_toolbox.data.folders import load_splits
 from anomaly_toolbox.score import read_input
 
 TINY = {"epochs": 1, "batch_size": 16, "model": {"latent_dim": 8, "filters": [4, 8, 16]}}

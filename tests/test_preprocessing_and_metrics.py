@@ -3,7 +3,7 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from anomaly_toolbox import metrics
-from anomaly_toolbox.preprocessing import eval_dataset, to_model_input, train_dataset
+from anomaly_toolbox.data.preprocessing import eval_dataset, to_model_input, train_dataset
 
 
 def test_fixed_affine_map_and_padding(images):

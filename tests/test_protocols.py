@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from anomaly_toolbox.datasets import RawDataset
+from anomaly_toolbox.data.datasets import RawDataset
 from anomaly_toolbox.errors import UsageError
-from anomaly_toolbox.protocols import make_splits
+from anomaly_toolbox.data.protocols import make_splits
 
 
 def _synthetic(n_train=600, n_test=200):

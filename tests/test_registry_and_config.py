@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from anomaly_toolbox import config, registry
+from anomaly_toolbox import config
+from anomaly_toolbox import models as registry
 from anomaly_toolbox.errors import UsageError
 
 

@@ -1,6 +1,7 @@
 """benchmarks.md rendering from synthetic results: means over seeds, then over classes."""
 
-from anomaly_toolbox import report, training
+from anomaly_toolbox.bench import report
+from anomaly_toolbox.run import training
 
 
 def _row(model, k, seed, auprc, dataset="mnist", machine="x86_64 2 cpus"):

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 from conftest import DATA_DIR
 
-from anomaly_toolbox import training
+from anomaly_toolbox.run import training
 from anomaly_toolbox.errors import UsageError
 from anomaly_toolbox.score import read_input
 

@@ -14,40 +14,34 @@ depend on the batch it is in (the gradient of the SUM of per-image losses w.r.t.
 gradient of L_i alone).
 """
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from anomaly_toolbox.errors import UsageError
 from anomaly_toolbox.models import blocks
-from anomaly_toolbox.registry import register
+from anomaly_toolbox.models.adversarial import AdversarialModel, bce_with_logits, stateless_noise
+from anomaly_toolbox.models.hyperparameters import ADAM_BETA, ANY, NON_NEGATIVE, POSITIVE, UNIT, one_of
+from anomaly_toolbox.models.registry import register
 
 SEARCH_INITS = ("zeros", "sample", "best_of_k")
 # The latent search's Adam: Kingma & Ba defaults (as keras.optimizers.Adam).
 ADAM_BETA_1, ADAM_BETA_2, ADAM_EPSILON = 0.9, 0.999, 1e-7
 
 
-def _bce(labels_like, logits, label):
-    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(
-        labels=tf.fill(tf.shape(labels_like), label), logits=logits))
-
-
 @register("anogan")
-class AnoGAN(keras.Model):
+class AnoGAN(AdversarialModel):
     DEFAULTS = {"latent_dim": 100, "filters": [64, 128, 256], "learning_rate": 2e-4,
                 "beta_1": 0.5, "search_steps": 50, "search_learning_rate": 0.1, "lambda_": 0.1,
                 "search_init": "zeros", "search_k": 8, "search_seed": 0}
+    RANGES = {"latent_dim": POSITIVE, "filters": POSITIVE, "learning_rate": POSITIVE,
+              "beta_1": ADAM_BETA, "search_steps": NON_NEGATIVE, "search_learning_rate": POSITIVE,
+              "lambda_": UNIT, "search_init": one_of(*SEARCH_INITS), "search_k": POSITIVE,
+              "search_seed": ANY}
 
     def __init__(self, latent_dim, filters, learning_rate, beta_1, search_steps,
                  search_learning_rate, lambda_, search_init, search_k, search_seed, channels=1,
                  **kwargs):
-        super().__init__(**kwargs)
-        _validate(latent_dim=latent_dim, filters=filters, learning_rate=learning_rate,
-                  beta_1=beta_1, search_steps=search_steps,
-                  search_learning_rate=search_learning_rate, lambda_=lambda_,
-                  search_init=search_init, search_k=search_k, search_seed=search_seed)
+        super().__init__(float(learning_rate), float(beta_1), **kwargs)
         self.latent_dim = int(latent_dim)
-        self.learning_rate, self.beta_1 = float(learning_rate), float(beta_1)
         self.search_steps = int(search_steps)
         self.search_learning_rate = float(search_learning_rate)
         self.lambda_ = float(lambda_)
@@ -70,45 +64,22 @@ class AnoGAN(keras.Model):
     def discriminator_variables(self):
         return self.d_features.trainable_variables + self.d_logit.trainable_variables
 
-    def compile(self, **kwargs):
-        super().compile(**kwargs)
-        self.g_optimizer = blocks.built_adam(self.generator_variables, self.learning_rate,
-                                              self.beta_1)
-        self.d_optimizer = blocks.built_adam(self.discriminator_variables, self.learning_rate,
-                                             self.beta_1)
-
     # ---------------------------------------------------------------- training
 
-    def sample_noise(self, batch_size):
-        """Training noise, a function of (g_optimizer.iterations, noise_salt) only."""
-        step = tf.cast(tf.convert_to_tensor(self.g_optimizer.iterations), tf.int64)
-        seed = tf.stack([step, tf.constant(self.noise_salt, tf.int64)])
-        return tf.random.stateless_normal([batch_size, self.latent_dim], seed=seed)
-
-    def losses_on(self, x, z, training=True):
+    def losses_on(self, x, training):
         """Non-saturating GAN losses (BCE with logits) on real x and generated G(z)."""
+        # Training noise: a function of (g_optimizer step, noise_salt) only.
+        z = stateless_noise([tf.shape(x)[0], self.latent_dim], self.g_optimizer.iterations,
+                            self.noise_salt)
         fake = self.g(z, training=training)
         logit_real = self.d_logit(self.d_features(x, training=training), training=training)
-        # One forward pass serves both losses: each gradient is taken only w.r.t. its own
-        # network's variables, so D's loss never updates G and vice versa.
         logit_fake = self.d_logit(self.d_features(fake, training=training), training=training)
-        d_loss = 0.5 * (_bce(logit_real, logit_real, 1.0) + _bce(logit_fake, logit_fake, 0.0))
-        g_loss = _bce(logit_fake, logit_fake, 1.0)
+        d_loss = 0.5 * (tf.reduce_mean(bce_with_logits(logit_real, 1.0))
+                        + tf.reduce_mean(bce_with_logits(logit_fake, 0.0)))
+        g_loss = tf.reduce_mean(bce_with_logits(logit_fake, 1.0))
         return {"g_loss": g_loss, "d_loss": d_loss,
                 "d_real": tf.reduce_mean(tf.sigmoid(logit_real)),
                 "d_fake": tf.reduce_mean(tf.sigmoid(logit_fake))}
-
-    def train_step(self, x):
-        z = self.sample_noise(tf.shape(x)[0])
-        with tf.GradientTape(persistent=True) as tape:
-            losses = self.losses_on(x, z, training=True)
-        g_vars, d_vars = self.generator_variables, self.discriminator_variables
-        g_grads = tape.gradient(losses["g_loss"], g_vars)
-        d_grads = tape.gradient(losses["d_loss"], d_vars)
-        del tape
-        self.g_optimizer.apply_gradients(zip(g_grads, g_vars))
-        self.d_optimizer.apply_gradients(zip(d_grads, d_vars))
-        return losses
 
     # ---------------------------------------------------------------- latent search
 
@@ -179,35 +150,3 @@ class AnoGAN(keras.Model):
     def reconstruct(self, x):
         return self.g(self.search(x)[0], training=False)
 
-
-def _validate(**values):
-    def positive_int(key):
-        v = values[key]
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v <= 0:
-            raise UsageError(key, v, "a positive integer")
-
-    positive_int("latent_dim")
-    positive_int("search_k")
-    filters = values["filters"]
-    if (not isinstance(filters, (list, tuple)) or len(filters) != 3
-            or any(isinstance(f, bool) or not isinstance(f, (int, np.integer)) or f <= 0
-                   for f in filters)):
-        raise UsageError("filters", filters, "a list of 3 positive integers (32 -> 16 -> 8 -> 4)")
-    steps = values["search_steps"]
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise UsageError("search_steps", steps, "an integer >= 0")
-    seed = values["search_seed"]
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise UsageError("search_seed", seed, "an integer")
-    for key in ("learning_rate", "search_learning_rate"):
-        v = values[key]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v <= 0:
-            raise UsageError(key, v, "a positive number")
-    beta_1 = values["beta_1"]
-    if isinstance(beta_1, bool) or not isinstance(beta_1, (int, float)) or not 0 <= beta_1 < 1:
-        raise UsageError("beta_1", beta_1, "a number in [0, 1)")
-    lam = values["lambda_"]
-    if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not 0 <= lam <= 1:
-        raise UsageError("lambda_", lam, "a number in [0, 1]")
-    if values["search_init"] not in SEARCH_INITS:
-        raise UsageError("search_init", values["search_init"], f"one of {', '.join(SEARCH_INITS)}")

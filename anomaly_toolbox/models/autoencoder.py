@@ -8,13 +8,16 @@ import keras
 import tensorflow as tf
 
 from anomaly_toolbox.models import blocks
-from anomaly_toolbox.registry import register
+from anomaly_toolbox.models.hyperparameters import ADAM_BETA, POSITIVE
+from anomaly_toolbox.models.registry import register
 
 
 @register("autoencoder")
 class Autoencoder(keras.Model):
     DEFAULTS = {"latent_dim": 100, "filters": [64, 128, 256], "learning_rate": 2e-4,
                 "beta_1": 0.5}
+    RANGES = {"latent_dim": POSITIVE, "filters": POSITIVE, "learning_rate": POSITIVE,
+              "beta_1": ADAM_BETA}
 
     def __init__(self, latent_dim, filters, learning_rate, beta_1, channels=1, **kwargs):
         super().__init__(**kwargs)
@@ -22,9 +25,11 @@ class Autoencoder(keras.Model):
         self.encoder = blocks.encoder(filters, latent_dim, channels, "encoder")
         self.decoder = blocks.decoder(filters, latent_dim, channels, "decoder")
 
-    def compile(self, **kwargs):
-        super().compile(optimizer=blocks.built_adam(self.trainable_variables, self.learning_rate,
-                                                    self.beta_1), **kwargs)
+    def compile(self, optimizer=None, **kwargs):
+        """Adam with the config's learning rate and beta_1 unless an optimizer is passed."""
+        optimizer = optimizer or keras.optimizers.Adam(self.learning_rate, beta_1=self.beta_1)
+        optimizer.build(self.trainable_variables)  # slots now: a checkpoint restores before step 1
+        super().compile(optimizer=optimizer, **kwargs)
 
     def losses_on(self, x, training):
         x_hat = self.decoder(self.encoder(x, training=training), training=training)

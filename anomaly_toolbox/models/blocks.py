@@ -61,9 +61,3 @@ def logit_head(filters, name):
         layers.Flatten(),
     ], name=name)
 
-
-def built_adam(variables, learning_rate, beta_1):
-    """Adam with its slots created now, so a checkpoint can be restored before the first step."""
-    optimizer = keras.optimizers.Adam(learning_rate, beta_1=beta_1)
-    optimizer.build(variables)
-    return optimizer

@@ -5,7 +5,7 @@ per-image latent search (unlike AnoGAN). The discriminator D sees joint pairs: (
 "real", (G(z), z) is "fake". The anomaly score is A(x) = alpha * L_G(x) + (1 - alpha) * L_D(x)
 with L_G = mean |x - G(E(x))| and L_D either the feature-matching distance
 mean |f_D(x, E(x)) - f_D(G(E(x)), E(x))| ("feature") or the cross-entropy of D on the real pair
-(x, E(x)) w.r.t. label 1 ("bce"). See README_egbad.md for deviations from the paper and code.
+(x, E(x)) w.r.t. label 1 ("bce"). alpha = 0.9 is the paper's. See README_egbad.md for deviations.
 """
 
 import keras
@@ -13,11 +13,10 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
-from anomaly_toolbox.errors import UsageError
 from anomaly_toolbox.models import blocks
-from anomaly_toolbox.registry import register
-
-SCORE_DISCRIMINATORS = ("feature", "bce")
+from anomaly_toolbox.models.adversarial import AdversarialModel, bce_with_logits, stateless_noise
+from anomaly_toolbox.models.hyperparameters import ADAM_BETA, ANY, POSITIVE, UNIT, one_of
+from anomaly_toolbox.models.registry import register
 
 
 def discriminator(filters, latent_dim, z_units, units, channels, name):
@@ -31,80 +30,49 @@ def discriminator(filters, latent_dim, z_units, units, channels, name):
     return keras.Model([x_in, z_in], [logit, features], name=name)
 
 
-def _bce(labels_value, logits):
-    """Per-sample sigmoid cross-entropy of (B, 1) logits against a constant label, shape (B,)."""
-    labels = tf.fill(tf.shape(logits), tf.constant(labels_value, logits.dtype))
-    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels, logits), axis=-1)
-
-
 @register("egbad")
-class EGBAD(keras.Model):
+class EGBAD(AdversarialModel):
     DEFAULTS = {"latent_dim": 100, "filters": [64, 128, 256], "d_z_units": 512,
                 "d_units": 1024, "encoder_leaky": True, "learning_rate": 2e-4, "beta_1": 0.5,
                 "alpha": 0.9, "score_discriminator": "feature"}
+    RANGES = {"latent_dim": POSITIVE, "filters": POSITIVE, "d_z_units": POSITIVE,
+              "d_units": POSITIVE, "encoder_leaky": ANY, "learning_rate": POSITIVE,
+              "beta_1": ADAM_BETA, "alpha": UNIT,
+              "score_discriminator": one_of("feature", "bce")}
+    G_LOSS = "ge_loss"  # G and E are trained jointly, by one optimizer, against D
 
     def __init__(self, latent_dim, filters, d_z_units, d_units, encoder_leaky, learning_rate,
                  beta_1, alpha, score_discriminator, channels=1, **kwargs):
-        super().__init__(**kwargs)
-        if score_discriminator not in SCORE_DISCRIMINATORS:
-            raise UsageError("score_discriminator", score_discriminator,
-                             f"one of {', '.join(SCORE_DISCRIMINATORS)}")
-        if not 0.0 <= alpha <= 1.0:
-            raise UsageError("alpha", alpha, "a number in [0, 1]")
+        super().__init__(learning_rate, beta_1, **kwargs)
         # Drawn from the global RNG that training seeds before building the model, so a
         # resumed run gets the same value; with the optimizer step it fixes each step's noise.
         self.noise_seed = int(np.random.randint(0, 2**31 - 1))
         self.latent_dim, self.alpha = latent_dim, alpha
         self.score_discriminator = score_discriminator
-        self.learning_rate, self.beta_1 = learning_rate, beta_1
         self.e = blocks.encoder(filters, latent_dim, channels, "e", leaky=encoder_leaky)
         self.g = blocks.decoder(filters, latent_dim, channels, "g")
         self.d = discriminator(filters, latent_dim, d_z_units, d_units, channels, "d")
 
     @property
     def generator_variables(self):
-        """G and E are trained jointly, by one optimizer, against D."""
         return self.g.trainable_variables + self.e.trainable_variables
 
     @property
     def discriminator_variables(self):
         return self.d.trainable_variables
 
-    def compile(self, **kwargs):
-        super().compile(**kwargs)
-        self.ge_optimizer = blocks.built_adam(self.generator_variables, self.learning_rate,
-                                              self.beta_1)
-        self.d_optimizer = blocks.built_adam(self.discriminator_variables, self.learning_rate,
-                                             self.beta_1)
-
-    def sample_z(self, batch_size):
-        """Stateless noise keyed on the step counter: a restored checkpoint replays it exactly."""
-        seed = tf.stack([tf.constant(self.noise_seed, tf.int64),
-                         tf.cast(self.d_optimizer.iterations, tf.int64)])
-        return tf.random.stateless_normal([batch_size, self.latent_dim], seed=seed)
-
     def losses_on(self, x, training):
         z_real = self.e(x, training=training)
-        z_fake = self.sample_z(tf.shape(x)[0])
+        z_fake = stateless_noise([tf.shape(x)[0], self.latent_dim], self.noise_seed,
+                                 self.d_optimizer.iterations)
         x_fake = self.g(z_fake, training=training)
         logit_real, _ = self.d([x, z_real], training=training)
         logit_fake, _ = self.d([x_fake, z_fake], training=training)
-        # One forward pass serves both losses: each gradient is taken only w.r.t. its own
-        # networks' variables, so D's loss never updates G/E and vice versa.
-        d_loss = tf.reduce_mean(_bce(1.0, logit_real)) + tf.reduce_mean(_bce(0.0, logit_fake))
-        e_loss = tf.reduce_mean(_bce(0.0, logit_real))
-        g_loss = tf.reduce_mean(_bce(1.0, logit_fake))
+        d_loss = (tf.reduce_mean(bce_with_logits(logit_real, 1.0))
+                  + tf.reduce_mean(bce_with_logits(logit_fake, 0.0)))
+        e_loss = tf.reduce_mean(bce_with_logits(logit_real, 0.0))
+        g_loss = tf.reduce_mean(bce_with_logits(logit_fake, 1.0))
         return {"ge_loss": g_loss + e_loss, "d_loss": d_loss, "g_loss": g_loss, "e_loss": e_loss}
-
-    def train_step(self, x):
-        with tf.GradientTape(persistent=True) as tape:
-            losses = self.losses_on(x, training=True)
-        ge_vars, d_vars = self.generator_variables, self.discriminator_variables
-        d_grads = tape.gradient(losses["d_loss"], d_vars)
-        ge_grads = tape.gradient(losses["ge_loss"], ge_vars)
-        self.d_optimizer.apply_gradients(zip(d_grads, d_vars))
-        self.ge_optimizer.apply_gradients(zip(ge_grads, ge_vars))
-        return losses
 
     def reconstruct(self, x):
         return self.g(self.e(x, training=False), training=False)
@@ -118,5 +86,5 @@ class EGBAD(keras.Model):
             _, features_hat = self.d([x_hat, z], training=False)
             l_d = tf.reduce_mean(tf.abs(features - features_hat), axis=-1)
         else:
-            l_d = _bce(1.0, logit)
+            l_d = bce_with_logits(logit, 1.0)
         return self.alpha * l_g + (1.0 - self.alpha) * l_d

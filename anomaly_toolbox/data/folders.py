@@ -12,8 +12,9 @@ import os
 import numpy as np
 
 from anomaly_toolbox.errors import UsageError
-from anomaly_toolbox.preprocessing import IMAGE_SIZE
-from anomaly_toolbox.protocols import POOLED_VAL_SHARE, Splits, _split_stratified
+from anomaly_toolbox.data.preprocessing import IMAGE_SIZE
+from anomaly_toolbox.data.protocols import POOLED_VAL_SHARE
+from anomaly_toolbox.data.splits import Splits, split_stratified
 
 PREFIX = "folder:"
 SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -70,10 +71,10 @@ def load_splits(spec, split_seed=0):
             raise UsageError("dataset", spec, "images in both test/normal/ and test/anomalous/")
         x = np.concatenate([normal, anomalous])
         y = np.concatenate([np.zeros(len(normal), np.int32), np.ones(len(anomalous), np.int32)])
-        x_val, y_val, x_test, y_test = _split_stratified(x, y, POOLED_VAL_SHARE, rng)
-        return Splits(x_train, x_val, y_val, x_test, y_test)
+        x_val, y_val, x_test, y_test = split_stratified(x, y, POOLED_VAL_SHARE, rng)
+        return Splits(x_train, x_val, y_val, x_test, y_test, "folder", path)
     order = rng.permutation(len(x_train))
     n_val = max(1, int(round(HOLDOUT_SHARE * len(x_train))))
     empty = np.zeros((0,) + x_train.shape[1:], np.uint8)
     return Splits(x_train[np.sort(order[n_val:])], x_train[np.sort(order[:n_val])],
-                  np.zeros(n_val, np.int32), empty, np.zeros(0, np.int32))
+                  np.zeros(n_val, np.int32), empty, np.zeros(0, np.int32), "folder", path)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from anomaly_toolbox.errors import UsageError
+from anomaly_toolbox.errors import DataError, UsageError
 
 DATASETS = ("mnist", "fashion_mnist")
 DATA_DIR_ENV = "ANOMALY_TOOLBOX_DATA_DIR"
@@ -22,10 +22,6 @@ IDX_FILES = {
 }
 _IMAGES_MAGIC = 0x0803  # unsigned byte, 3 dimensions
 _LABELS_MAGIC = 0x0801  # unsigned byte, 1 dimension
-
-
-class DataError(ValueError):
-    """A data file exists but is not what it claims to be."""
 
 
 @dataclass(frozen=True)

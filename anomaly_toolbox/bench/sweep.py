@@ -1,23 +1,22 @@
 """Validation-only sweep of one score-time setting of a finished run (e.g. AnoGAN's Γ).
 
-  python -m anomaly_toolbox.sweep --run_dir=runs/anogan_mnist_1 --key=search_steps --values=10,50,200
+  python -m anomaly_toolbox.bench.sweep --run_dir=runs/anogan_mnist_1 --key=search_steps --values=10,50,200
 
 Restores the run's selected (best-validation) weights, rebuilds its splits, and scores the
 VALIDATION split once per value; the test split is never read. Prints AUPRC, AUROC and time.
 """
 
 import json
-import os
-import sys
 import time
 
-from absl import app, flags, logging
+from absl import flags
+
+from anomaly_toolbox import cli
 
 FLAGS = flags.FLAGS
 
 
 def define_flags():
-    """Defined on demand, so that importing this module (tests do) defines no flags."""
     flags.DEFINE_string("run_dir", None, "Output folder of a finished anomaly_toolbox.train run.")
     flags.DEFINE_string("key", "search_steps", "Model config key to vary at scoring time.")
     flags.DEFINE_list("values", ["10", "50", "200"], "Values to try (parsed as JSON).")
@@ -37,7 +36,7 @@ def sweep(run_dir, key, values, data_dir=None, max_images=None):
         raise UsageError("run_dir", run_dir, "the folder of a run with a best checkpoint")
     with open(path) as f:
         run = json.load(f)
-    cls = registry.get(run["model"])
+    cls = models.get(run["model"])
     if key not in cls.DEFAULTS:
         raise UsageError("key", key, f"one of {sorted(cls.DEFAULTS)}")
     splits, _, _ = training._load_splits(run["dataset"], run["anomalous_class"], run["protocol"],
@@ -58,18 +57,11 @@ def sweep(run_dir, key, values, data_dir=None, max_images=None):
     return rows
 
 
-def main(argv):
-    del argv
-    logging.set_verbosity(logging.WARNING)
-    from anomaly_toolbox.errors import UsageError
+def body():
     from anomaly_toolbox.files import write_json
 
-    try:
-        rows = sweep(FLAGS.run_dir, FLAGS.key, [json.loads(v) for v in FLAGS.values], FLAGS.data_dir,
-                     FLAGS.max_images)
-    except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    rows = sweep(FLAGS.run_dir, FLAGS.key, [json.loads(v) for v in FLAGS.values], FLAGS.data_dir,
+                 FLAGS.max_images)
     print(f"| {FLAGS.key} | val AUPRC | val AUROC | mean score | seconds ({rows[0]['images']} images) |")
     print("|---|---|---|---|---|")
     for r in rows:
@@ -80,5 +72,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    cli.main(define_flags, body)

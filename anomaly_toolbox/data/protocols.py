@@ -13,53 +13,15 @@ in the same share as the test split.
 Splits depend only on (dataset, anomalous class, protocol, split seed).
 """
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from anomaly_toolbox.data.splits import Splits, split_stratified
 from anomaly_toolbox.errors import UsageError
 
 PROTOCOLS = ("pooled", "official")
 POOLED_TRAIN_SHARE = 0.8
 POOLED_VAL_SHARE = 0.25
 OFFICIAL_VAL_SHARE = 0.1
-
-
-@dataclass(frozen=True)
-class Splits:
-    x_train: np.ndarray  # normal images only
-    x_val: np.ndarray
-    y_val: np.ndarray  # 1 = anomaly
-    x_test: np.ndarray
-    y_test: np.ndarray
-
-    def limited(self, n):
-        """The first n images of each split: for smoke tests and quick checks, never for results."""
-        return Splits(self.x_train[:n], self.x_val[:n], self.y_val[:n], self.x_test[:n],
-                      self.y_test[:n])
-
-    def counts(self):
-        def share(y):
-            return round(float(y.mean()), 4) if len(y) else 0.0
-        return {
-            "train": len(self.x_train),
-            "val": len(self.y_val), "val_anomalies": int(self.y_val.sum()),
-            "val_anomaly_share": share(self.y_val),
-            "test": len(self.y_test), "test_anomalies": int(self.y_test.sum()),
-            "test_anomaly_share": share(self.y_test),
-        }
-
-
-def _split_stratified(x, y, share, rng):
-    """Moves `share` of each label of (x, y) into the first returned pair."""
-    first = []
-    for label in (0, 1):
-        idx = rng.permutation(np.flatnonzero(y == label))
-        first.append(idx[: int(round(share * len(idx)))])
-    first = np.sort(np.concatenate(first))
-    mask = np.zeros(len(y), bool)
-    mask[first] = True
-    return x[mask], y[mask], x[~mask], y[~mask]
 
 
 def _pooled(raw, k, rng):
@@ -70,8 +32,8 @@ def _pooled(raw, k, rng):
     train_idx = np.sort(normal[:n_train])
     eval_idx = np.sort(np.concatenate([normal[n_train:], np.flatnonzero(labels == k)]))
     x_eval, y_eval = x[eval_idx], (labels[eval_idx] == k).astype(np.int32)
-    x_val, y_val, x_test, y_test = _split_stratified(x_eval, y_eval, POOLED_VAL_SHARE, rng)
-    return Splits(x[train_idx], x_val, y_val, x_test, y_test)
+    x_val, y_val, x_test, y_test = split_stratified(x_eval, y_eval, POOLED_VAL_SHARE, rng)
+    return Splits(x[train_idx], x_val, y_val, x_test, y_test, "benchmark", raw.source)
 
 
 def _official(raw, k, rng):
@@ -85,7 +47,8 @@ def _official(raw, k, rng):
     val_anom = np.sort(rng.permutation(pool)[:n_val_anom])
     val_idx = np.concatenate([val_normal, val_anom])
     y_val = np.concatenate([np.zeros(len(val_normal), np.int32), np.ones(len(val_anom), np.int32)])
-    return Splits(raw.x_train[train_idx], raw.x_train[val_idx], y_val, raw.x_test, y_test)
+    return Splits(raw.x_train[train_idx], raw.x_train[val_idx], y_val, raw.x_test, y_test,
+                  "benchmark", raw.source)
 
 
 def make_splits(raw, anomalous_class, protocol="pooled", split_seed=0):

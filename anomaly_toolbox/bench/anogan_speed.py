@@ -38,10 +38,10 @@ def main(argv):
     import tensorflow as tf
 
     from anomaly_toolbox import datasets, registry
-    from anomaly_toolbox.preprocessing import IMAGE_SIZE, to_model_input
+    from anomaly_toolbox.data.preprocessing import IMAGE_SIZE, to_model_input
 
     keras.utils.set_random_seed(0)
-    cls = registry.get("anogan")
+    cls = models.get("anogan")
     config = {**cls.DEFAULTS, "latent_dim": FLAGS.latent_dim, "search_steps": FLAGS.steps,
               "filters": [int(f) for f in FLAGS.filters], "search_init": FLAGS.search_init}
     model = cls(**config, channels=1)

@@ -2,7 +2,6 @@
 highest- and lowest-scored test images with reconstructions and anomaly maps."""
 
 import io
-import os
 
 import matplotlib
 
@@ -73,18 +72,18 @@ def extremes(images, scores, labels, reconstructions, path, n=8):
     return _save(fig, path)
 
 
-def write_all(output_dir, model, x_test, test_scores, test_labels, threshold):
-    """Writes the three figures; returns {name: png bytes} for TensorBoard."""
-    from anomaly_toolbox.preprocessing import to_model_input
+def write_all(run_dir, model, x_test, test_scores, test_labels, threshold):
+    """Writes the three figures into a RunDir; returns {name: png bytes} for TensorBoard."""
+    from anomaly_toolbox.data.preprocessing import to_model_input
 
     order = np.argsort(test_scores)
     picks = np.concatenate([order[::-1][:8], order[:8]])
     x = to_model_input(x_test[picks]).numpy()
     recon = model.reconstruct(x).numpy() if hasattr(model, "reconstruct") else None
     return {
-        "curves": curves(test_scores, test_labels, os.path.join(output_dir, "test_curves.png")),
+        "curves": curves(test_scores, test_labels, run_dir.figure("curves")),
         "histogram": histogram(test_scores, test_labels, threshold,
-                               os.path.join(output_dir, "test_score_histogram.png")),
+                               run_dir.figure("histogram")),
         "extremes": extremes(x, test_scores[picks], test_labels[picks], recon,
-                             os.path.join(output_dir, "test_extremes.png")),
+                             run_dir.figure("extremes")),
     }

@@ -13,7 +13,7 @@ import tempfile
 
 import tensorflow as tf
 
-from anomaly_toolbox.preprocessing import IMAGE_SIZE, to_model_input
+from anomaly_toolbox.data.preprocessing import IMAGE_SIZE, to_model_input
 
 FORMAT = "anomaly_toolbox.scoring/1"
 ACCEPTED_SIDES = (28, IMAGE_SIZE)

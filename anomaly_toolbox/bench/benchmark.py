@@ -1,29 +1,34 @@
 """Run a grid of training runs (models x datasets x classes x seeds) and regenerate benchmarks.md.
 
-  python -m anomaly_toolbox.benchmark --models=ganomaly,egbad --datasets=mnist --classes=0-9
+  python -m anomaly_toolbox.bench.benchmark --models=ganomaly,egbad --datasets=mnist --classes=0-9
 
 Each cell is one ordinary `anomaly_toolbox.train` run in its own process and run folder
 (`--runs_dir`), so an interrupted cell resumes from its checkpoint. A finished cell's
 results.json (small: metrics, splits, budget, wall time, versions; no weights) is copied to
-`--results_dir`, which is committed; a cell whose results file exists is skipped.
+`--results_dir`, which is committed, beside its validation and test scores and labels
+(`<cell>.scores.npz`, compressed, so that ensembles can be rebuilt from the repository alone);
+a cell whose results file exists is skipped.
 `--shard=i/n` runs every n-th cell starting at i, so machines can split one grid and merge
 results by copying files.
 """
 
 import os
-import shutil
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from absl import app, flags
+import numpy as np
+from absl import flags
+
+from anomaly_toolbox import cli
+from anomaly_toolbox.files import write_json, write_npz
+from anomaly_toolbox.run.rundir import RunDir
 
 FLAGS = flags.FLAGS
 
 
 def define_flags():
-    """Defined on demand, so that importing this module (tests do) defines no flags."""
     flags.DEFINE_list("models", ["ganomaly", "egbad", "anogan"], "Registered model names.")
     flags.DEFINE_list("datasets", ["mnist", "fashion_mnist"], "Datasets.")
     flags.DEFINE_string("classes", "0-9", "Anomalous classes: '0-9' or '1,3,5'.")
@@ -44,7 +49,7 @@ def define_flags():
     flags.DEFINE_string("benchmarks_md", "benchmarks.md", "Table to regenerate after the grid.")
     flags.DEFINE_bool("table_only", False, "Only regenerate the table from results_dir.")
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def parse_classes(text):
@@ -106,56 +111,70 @@ def run_cell(cell, results_dir, runs_dir, data_dir, experiments_dir, limit=None,
                "--verbose=2"] + ([f"--data_dir={data_dir}"] if data_dir else []) \
         + ([f"--limit={limit}"] if limit else [])
     started = time.time()
-    with open(os.path.join(run_dir, "train.log"), "a") as log:
+    with open(RunDir(run_dir).file("train.log"), "a") as log:
         code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=env)
     if code != 0:
-        return name, f"FAILED (exit {code}, see {run_dir}/train.log)"
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    shutil.copyfile(os.path.join(run_dir, "results.json"), target + ".tmp")
-    os.replace(target + ".tmp", target)
+        return name, f"FAILED (exit {code}, see {RunDir(run_dir).file('train.log')})"
+    keep_cell(RunDir(run_dir), os.path.join(results_dir, name))
     return name, f"done in {time.time() - started:.0f}s"
 
 
-def main(argv):
-    del argv
-    from anomaly_toolbox import registry, report
-    from anomaly_toolbox.datasets import DATASETS
+def keep_cell(run_dir, target):
+    """Copies what a finished cell's table and ensembles need into the committed results:
+    results.json and the raw validation/test scores with labels (compressed; no weights)."""
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    scores = run_dir.scores()
+    write_npz(target + ".scores.npz", compressed=True,
+              **{k: scores[k].astype(np.float32 if "scores" in k else bool)
+                 for k in ("val_scores", "val_labels", "test_scores", "test_labels")})
+    write_json(target + ".json", run_dir.results())  # last: its presence marks the cell done
+
+
+def _cells():
+    """The grid's cells after checking every flag, before anything runs."""
+    from anomaly_toolbox import models
+    from anomaly_toolbox.data.datasets import DATASETS
     from anomaly_toolbox.errors import UsageError
 
-    try:
-        if not FLAGS.table_only:
-            for model in FLAGS.models:
-                registry.get(model)
-            for dataset in FLAGS.datasets:
-                if dataset not in DATASETS:
-                    raise UsageError("datasets", dataset, f"one of {', '.join(DATASETS)}")
-            if FLAGS.workers <= 0:
-                raise UsageError("workers", FLAGS.workers, "a positive integer")
-            if FLAGS.threads_per_worker is not None and FLAGS.threads_per_worker <= 0:
-                raise UsageError("threads_per_worker", FLAGS.threads_per_worker, "a positive integer")
-            index, count = parse_shard(FLAGS.shard)
-            cells = grid(FLAGS.models, FLAGS.datasets, parse_classes(FLAGS.classes),
-                         [int(s) for s in FLAGS.seeds], FLAGS.protocol, FLAGS.profile)[index::count]
-            experiments = FLAGS.experiments_dir or os.path.join(REPO, "experiments")
-            for model, dataset in {(c[2], c[1]) for c in cells}:
-                path = os.path.join(experiments, f"{model}_{dataset}_{FLAGS.profile}.json")
-                if not os.path.exists(path):
-                    raise UsageError("profile", FLAGS.profile, f"a profile with a file {path}")
-            env = worker_env(FLAGS.workers, FLAGS.threads_per_worker)
-            print(f"{len(cells)} cells, {FLAGS.workers} worker(s), "
-                  f"{env.get('TF_NUM_INTRAOP_THREADS', 'default')} thread(s) each", flush=True)
-            with ThreadPoolExecutor(FLAGS.workers) as pool:
-                jobs = [pool.submit(run_cell, c, FLAGS.results_dir, FLAGS.runs_dir, FLAGS.data_dir,
-                                    experiments, FLAGS.limit, env) for c in cells]
-                for job in jobs:
-                    print(*job.result(), flush=True)
-        report.write(FLAGS.results_dir, FLAGS.benchmarks_md)
-        print(f"wrote {FLAGS.benchmarks_md}")
-    except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    for model in FLAGS.models:
+        models.get(model)
+    for dataset in FLAGS.datasets:
+        if dataset not in DATASETS:
+            raise UsageError("datasets", dataset, f"one of {', '.join(DATASETS)}")
+    if FLAGS.workers <= 0:
+        raise UsageError("workers", FLAGS.workers, "a positive integer")
+    if FLAGS.threads_per_worker is not None and FLAGS.threads_per_worker <= 0:
+        raise UsageError("threads_per_worker", FLAGS.threads_per_worker, "a positive integer")
+    index, count = parse_shard(FLAGS.shard)
+    cells = grid(FLAGS.models, FLAGS.datasets, parse_classes(FLAGS.classes),
+                 [int(s) for s in FLAGS.seeds], FLAGS.protocol, FLAGS.profile)[index::count]
+    for model, dataset in {(c[2], c[1]) for c in cells}:
+        path = os.path.join(_experiments(), f"{model}_{dataset}_{FLAGS.profile}.json")
+        if not os.path.exists(path):
+            raise UsageError("profile", FLAGS.profile, f"a profile with a file {path}")
+    return cells
+
+
+def _experiments():
+    return FLAGS.experiments_dir or os.path.join(REPO, "experiments")
+
+
+def body():
+    from anomaly_toolbox.bench import report
+
+    if not FLAGS.table_only:
+        cells = _cells()
+        env = worker_env(FLAGS.workers, FLAGS.threads_per_worker)
+        print(f"{len(cells)} cells, {FLAGS.workers} worker(s), "
+              f"{env.get('TF_NUM_INTRAOP_THREADS', 'default')} thread(s) each", flush=True)
+        with ThreadPoolExecutor(FLAGS.workers) as pool:
+            jobs = [pool.submit(run_cell, c, FLAGS.results_dir, FLAGS.runs_dir, FLAGS.data_dir,
+                                _experiments(), FLAGS.limit, env) for c in cells]
+            for job in jobs:
+                print(*job.result(), flush=True)
+    report.write(FLAGS.results_dir, FLAGS.benchmarks_md)
+    print(f"wrote {FLAGS.benchmarks_md}")
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    cli.main(define_flags, body)

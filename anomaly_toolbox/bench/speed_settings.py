@@ -177,7 +177,7 @@ def main(argv):
     rows = []
     for profile in FLAGS.profiles:
         for model in FLAGS.models:
-            cfg = config_lib.resolve(registry.get(model), speed.config_path(model, profile))
+            cfg = config_lib.resolve(models.get(model), speed.config_path(model, profile))
             rows.append(compare(model, cfg, FLAGS.data_dir, FLAGS.rounds, FLAGS.windows,
                                 FLAGS.window_steps))
             print(json.dumps(rows[-1]), flush=True)

@@ -1,4 +1,11 @@
-"""Model name -> model class. Model files register themselves on import (see models/__init__)."""
+"""Model name -> model class, in the style of TF Model Garden's registry.
+
+It imports no model: each model file imports `register` and registers itself when
+`anomaly_toolbox.models` (which imports every model file) is imported. `get` and `names` are
+reached through that package, so the registry is always full when they run.
+"""
+
+from anomaly_toolbox.errors import UsageError
 
 _MODELS = {}
 
@@ -14,15 +21,10 @@ def register(name):
 
 
 def get(name):
-    import anomaly_toolbox.models  # noqa: F401  (fills the registry)
-    from anomaly_toolbox.errors import UsageError
-
     if name not in _MODELS:
         raise UsageError("model", name, f"one of {', '.join(sorted(_MODELS))}")
     return _MODELS[name]
 
 
 def names():
-    import anomaly_toolbox.models  # noqa: F401
-
     return sorted(_MODELS)

@@ -219,14 +219,14 @@ def build(model_name, model_config, deterministic=True, seed=0):
         from tensorflow.python.framework import config as tf_config
 
         tf_config.disable_op_determinism()
-    model = registry.get(model_name)(**model_config, channels=1)
+    model = models.get(model_name)(**model_config, channels=1)
     model.compile()
     return model
 
 
 def real_batches(images, batch_size, count=8):
     """`count` distinct preprocessed batches of real MNIST images, cycled by the timers."""
-    from anomaly_toolbox.preprocessing import to_model_input
+    from anomaly_toolbox.data.preprocessing import to_model_input
 
     count = max(1, min(count, len(images) // batch_size))
     return [to_model_input(images[i * batch_size:(i + 1) * batch_size]) for i in range(count)]
@@ -284,7 +284,7 @@ def _outside_step(model, step, batches, splits, batch_size, windows, fit_batches
     import tensorflow as tf
 
     from anomaly_toolbox import metrics, training
-    from anomaly_toolbox.preprocessing import train_dataset
+    from anomaly_toolbox.data.preprocessing import train_dataset
 
     x_fit = splits.x_train[:fit_batches * batch_size]
     fit_batches = len(x_fit) // batch_size
@@ -388,7 +388,7 @@ def measure(model_name, config, data, batch_size=64, windows=5, window_steps=10,
         row.update(_score_saved_model(model, model_name, config, data.x_test, windows,
                                       score_images, slow_score_images, tmpdir))
     if "search_steps" not in config["model"]:  # a search's while loop hides its FLOP count
-        from anomaly_toolbox.preprocessing import IMAGE_SIZE
+        from anomaly_toolbox.data.preprocessing import IMAGE_SIZE
 
         score_fn = tf.function(model.score).get_concrete_function(
             tf.TensorSpec([SCORE_BATCH, IMAGE_SIZE, IMAGE_SIZE, 1], tf.float32))
@@ -439,7 +439,7 @@ def investigate(model_name, config, data, batch_size=64, windows=6, window_steps
     import tensorflow as tf
 
     from anomaly_toolbox import training
-    from anomaly_toolbox.preprocessing import train_dataset
+    from anomaly_toolbox.data.preprocessing import train_dataset
 
     out = {"model": model_name, "profile": config.get("profile", "")}
     batches = real_batches(data.x_train, batch_size)
@@ -542,7 +542,7 @@ def investigate(model_name, config, data, batch_size=64, windows=6, window_steps
                                          "ratio": statistics.median(ratios), "note": note})
 
     # Scoring (validation every epoch, test, SavedModel) with XLA: same model, same images.
-    from anomaly_toolbox.preprocessing import IMAGE_SIZE
+    from anomaly_toolbox.data.preprocessing import IMAGE_SIZE
 
     slow = getattr(ref, "search_steps", 0) >= SLOW_SEARCH_STEPS
     x_score = probe[:8] if slow else probe
@@ -671,7 +671,7 @@ def main(argv):
     from anomaly_toolbox import datasets, protocols, registry, report
     from anomaly_toolbox.files import write_atomic
 
-    models = FLAGS.models or registry.names()
+    models = FLAGS.models or models.names()
     load_before = load_average()
     raw = datasets.load("mnist", FLAGS.data_dir)
     splits = protocols.make_splits(raw, 0, "pooled", 0)
@@ -681,7 +681,7 @@ def main(argv):
     rows, investigations = [], []
     for profile in FLAGS.profiles:
         for name in models:
-            cfg = config_lib.resolve(registry.get(name),
+            cfg = config_lib.resolve(models.get(name),
                                      config_path(name, profile, FLAGS.experiments_dir))
             t0 = time.time()
             row = measure(name, cfg, splits, FLAGS.batch_size, FLAGS.windows, FLAGS.window_steps,

@@ -1,0 +1,18 @@
+"""Value rules for the hyperparameters in each model's DEFAULTS, declared beside them as RANGES
+and checked once, by `config.resolve`, for every model. A rule applies to each element of a list."""
+
+POSITIVE = ("a value > 0", lambda v: v > 0)
+NON_NEGATIVE = ("a value >= 0", lambda v: v >= 0)
+UNIT = ("a value in [0, 1]", lambda v: 0 <= v <= 1)
+ADAM_BETA = ("a value in [0, 1)", lambda v: 0 <= v < 1)
+ANY = ("any value of the default's type", lambda v: True)
+
+
+def one_of(*choices):
+    return (f"one of {', '.join(map(str, choices))}", lambda v: v in choices)
+
+
+def violation(value, rule):
+    """None if `value` obeys `rule`, else the text saying what was expected."""
+    text, ok = rule
+    return None if all(ok(v) for v in (value if isinstance(value, list) else [value])) else text

@@ -1,0 +1,159 @@
+"""One training run: splits -> fit epoch by epoch -> validation model selection -> test -> export.
+
+Test data is scored once, after the best-validation-AUPRC weights are restored. Every epoch
+ends with a checkpoint, so re-running the same command on the same output directory resumes.
+"""
+
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from anomaly_toolbox import config as config_lib
+from anomaly_toolbox import metrics, models
+from anomaly_toolbox.data import load_splits
+from anomaly_toolbox.data.preprocessing import IMAGE_SIZE, train_dataset
+from anomaly_toolbox.errors import DivergenceError
+from anomaly_toolbox.run import export, figures
+from anomaly_toolbox.run.callbacks import Progress, StopOnNonFinite
+from anomaly_toolbox.run.provenance import versions
+from anomaly_toolbox.run.rundir import RunDir
+from anomaly_toolbox.run.scoring import score_images
+
+
+def checkpoint_managers(model, run_dir):
+    """(run state variables, manager of the last epoch, manager of the best-validation epoch)."""
+    state = {"epoch": tf.Variable(0, dtype=tf.int64, trainable=False),
+             "best_auprc": tf.Variable(-1.0, dtype=tf.float64, trainable=False),
+             "best_epoch": tf.Variable(0, dtype=tf.int64, trainable=False),
+             "train_seconds": tf.Variable(0.0, dtype=tf.float64, trainable=False)}
+    last = tf.train.CheckpointManager(tf.train.Checkpoint(model=model, **state),
+                                      run_dir.last_checkpoints, 1)
+    best = tf.train.CheckpointManager(tf.train.Checkpoint(model=model), run_dir.best_checkpoints, 1)
+    return state, last, best
+
+
+def _log_scalars(writer, epoch, values):
+    with writer.as_default(step=epoch):
+        for key, value in values.items():
+            tf.summary.scalar(key, value)
+    writer.flush()
+
+
+def _train(model, cfg, splits, run_dir, train_seed, verbose):
+    """Fits epoch by epoch from the last checkpoint; returns (state, best manager, writer,
+    divergence message or None)."""
+    state, last, best = checkpoint_managers(model, run_dir)
+    if last.latest_checkpoint:
+        last.checkpoint.restore(last.latest_checkpoint).assert_existing_objects_matched()
+        print(f"Resuming {run_dir} after epoch {int(state['epoch'].numpy())}", flush=True)
+    writer = tf.summary.create_file_writer(run_dir.logs)
+    stop = StopOnNonFinite()
+    for epoch in range(int(state["epoch"].numpy()), cfg["epochs"]):
+        t0 = time.time()
+        history = model.fit(train_dataset(splits.x_train, cfg["batch_size"], train_seed, epoch),
+                            initial_epoch=epoch, epochs=epoch + 1, verbose=verbose,
+                            shuffle=False,  # the dataset is shuffled per epoch already
+                            callbacks=[stop, Progress(cfg["epochs"])])
+        state["train_seconds"].assign_add(time.time() - t0)
+        if stop.bad_step is not None:
+            return state, best, writer, (f"loss became NaN/inf in epoch {epoch + 1}, step "
+                                         f"{stop.bad_step}")
+        losses = {k: float(v[-1]) for k, v in history.history.items()}
+        val_scores = score_images(model, splits.x_val)
+        val = metrics.validation_metrics(val_scores, splits.y_val)
+        improved = val.get("auprc", np.inf) > state["best_auprc"].numpy()  # no anomalies: latest
+        if improved:
+            state["best_auprc"].assign(val.get("auprc", -1.0))
+            state["best_epoch"].assign(epoch + 1)
+            run_dir.save_best_val_scores(epoch + 1, val_scores)
+            best.save()
+        run_dir.append_history({"epoch": epoch + 1, "seconds": round(time.time() - t0, 1),
+                                **{f"val_{k}": v for k, v in val.items()}, **losses})
+        state["epoch"].assign(epoch + 1)
+        last.save()
+        _log_scalars(writer, epoch + 1, {**losses, **{f"val/{k}": v for k, v in val.items()}})
+        shown = "  ".join(f"val {k} {v:.4g}" for k, v in val.items())
+        print(f"epoch {epoch + 1}/{cfg['epochs']}  {shown}{'  (best)' if improved else ''}  "
+              f"{time.time() - t0:.0f}s", flush=True)
+    return state, best, writer, None
+
+
+def _identity(model_name, dataset, anomalous_class, splits, protocol, train_seed, split_seed,
+              limit, cfg):
+    """What run.json records; a folder dataset has no class and records protocol "folder"."""
+    folder = splits.kind == "folder"
+    return {"model": model_name, "dataset": dataset, "protocol": "folder" if folder else protocol,
+            "anomalous_class": None if folder else int(anomalous_class),
+            "train_seed": train_seed, "split_seed": split_seed, "limit": limit, "config": cfg}
+
+
+def run(model_name, dataset, anomalous_class, output_dir, protocol="pooled", config=None,
+        epochs=None, batch_size=None, train_seed=0, split_seed=0, data_dir=None, verbose=2,
+        deterministic=True, limit=None):
+    """Trains, selects on validation, tests once, exports; returns the results dict.
+
+    Every argument is checked and the data loaded before anything is written. A diverging run
+    raises DivergenceError after evaluating and exporting the best epoch so far.
+    """
+    started = time.time()
+    model_cls = models.get(model_name)
+    cfg = config_lib.resolve(model_cls, config, epochs, batch_size)
+    splits = load_splits(dataset, anomalous_class, protocol, split_seed, data_dir, limit)
+    identity = _identity(model_name, dataset, anomalous_class, splits, protocol, train_seed,
+                         split_seed, limit, cfg)
+    run_dir = RunDir(output_dir)
+    run_dir.claim(identity)
+
+    keras.utils.set_random_seed(train_seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    model = model_cls(**cfg["model"], channels=splits.channels)
+    model.compile()
+    state, best, writer, diverged = _train(model, cfg, splits, run_dir, train_seed, verbose)
+    if diverged and not best.latest_checkpoint:
+        raise DivergenceError(f"{model_name}: {diverged}; no epoch finished, so nothing was kept")
+
+    tf.train.Checkpoint(model=model).restore(best.latest_checkpoint).assert_existing_objects_matched()
+    t0 = time.time()
+    selected_epoch = int(state["best_epoch"].numpy())
+    val_scores = run_dir.best_val_scores(selected_epoch, len(splits.y_val))
+    if val_scores is None:
+        val_scores = score_images(model, splits.x_val, progress=verbose == 1)
+    threshold = metrics.validation_threshold(val_scores, splits.y_val)
+    val_metrics = metrics.evaluate(val_scores, splits.y_val, threshold)
+    test_scores = score_images(model, splits.x_test, progress=verbose == 1)
+    test_metrics = metrics.evaluate(test_scores, splits.y_test, threshold)
+    eval_time = time.time() - t0
+    _log_scalars(writer, cfg["epochs"], {f"test/{k}": v for k, v in test_metrics.items()})
+    if "auprc" in test_metrics:
+        pngs = figures.write_all(run_dir, model, splits.x_test, test_scores, splits.y_test,
+                                 threshold)
+        with writer.as_default(step=cfg["epochs"]):
+            for name, png in pngs.items():
+                tf.summary.image(f"test/{name}", tf.image.decode_png(png)[tf.newaxis])
+    export.save(model, run_dir.saved_model, channels=splits.channels, threshold=threshold,
+                metadata={**{k: identity[k] for k in ("model", "dataset", "anomalous_class",
+                                                      "protocol", "config")},
+                          "channels": splits.channels,
+                          # folder images were resized, so the scorer must resize too
+                          "resize_to": IMAGE_SIZE if splits.kind == "folder" else None})
+    run_dir.write_scores(val_scores, splits.y_val, test_scores, splits.y_test)
+    results = {**identity, "data_source": splits.source, "splits": splits.counts(),
+               "selected_epoch": selected_epoch, "validation": val_metrics, "test": test_metrics,
+               "wall_time_s": {"train": round(float(state["train_seconds"].numpy()), 1),
+                               "evaluate": round(eval_time, 1),
+                               "total_this_invocation": round(time.time() - started, 1)},
+               "history": run_dir.history(), "versions": versions()}
+    if diverged:
+        results["diverged"] = diverged
+    run_dir.write_results(results)
+    if "auprc" in test_metrics:
+        print(f"test AUPRC {test_metrics['auprc']:.4f}  AUROC {test_metrics['auroc']:.4f}  "
+              f"F1 {test_metrics['f1']:.4f} (val threshold {threshold:.4g})", flush=True)
+    if diverged:
+        raise DivergenceError(f"{model_name}: {diverged}; stopped, results of the best epoch "
+                              f"({selected_epoch}) are in {run_dir}")
+    return results
