@@ -1,17 +1,24 @@
-"""The speed report's core on a tiny model: one row per model/profile with positive numbers."""
+"""The speed report's core on a tiny model: one row per model/profile with positive numbers.
 
+Slow (minutes: real timing windows, child processes, whole benchmark cells); `pytest -m "not slow"`
+skips them."""
+
+import pytest
 from conftest import TINY
 
 
+@pytest.mark.slow
 def test_speed_report_has_positive_numbers(mnist):
-    from anomaly_toolbox import protocols, registry, speed
+    from anomaly_toolbox import models
+    from anomaly_toolbox.bench import speed
+    from anomaly_toolbox.bench.ceiling import measure_ceiling
+    from anomaly_toolbox.data import protocols
 
     splits = protocols.make_splits(mnist, 0, "pooled", 0)
-    ceiling = speed.measure_ceiling(windows=2, steps=1, matmul_size=256,
-                                    conv_shape=(8, 16, 16, 8, 16))
+    ceiling = measure_ceiling(windows=2, steps=1, matmul_size=256, conv_shape=(8, 16, 16, 8, 16))
     assert all(ceiling[k] > 0 for k in ("matmul_gflops", "conv_gflops", "conv_input_grad_gflops",
                                         "conv_filter_grad_gflops"))
-    cls = registry.get("ganomaly")
+    cls = models.get("ganomaly")
     config = {"profile": "tiny", "model": {**cls.DEFAULTS, **TINY}}
     row = speed.measure("ganomaly", config, splits, batch_size=16, windows=2, window_steps=2,
                         score_images=64, fit_batches=3, val_sample=64, ceiling=ceiling)
@@ -26,12 +33,14 @@ def test_speed_report_has_positive_numbers(mnist):
     assert "| ganomaly | tiny | 4/8/16 |" in text and "GFLOP/s" in text
 
 
+@pytest.mark.slow
 def test_process_settings_compare_onednn_and_workers_in_children(tmp_path):
     from conftest import DATA_DIR
 
-    from anomaly_toolbox import registry, report, speed_settings
+    from anomaly_toolbox import models
+    from anomaly_toolbox.bench import report, speed_settings
 
-    cls = registry.get("ganomaly")
+    cls = models.get("ganomaly")
     config = {"profile": "tiny", "batch_size": 16, "model": {**cls.DEFAULTS, **TINY}}
     row = speed_settings.compare("ganomaly", config, DATA_DIR, rounds=1, windows=1, window_steps=2)
     assert row["profile"] == "tiny"
@@ -46,12 +55,13 @@ def test_process_settings_compare_onednn_and_workers_in_children(tmp_path):
     assert "## Speed: process-level settings" in text and "| ganomaly | tiny |" in text
 
 
+@pytest.mark.slow
 def test_whole_cells_give_the_same_results_with_one_or_two_workers(tmp_path):
     import json
 
     from conftest import DATA_DIR
 
-    from anomaly_toolbox import speed_settings
+    from anomaly_toolbox.bench import speed_settings
 
     (tmp_path / "ganomaly_mnist_cpu.json").write_text(json.dumps(
         {"profile": "cpu", "epochs": 1, "batch_size": 32, "model": TINY}))

@@ -1,17 +1,19 @@
 """Benchmark (not a test): AnoGAN's batched latent search vs the same search image by image.
 
-  python -m anomaly_toolbox.anogan_speed --batch_size=256 --steps=50 --filters=64,128,256
+  python -m anomaly_toolbox.bench.anogan_speed --batch_size=256 --steps=50 --filters=64,128,256
 
 Builds an UNTRAINED AnoGAN (the cost of the search does not depend on the weights), takes
 `batch_size` real MNIST test images, and times one compiled score function (the tf.function
-that training.score_images and the SavedModel use) called (a) once on the whole batch and
+that run.scoring.score_images and the SavedModel use) called (a) once on the whole batch and
 (b) once per image, on the first --single_images images, extrapolated to the batch. Prints
 images/s of each, the speed-up and the largest score difference on the common images.
 """
 
 import time
 
-from absl import app, flags
+from absl import flags
+
+from anomaly_toolbox import cli
 
 FLAGS = flags.FLAGS
 
@@ -31,13 +33,13 @@ def define_flags():
                         "(default: $ANOMALY_TOOLBOX_DATA_DIR, then system folders, then tfds).")
 
 
-def main(argv):
-    del argv
+def body():
     import keras
     import numpy as np
     import tensorflow as tf
 
-    from anomaly_toolbox import datasets, registry
+    from anomaly_toolbox import models
+    from anomaly_toolbox.data import datasets
     from anomaly_toolbox.data.preprocessing import IMAGE_SIZE, to_model_input
 
     keras.utils.set_random_seed(0)
@@ -115,5 +117,4 @@ def _naive(model, x, keras, tf):
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    cli.main(define_flags, body)

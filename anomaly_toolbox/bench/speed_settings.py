@@ -1,17 +1,18 @@
 """Process-level speed settings, which can only be compared across fresh processes.
 
-  python -m anomaly_toolbox.speed_settings --models=ganomaly,egbad --profiles=cpu
+  python -m anomaly_toolbox.bench.speed_settings --models=ganomaly,egbad --profiles=cpu
 
 * oneDNN kernels (TF_ENABLE_ONEDNN_OPTS=0 vs 1, read once when TensorFlow is imported): train
   img/s of children run alternately (off, on, on, off, ...), the median ratio, and the largest
   score difference of the same seeded weights scored under both settings (float tolerance).
 * Benchmark workers: one child with TensorFlow's default threads vs two children at once with one
-  intra/inter-op thread each (what `anomaly_toolbox.benchmark --workers=2` does): total img/s;
+  intra/inter-op thread each (what `anomaly_toolbox.bench.benchmark --workers=2` does): total img/s;
   and, with --cells, whole cells: the same small grid (--cells models x MNIST classes 0 and 1,
-  `cpu` profile, --cell_limit images per split) run by `anomaly_toolbox.benchmark` with
+  `cpu` profile, --cell_limit images per split) run by `anomaly_toolbox.bench.benchmark` with
   --workers=1 and --workers=2, wall time and whether the test AUPRCs agree.
 
-Children time tf.function(train_step) like `anomaly_toolbox.speed` (warm-up, median of windows).
+Children time tf.function(train_step) like `anomaly_toolbox.bench.speed` (warm-up, median of
+windows).
 The section is written to <results_dir>/speed_settings.md and appended to benchmarks.md.
 """
 
@@ -22,12 +23,13 @@ import subprocess
 import sys
 import tempfile
 
-from absl import app, flags
+from absl import flags
 
-from anomaly_toolbox import report
+from anomaly_toolbox import cli
+from anomaly_toolbox.bench import report
 
 FLAGS = flags.FLAGS
-CHILD = "import sys; from anomaly_toolbox.speed_settings import child; child(sys.argv[1])"
+CHILD = "import sys; from anomaly_toolbox.bench.speed_settings import child; child(sys.argv[1])"
 REPORT = report.SPEED_SETTINGS_REPORT
 
 
@@ -48,25 +50,26 @@ def child(spec_path):
     """Runs in a fresh process: times the train step, scores seeded weights, prints JSON."""
     import numpy as np
 
-    from anomaly_toolbox import datasets, speed
-    from anomaly_toolbox.training import score_images
+    from anomaly_toolbox.bench import timing, workload
+    from anomaly_toolbox.data import datasets
+    from anomaly_toolbox.run.scoring import score_images
 
     with open(spec_path) as f:
         spec = json.load(f)
     cfg = spec["config"]
     raw = datasets.load("mnist", spec["data_dir"])
-    model = speed.build(spec["model"], cfg["model"])
+    model = workload.build(spec["model"], cfg["model"])
     scores = score_images(model, raw.x_test[:256])  # seeded initial weights, before any step
     import tensorflow as tf
 
     step = tf.function(model.train_step)
-    batches = speed.real_batches(raw.x_train, cfg["batch_size"])
+    batches = workload.real_batches(raw.x_train, cfg["batch_size"])
 
     def fn(i):
         return step(batches[i % len(batches)])
 
-    speed.timed_windows(fn, 1, 3)  # trace + warm-up
-    seconds = speed.timed_windows(fn, spec["windows"], spec["window_steps"])
+    timing.timed_windows(fn, 1, 3)  # trace + warm-up
+    seconds = timing.timed_windows(fn, spec["windows"], spec["window_steps"])
     np.save(spec["scores_path"], scores)
     print(json.dumps({"img_s": cfg["batch_size"] * spec["window_steps"] / statistics.median(seconds)}))
 
@@ -124,7 +127,7 @@ def compare_cells(models, data_dir, limit, experiments_dir=None):
     with tempfile.TemporaryDirectory() as tmp:
         for workers in (1, 2):
             base = os.path.join(tmp, f"w{workers}")
-            command = [sys.executable, "-m", "anomaly_toolbox.benchmark",
+            command = [sys.executable, "-m", "anomaly_toolbox.bench.benchmark",
                        f"--models={','.join(models)}", "--datasets=mnist", "--classes=0,1",
                        "--profile=cpu", f"--limit={limit}", f"--workers={workers}",
                        f"--results_dir={base}/results", f"--runs_dir={base}/runs",
@@ -157,7 +160,7 @@ def render(rows, command, cells=None):
     lines += ["", "Children alternate so load drifts hit both settings; worker rows use oneDNN on. "
               "oneDNN changes kernels, so scores of the same weights differ by float rounding "
               "(column 6) and GAN training trajectories differ after many steps; it is on by default "
-              "(`anomaly_toolbox/__init__.py`), and `anomaly_toolbox.benchmark` defaults to 2 "
+              "(`anomaly_toolbox/__init__.py`), and `anomaly_toolbox.bench.benchmark` defaults to 2 "
               "workers of CPU count // 2 threads each."]
     if cells:
         lines += ["", f"Whole cells ({cells['cells']} cells: {', '.join(cells['models'])} x MNIST classes 0, 1, "
@@ -168,16 +171,16 @@ def render(rows, command, cells=None):
     return "\n".join(lines) + "\n"
 
 
-def main(argv):
-    del argv
+def body():
     from anomaly_toolbox import config as config_lib
-    from anomaly_toolbox import registry, speed
+    from anomaly_toolbox import models
+    from anomaly_toolbox.bench.workload import config_path
     from anomaly_toolbox.files import write_atomic
 
     rows = []
     for profile in FLAGS.profiles:
         for model in FLAGS.models:
-            cfg = config_lib.resolve(models.get(model), speed.config_path(model, profile))
+            cfg = config_lib.resolve(models.get(model), config_path(model, profile))
             rows.append(compare(model, cfg, FLAGS.data_dir, FLAGS.rounds, FLAGS.windows,
                                 FLAGS.window_steps))
             print(json.dumps(rows[-1]), flush=True)
@@ -185,7 +188,7 @@ def main(argv):
     if FLAGS.cells:
         cells = compare_cells(FLAGS.cells, FLAGS.data_dir, FLAGS.cell_limit)
         print(json.dumps(cells), flush=True)
-    command = (f"python -m anomaly_toolbox.speed_settings --models={','.join(FLAGS.models)} "
+    command = (f"python -m anomaly_toolbox.bench.speed_settings --models={','.join(FLAGS.models)} "
                f"--profiles={','.join(FLAGS.profiles)} --rounds={FLAGS.rounds}"
                + (f" --cells={','.join(FLAGS.cells)} --cell_limit={FLAGS.cell_limit}" if FLAGS.cells else ""))
     text = render(rows, command, cells)
@@ -196,5 +199,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    define_flags()
-    app.run(main)
+    cli.main(define_flags, body)

@@ -1,0 +1,40 @@
+"""What the speed tools time: a model built the way run/training.py builds it, from the
+repository's experiments/ configs, fed real preprocessed MNIST batches, so that the numbers
+are those of the benchmark's own training runs (shared by speed and speed_settings' children)."""
+
+import os
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SLOW_SEARCH_STEPS = 100  # a latent search this long (AnoGAN paper: Γ = 500) scores a few images only
+
+
+def config_path(model_name, profile, experiments_dir=None):
+    return os.path.join(experiments_dir or os.path.join(REPO, "experiments"),
+                        f"{model_name}_mnist_{profile}.json")
+
+
+def build(model_name, model_config, deterministic=True, seed=0):
+    """The model as training.run builds it (seed, op determinism, then compile)."""
+    import keras
+    import tensorflow as tf
+
+    from anomaly_toolbox import models
+
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    else:
+        from tensorflow.python.framework import config as tf_config
+
+        tf_config.disable_op_determinism()
+    model = models.get(model_name)(**model_config, channels=1)
+    model.compile()
+    return model
+
+
+def real_batches(images, batch_size, count=8):
+    """`count` distinct preprocessed batches of real MNIST images, cycled by the timers."""
+    from anomaly_toolbox.data.preprocessing import to_model_input
+
+    count = max(1, min(count, len(images) // batch_size))
+    return [to_model_input(images[i * batch_size:(i + 1) * batch_size]) for i in range(count)]
