@@ -65,3 +65,19 @@ def test_every_experiment_file_is_valid():
     for path in files:
         name = os.path.basename(path).split("_")[0]
         config.resolve(registry.get(name), path)
+
+
+def test_every_model_declares_a_range_for_every_hyperparameter():
+    for name in registry.names():
+        cls = registry.get(name)
+        assert set(cls.RANGES) == set(cls.DEFAULTS), name
+
+
+@pytest.mark.parametrize("model_name", registry.names())
+@pytest.mark.parametrize("key, value", [("learning_rate", -0.1), ("learning_rate", float("nan")),
+                                        ("learning_rate", float("inf")), ("beta_1", 1.0),
+                                        ("latent_dim", 0), ("filters", [8, -16, 32])])
+def test_ranges_are_checked_for_every_model(tmp_path, model_name, key, value):
+    path = _write(tmp_path, json.dumps({"model": {key: value}}))  # NaN/Infinity: Python's JSON
+    with pytest.raises(UsageError, match=f"invalid config .*: {key}"):
+        config.resolve(registry.get(model_name), path)

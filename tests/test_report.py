@@ -1,7 +1,7 @@
 """benchmarks.md rendering from synthetic results: means over seeds, then over classes."""
 
 from anomaly_toolbox.bench import report
-from anomaly_toolbox.run import training
+from anomaly_toolbox.run import provenance
 
 
 def _row(model, k, seed, auprc, dataset="mnist", machine="x86_64 2 cpus"):
@@ -49,9 +49,9 @@ def test_machine_label_names_the_vector_isa(tmp_path):
     """Results record AVX2 vs AVX-512: a cell took 1.6-1.8x less wall time on AVX-512."""
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("flags\t\t: fpu sse2 avx avx2 fma\n")
-    assert training.vector_isa(str(cpuinfo)) == "AVX2"
+    assert provenance.vector_isa(str(cpuinfo)) == "AVX2"
     cpuinfo.write_text("flags\t\t: fpu sse2 avx avx2 fma avx512f avx512bw\n")
-    assert training.vector_isa(str(cpuinfo)) == "AVX-512"
+    assert provenance.vector_isa(str(cpuinfo)) == "AVX-512"
     cpuinfo.write_text("Features\t: fp asimd\n")
-    assert training.vector_isa(str(cpuinfo)) is None
-    assert training.vector_isa(str(tmp_path / "absent")) is None
+    assert provenance.vector_isa(str(cpuinfo)) is None
+    assert provenance.vector_isa(str(tmp_path / "absent")) is None

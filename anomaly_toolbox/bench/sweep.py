@@ -28,29 +28,30 @@ def define_flags():
 def sweep(run_dir, key, values, data_dir=None, max_images=None):
     import tensorflow as tf
 
-    from anomaly_toolbox import metrics, registry, training
+    from anomaly_toolbox import metrics, models
+    from anomaly_toolbox.data import load_splits
     from anomaly_toolbox.errors import UsageError
+    from anomaly_toolbox.run.rundir import RunDir
+    from anomaly_toolbox.run.scoring import score_images
 
-    path = os.path.join(run_dir, "run.json")
-    if not os.path.exists(os.path.join(run_dir, "checkpoints", "best", "checkpoint")):
-        raise UsageError("run_dir", run_dir, "the folder of a run with a best checkpoint")
-    with open(path) as f:
-        run = json.load(f)
+    run_dir = RunDir(run_dir)
+    if not run_dir.has_best_checkpoint():
+        raise UsageError("run_dir", str(run_dir), "the folder of a run with a best checkpoint")
+    run = run_dir.identity()
     cls = models.get(run["model"])
     if key not in cls.DEFAULTS:
         raise UsageError("key", key, f"one of {sorted(cls.DEFAULTS)}")
-    splits, _, _ = training._load_splits(run["dataset"], run["anomalous_class"], run["protocol"],
-                                         run["split_seed"], data_dir, run["limit"])
-    channels = splits.x_train.shape[-1] if splits.x_train.ndim == 4 else 1
+    splits = load_splits(run["dataset"], run["anomalous_class"], run["protocol"],
+                         run["split_seed"], data_dir, run["limit"])
     x_val, y_val = splits.x_val[:max_images], splits.y_val[:max_images]
+    best = tf.train.latest_checkpoint(run_dir.best_checkpoints)
     rows = []
     for value in values:
-        net = cls(**{**run["config"]["model"], key: value}, channels=channels)
-        net.compile()
-        best = tf.train.latest_checkpoint(os.path.join(run_dir, "checkpoints", "best"))
-        tf.train.Checkpoint(model=net).restore(best).assert_existing_objects_matched()
+        model = cls(**{**run["config"]["model"], key: value}, channels=splits.channels)
+        model.compile()
+        tf.train.Checkpoint(model=model).restore(best).assert_existing_objects_matched()
         t0 = time.time()
-        scores = training.score_images(net, x_val)
+        scores = score_images(model, x_val)
         rows.append({key: value, **metrics.ranking_metrics(scores, y_val),
                      "mean_score": float(scores.mean()),
                      "seconds": round(time.time() - t0, 1), "images": len(scores)})

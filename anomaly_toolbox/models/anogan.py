@@ -66,11 +66,14 @@ class AnoGAN(AdversarialModel):
 
     # ---------------------------------------------------------------- training
 
+    def sample_noise(self, batch_size):
+        """Training noise, a function of (g_optimizer step, noise_salt) only."""
+        return stateless_noise([batch_size, self.latent_dim], self.g_optimizer.iterations,
+                               self.noise_salt)
+
     def losses_on(self, x, training):
         """Non-saturating GAN losses (BCE with logits) on real x and generated G(z)."""
-        # Training noise: a function of (g_optimizer step, noise_salt) only.
-        z = stateless_noise([tf.shape(x)[0], self.latent_dim], self.g_optimizer.iterations,
-                            self.noise_salt)
+        z = self.sample_noise(tf.shape(x)[0])
         fake = self.g(z, training=training)
         logit_real = self.d_logit(self.d_features(x, training=training), training=training)
         logit_fake = self.d_logit(self.d_features(fake, training=training), training=training)

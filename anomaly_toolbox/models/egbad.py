@@ -61,10 +61,14 @@ class EGBAD(AdversarialModel):
     def discriminator_variables(self):
         return self.d.trainable_variables
 
+    def sample_noise(self, batch_size):
+        """Training noise, a function of (noise_seed, d_optimizer step) only."""
+        return stateless_noise([batch_size, self.latent_dim], self.noise_seed,
+                               self.d_optimizer.iterations)
+
     def losses_on(self, x, training):
         z_real = self.e(x, training=training)
-        z_fake = stateless_noise([tf.shape(x)[0], self.latent_dim], self.noise_seed,
-                                 self.d_optimizer.iterations)
+        z_fake = self.sample_noise(tf.shape(x)[0])
         x_fake = self.g(z_fake, training=training)
         logit_real, _ = self.d([x, z_real], training=training)
         logit_fake, _ = self.d([x_fake, z_fake], training=training)
