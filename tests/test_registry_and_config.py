@@ -81,3 +81,29 @@ def test_ranges_are_checked_for_every_model(tmp_path, model_name, key, value):
     path = _write(tmp_path, json.dumps({"model": {key: value}}))  # NaN/Infinity: Python's JSON
     with pytest.raises(UsageError, match=f"invalid config .*: {key}"):
         config.resolve(registry.get(model_name), path)
+
+
+def test_a_saved_model_written_before_the_layout_change_still_loads_and_scores(mnist, tmp_path):
+    """tests/data holds a tiny GANomaly SavedModel exported by commit 5d5a856 (the flat layout),
+    with the scores that code gave the first 16 MNIST test images."""
+    import os
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from anomaly_toolbox.run import export
+
+    here = os.path.join(os.path.dirname(__file__), "data")
+    path = os.path.join(here, "ganomaly_saved_model_5d5a856")
+    expected = np.load(os.path.join(here, "ganomaly_saved_model_5d5a856_scores_first16.npy"))
+    loaded, metadata = export.load(path)
+    assert metadata["model"] == "ganomaly" and metadata["anomalous_class"] == 2
+    np.testing.assert_allclose(loaded.score(mnist.x_test[:16]).numpy(), expected, rtol=1e-4)
+    np.save(tmp_path / "x.npy", mnist.x_test[:16])
+    proc = subprocess.run([sys.executable, "-m", "anomaly_toolbox.score", f"--saved_model={path}",
+                           f"--input={tmp_path / 'x.npy'}", f"--output={tmp_path / 's.csv'}"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    scores = [float(line.split(",")[1]) for line in (tmp_path / "s.csv").read_text().split()[1:]]
+    np.testing.assert_allclose(scores, expected, rtol=1e-4)  # scores ~1e-7: relative only
