@@ -75,8 +75,8 @@ def parse_shard(text):
     return index, count
 
 
-def cell_name(protocol, dataset, model, profile, anomalous_class, seed):
-    return os.path.join(protocol, dataset, f"{model}_{profile}", f"class{anomalous_class}_seed{seed}")
+def cell_name(protocol, dataset, model_name, profile, anomalous_class, seed):
+    return os.path.join(protocol, dataset, f"{model_name}_{profile}", f"class{anomalous_class}_seed{seed}")
 
 
 def grid(models, datasets, classes, seeds, protocol, profile):
@@ -97,17 +97,17 @@ def worker_env(workers, threads=None):
 
 
 def run_cell(cell, results_dir, runs_dir, data_dir, experiments_dir, limit=None, env=None):
-    protocol, dataset, model, profile, anomalous_class, seed = cell
+    protocol, dataset, model_name, profile, anomalous_class, seed = cell
     name = cell_name(*cell)
     target = os.path.join(results_dir, name + ".json")
     if os.path.exists(target):
         return name, "skipped (done)"
     run_dir = os.path.join(runs_dir, name)
     os.makedirs(run_dir, exist_ok=True)
-    command = [sys.executable, "-m", "anomaly_toolbox.train", f"--model={model}",
+    command = [sys.executable, "-m", "anomaly_toolbox.train", f"--model={model_name}",
                f"--dataset={dataset}", f"--anomalous_class={anomalous_class}",
                f"--protocol={protocol}", f"--train_seed={seed}", f"--output_dir={run_dir}",
-               f"--config={os.path.join(experiments_dir, f'{model}_{dataset}_{profile}.json')}",
+               f"--config={os.path.join(experiments_dir, f'{model_name}_{dataset}_{profile}.json')}",
                "--verbose=2"] + ([f"--data_dir={data_dir}"] if data_dir else []) \
         + ([f"--limit={limit}"] if limit else [])
     started = time.time()
@@ -136,8 +136,8 @@ def _cells():
     from anomaly_toolbox.data.datasets import DATASETS
     from anomaly_toolbox.errors import UsageError
 
-    for model in FLAGS.models:
-        models.get(model)
+    for model_name in FLAGS.models:
+        models.get(model_name)
     for dataset in FLAGS.datasets:
         if dataset not in DATASETS:
             raise UsageError("datasets", dataset, f"one of {', '.join(DATASETS)}")
@@ -148,8 +148,8 @@ def _cells():
     index, count = parse_shard(FLAGS.shard)
     cells = grid(FLAGS.models, FLAGS.datasets, parse_classes(FLAGS.classes),
                  [int(s) for s in FLAGS.seeds], FLAGS.protocol, FLAGS.profile)[index::count]
-    for model, dataset in {(c[2], c[1]) for c in cells}:
-        path = os.path.join(_experiments(), f"{model}_{dataset}_{FLAGS.profile}.json")
+    for model_name, dataset in {(c[2], c[1]) for c in cells}:
+        path = os.path.join(_experiments(), f"{model_name}_{dataset}_{FLAGS.profile}.json")
         if not os.path.exists(path):
             raise UsageError("profile", FLAGS.profile, f"a profile with a file {path}")
     return cells

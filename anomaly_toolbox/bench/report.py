@@ -49,27 +49,27 @@ def _metric_table(by_cell, models, classes, metric):
     return lines
 
 
-def _seed_mean(by_cell, model, k, metric):
+def _seed_mean(by_cell, model_name, k, metric):
     """Mean over training seeds of one (model, class) cell; NaN when the cell has no result."""
-    rows = by_cell.get((model, k))
+    rows = by_cell.get((model_name, k))
     return float(np.mean([r[metric] for r in rows])) if rows else float("nan")
 
 
-def _class_mean(by_cell, model, classes, metric):
+def _class_mean(by_cell, model_name, classes, metric):
     """Mean over classes of the per-class mean over seeds, and how many classes it covers."""
-    per_class = [_seed_mean(by_cell, model, k, metric) for k in classes if (model, k) in by_cell]
+    per_class = [_seed_mean(by_cell, model_name, k, metric) for k in classes if (model_name, k) in by_cell]
     return (float(np.mean(per_class)) if per_class else None), len(per_class)
 
 
-def _mean_label(by_cell, model, classes, metrics, seeds=False):
+def _mean_label(by_cell, model_name, classes, metrics, seeds=False):
     """'0.600 / 0.700 (2 of 10 classes, 1–2 seeds per class)': the counts the mean rests on."""
-    values = [_class_mean(by_cell, model, classes, metric) for metric in metrics]
+    values = [_class_mean(by_cell, model_name, classes, metric) for metric in metrics]
     covered = values[0][1]
     if not covered:
         return "—"
     notes = [f"{covered} of {len(classes)} classes"] if covered < len(classes) else []
     if seeds:
-        n = [len(by_cell[(model, k)]) for k in classes if (model, k) in by_cell]
+        n = [len(by_cell[(model_name, k)]) for k in classes if (model_name, k) in by_cell]
         notes.append(f"{min(n)} seed{'s' * (min(n) != 1)}" if min(n) == max(n)
                      else f"{min(n)}–{max(n)} seeds per class")
     label = " / ".join(f"{mean:.3f}" for mean, _ in values)
@@ -97,9 +97,9 @@ def _by_cell(group):
     return by_cell
 
 
-def _seed_std(by_cell, model, k, metric):
+def _seed_std(by_cell, model_name, k, metric):
     """Sample std over seeds for the chart's error bars; NaN (no bar) below 2 seeds."""
-    values = [r[metric] for r in by_cell.get((model, k), [])]
+    values = [r[metric] for r in by_cell.get((model_name, k), [])]
     return float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
 
 

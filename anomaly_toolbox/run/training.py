@@ -4,7 +4,6 @@ Test data is scored once, after the best-validation-AUPRC weights are restored. 
 ends with a checkpoint, so re-running the same command on the same output directory resumes.
 """
 
-import os
 import time
 
 import keras
