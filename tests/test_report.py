@@ -33,9 +33,11 @@ def test_summary_and_tables_average_seeds_then_classes(tmp_path):
             "equals it (dashed line in the chart).") in lines
     assert ("- Hardware, CPU only (wall times depend on it): x86_64 2 cpus: 4 cells; "
             "x86_64 2 cpus, AVX-512: 1 cell.") in lines
-    assert ("Survey claim (EGBAD outperforms GANomaly): on the 2 classes with both models, mean "
-            "test AUPRC is 0.600 for EGBAD and 0.500 for GANomaly; EGBAD is higher on 1 of 2 "
-            "classes.") in lines
+    assert ("Survey claim (EGBAD outperforms GANomaly), paired over 2 classes (seed means, 1–2 "
+            "seeds): EGBAD − GANomaly test AUPRC per class 0: -0.200, 1: +0.400; mean +0.100; "
+            "EGBAD higher on 1, GANomaly on 1; Wilcoxon signed-rank: no significant difference "
+            "(p = 1.000).") in lines
+    assert "--seeds=0,1 --protocol=pooled" in text  # the command reproduces the table's seeds
     assert (tmp_path / "benchmark_pooled_mnist_cpu.png").stat().st_size > 1000
     anogan = _row("anogan", 0, 0, 0.4)
     anogan["config"]["model"].update(search_steps=10, search_init="best_of_k", search_k=8,
@@ -55,3 +57,15 @@ def test_machine_label_names_the_vector_isa(tmp_path):
     cpuinfo.write_text("Features\t: fp asimd\n")
     assert provenance.vector_isa(str(cpuinfo)) is None
     assert provenance.vector_isa(str(tmp_path / "absent")) is None
+
+
+def test_claim_is_a_paired_wilcoxon_test_over_class_seed_means(tmp_path):
+    """EGBAD below GANomaly on all 10 classes: the exact two-sided signed-rank p is 2/2^10."""
+    rows = [_row(m, k, s, v) for k in range(10) for s in (0, 1)
+            for m, v in (("egbad", 0.3 + 0.01 * k + 0.01 * s), ("ganomaly", 0.6 + 0.02 * k))]
+    text = report.render(rows, str(tmp_path))
+    assert ("| pooled | `cpu` | mnist | 10 | 2 | -0.340 | 0 | 10 | 0.002 | ganomaly is better "
+            "(p = 0.002) |") in text
+    assert "EGBAD beats GANomaly on 0 classes and loses on 10" in text
+    assert "so the survey's claim is not supported here." in text
+    assert "## What the numbers say" in text and "ganomaly has the highest mean test AUPRC" in text

@@ -7,6 +7,8 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
+from anomaly_toolbox.bench import claims
+
 COMMAND = ("python -m anomaly_toolbox.bench.benchmark --models={models} --datasets={dataset} "
            "--classes=0-9 --seeds={seeds} --protocol={protocol} --profile={profile} "
            "--data_dir=../shared/data")
@@ -130,17 +132,6 @@ def _chart(by_cell, models, classes, path, title, chance):
     os.replace(tmp, path)
 
 
-def _claim(by_cell, classes):
-    pairs = [(_seed_mean(by_cell, "egbad", k, "auprc"), _seed_mean(by_cell, "ganomaly", k, "auprc"))
-             for k in classes if ("egbad", k) in by_cell and ("ganomaly", k) in by_cell]
-    if not pairs:
-        return []
-    e, g = np.array(pairs).T
-    return [f"Survey claim (EGBAD outperforms GANomaly): on the {len(pairs)} classes with both "
-            f"models, mean test AUPRC is {e.mean():.3f} for EGBAD and {g.mean():.3f} for "
-            f"GANomaly; EGBAD is higher on {int((e > g).sum())} of {len(pairs)} classes.", ""]
-
-
 def render(rows, figures_dir):
     groups = defaultdict(list)
     for r in rows:
@@ -153,7 +144,12 @@ def render(rows, figures_dir):
            "do not edit by hand. Test metrics of the epoch with the best validation AUPRC; "
            "mean ± sample std over training seeds, n = seeds.", ""]
     classes = list(range(10))
-    out += _summary(groups, classes) if groups else ["No results yet.", ""]
+    if groups:
+        claim, verdicts = claims.claim_section(groups, classes, _by_cell)
+        out += (_summary(groups, classes) + claims.numbers_say(groups, classes, _by_cell, verdicts)
+                + claim)
+    else:
+        out += ["No results yet.", ""]
     for (protocol, dataset, profile), group in sorted(groups.items()):
         models = sorted({r["model"] for r in group})
         by_cell = _by_cell(group)
@@ -184,7 +180,7 @@ def render(rows, figures_dir):
             out.append(f"| {m} | {_budget(rs)} | {wall / 60:.1f} min |")
         out += ["", "Test AUPRC:", ""] + _metric_table(by_cell, models, classes, "auprc")
         out += ["", "Test AUROC:", ""] + _metric_table(by_cell, models, classes, "auroc") + [""]
-        out += _claim(by_cell, classes)
+        out += claims.claim_lines(by_cell, classes)
         name = f"benchmark_{protocol}_{dataset}_{profile.split(',')[0]}.png"
         os.makedirs(figures_dir, exist_ok=True)
         _chart(by_cell, models, classes, os.path.join(figures_dir, name),
