@@ -58,8 +58,11 @@ def _signatures(module):
 
 
 def save(model, path, channels, threshold, metadata):
+    return save_module(ScoringModule(model, channels, threshold, metadata), path)
+
+
+def save_module(module, path):
     """Writes the SavedModel to a temporary folder beside `path`, then renames it into place."""
-    module = ScoringModule(model, channels, threshold, metadata)
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".saved_model-", dir=parent)

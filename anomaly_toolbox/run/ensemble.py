@@ -1,0 +1,140 @@
+"""Ensembles of finished runs: one detector from several models or seeds, no retraining.
+
+Members' raw scores live on unrelated scales (GANomaly's latent distances are ~1e-7, EGBAD's
+about 1), so each is first put on a common one with a robust standardisation fitted on the
+member's VALIDATION NORMAL scores only: z = (s - median) / (1.4826 * MAD). Normals only, because
+that is the one population a deployed detector knows (the anomaly share of validation would
+otherwise move the centre); median and MAD, because anomaly scores are skewed and heavy-tailed
+and a few extreme normals would dominate a mean and standard deviation. The ensemble score is the
+mean of the members' z (or a weighted mean, weights proportional to each member's validation
+AUPRC). Nothing here reads test data until the final, single test evaluation.
+"""
+
+import json
+
+import numpy as np
+import tensorflow as tf
+
+from anomaly_toolbox import metrics
+from anomaly_toolbox.errors import UsageError
+from anomaly_toolbox.run.rundir import RunDir
+
+SHARED = ("dataset", "anomalous_class", "protocol", "split_seed", "limit")
+WEIGHTINGS = ("mean", "val_auprc")
+MAD_TO_SIGMA = 1.4826  # makes the MAD a standard deviation for normal data
+
+
+def robust_scale(val_scores, val_labels):
+    """(centre, scale) from the validation normals: median and 1.4826 * MAD (IQR or 1 if 0)."""
+    normal = np.asarray(val_scores, np.float64)[np.asarray(val_labels) == 0]
+    centre = float(np.median(normal))
+    scale = MAD_TO_SIGMA * float(np.median(np.abs(normal - centre)))
+    if not scale > 0:
+        q75, q25 = np.percentile(normal, [75, 25])
+        scale = float(q75 - q25) or 1.0
+    return centre, scale
+
+
+def combine(member_scores, centres, scales, weights):
+    """Weighted mean of standardised scores; member_scores is a list of (N,) arrays."""
+    z = [(np.asarray(s, np.float64) - c) / sc for s, c, sc in zip(member_scores, centres, scales)]
+    return np.average(np.stack(z), axis=0, weights=weights)
+
+
+def read_members(run_dirs):
+    """Identities and scores of finished runs; refuses a mix, naming the field that differs."""
+    if len(run_dirs) < 2:
+        raise UsageError("members", ",".join(run_dirs), "at least two finished run folders")
+    members = []
+    for path in run_dirs:
+        run_dir = RunDir(path)
+        try:
+            results, scores = run_dir.results(), run_dir.scores()
+        except (OSError, ValueError) as e:
+            raise UsageError("members", path, "a finished run folder (results.json, "
+                             "scores.npz, saved_model/)") from e
+        members.append({"path": path, "results": results, "scores": scores})
+    first = members[0]
+    for m in members[1:]:
+        for key in SHARED:
+            if m["results"].get(key) != first["results"].get(key):
+                raise UsageError("members", m["path"], f"a run with the same {key} as "
+                                 f"{first['path']} ({first['results'].get(key)!r}, not "
+                                 f"{m['results'].get(key)!r})")
+        for split in ("val_labels", "test_labels"):
+            if not np.array_equal(m["scores"][split], first["scores"][split]):
+                raise UsageError("members", m["path"], f"the same {split} as {first['path']}")
+    return members
+
+
+def fit(members, weighting="mean"):
+    """Scales and weights from validation only."""
+    if weighting not in WEIGHTINGS:
+        raise UsageError("weighting", weighting, f"one of {', '.join(WEIGHTINGS)}")
+    y_val = members[0]["scores"]["val_labels"]
+    scales = [robust_scale(m["scores"]["val_scores"], y_val) for m in members]
+    if weighting == "mean":
+        weights = [1.0] * len(members)
+    else:
+        if not metrics.has_both_classes(y_val):
+            raise UsageError("weighting", weighting, "mean: validation has no anomalies")
+        weights = [metrics.ranking_metrics(m["scores"]["val_scores"], y_val)["auprc"]
+                   for m in members]
+    return [c for c, _ in scales], [s for _, s in scales], weights
+
+
+class EnsembleModule(tf.Module):
+    """Same contract as a single run's SavedModel: score(images), threshold, metadata."""
+
+    def __init__(self, saved_models, centres, scales, weights, threshold, metadata):
+        super().__init__()
+        self.members = list(saved_models)
+        self.centres = tf.constant(centres, tf.float64)
+        self.scales = tf.constant(scales, tf.float64)
+        self.weights = tf.constant(np.asarray(weights) / np.sum(weights), tf.float64)
+        self.threshold = tf.Variable(float(threshold), trainable=False, name="threshold")
+        self.metadata = tf.Variable(json.dumps(metadata), trainable=False, name="metadata")
+
+    @tf.function
+    def score(self, images):
+        x = tf.cast(images, tf.float32)  # every member takes float32 pixels on the 0..255 scale
+        z = tf.stack([(tf.cast(m.score(x), tf.float64) - self.centres[i]) / self.scales[i]
+                      for i, m in enumerate(self.members)])
+        return tf.cast(tf.tensordot(self.weights, z, 1), tf.float32)
+
+
+def build(run_dirs, output_dir, weighting="mean"):
+    """Combines finished runs into one detector written like a run; returns its results dict."""
+    from anomaly_toolbox.files import ensure_writable_dir
+    from anomaly_toolbox.run import export, figures
+    from anomaly_toolbox.run.provenance import versions
+
+    members = read_members(run_dirs)
+    centres, scales, weights = fit(members, weighting)
+    loaded = [export.load(RunDir(m["path"]).saved_model) for m in members]
+    if len({meta.get("channels", 1) for _, meta in loaded}) > 1:
+        raise UsageError("members", ",".join(run_dirs), "runs on images with the same channels")
+    ensure_writable_dir(output_dir)
+    run_dir = RunDir(output_dir)
+    first = members[0]["scores"]
+    y_val, y_test = first["val_labels"], first["test_labels"]
+    val = combine([m["scores"]["val_scores"] for m in members], centres, scales, weights)
+    test = combine([m["scores"]["test_scores"] for m in members], centres, scales, weights)
+    threshold = metrics.validation_threshold(val, y_val)
+    listed = [{"run_dir": m["path"], "model": m["results"]["model"],
+               "train_seed": m["results"]["train_seed"], "centre": c, "scale": s, "weight": w}
+              for m, c, s, w in zip(members, centres, scales, weights)]
+    identity = {**{k: members[0]["results"][k] for k in SHARED}, "model": "ensemble",
+                "weighting": weighting, "members": listed}
+    results = {**identity, "validation": metrics.evaluate(val, y_val, threshold),
+               "test": metrics.evaluate(test, y_test, threshold), "versions": versions()}
+    module = EnsembleModule(
+        [saved for saved, _ in loaded], centres, scales, weights, threshold,
+        {**loaded[0][1], **identity, "config": {"weighting": weighting}})
+    export.save_module(module, run_dir.saved_model)
+    run_dir.write_scores(val.astype(np.float32), y_val, test.astype(np.float32), y_test)
+    if "auprc" in results["test"]:
+        figures.curves(test, y_test, run_dir.figure("curves"))
+        figures.histogram(test, y_test, threshold, run_dir.figure("histogram"))
+    run_dir.write_results(results)
+    return results

@@ -1,0 +1,101 @@
+"""Ensembles of tiny finished runs: the SavedModel equals the offline combination, per image."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import DATA_DIR, score_in_fresh_process
+
+TINY = {"epochs": 1, "batch_size": 32, "model": {"latent_dim": 8, "filters": [4, 8, 16]}}
+
+
+@pytest.fixture(scope="module")
+def members(tmp_path_factory):
+    from anomaly_toolbox.run import training
+
+    tmp = tmp_path_factory.mktemp("members")
+    config = tmp / "tiny.json"
+    config.write_text(json.dumps(TINY))
+    dirs = []
+    for name in ("ganomaly", "autoencoder"):
+        training.run(name, "mnist", 3, str(tmp / name), config=str(config), data_dir=DATA_DIR,
+                     limit=200, verbose=0)
+        dirs.append(str(tmp / name))
+    return {"dirs": dirs, "tmp": tmp}
+
+
+@pytest.fixture(scope="module")
+def built(members):
+    from anomaly_toolbox.run import ensemble
+
+    out = members["tmp"] / "ensemble"
+    return {"dir": out, "results": ensemble.build(members["dirs"], str(out))}
+
+
+def test_standardisation_uses_validation_normals_only():
+    from anomaly_toolbox.run.ensemble import robust_scale
+
+    scores = np.array([1.0, 2.0, 3.0, 4.0, 100.0, 1000.0])
+    labels = np.array([0, 0, 0, 0, 0, 1])  # the anomaly's 1000 must not move anything
+    centre, scale = robust_scale(scores, labels)
+    assert centre == 3.0 and scale == pytest.approx(1.4826 * 1.0)
+
+
+def test_saved_model_equals_offline_combination_and_is_batch_independent(built, mnist, tmp_path):
+    from anomaly_toolbox.data import load_splits
+
+    splits = load_splits("mnist", 3, data_dir=DATA_DIR, limit=200)
+    stored = np.load(built["dir"] / "scores.npz")
+    fresh = score_in_fresh_process(built["dir"] / "saved_model", splits.x_test, tmp_path)
+    np.testing.assert_allclose(fresh, stored["test_scores"], rtol=1e-4, atol=1e-4)
+    one_by_one = np.concatenate([score_in_fresh_process(built["dir"] / "saved_model",
+                                                        splits.x_test[i:i + 1], tmp_path)
+                                 for i in range(3)])
+    np.testing.assert_allclose(one_by_one, fresh[:3], rtol=1e-5, atol=1e-6)
+    r = built["results"]
+    assert [m["model"] for m in r["members"]] == ["ganomaly", "autoencoder"]
+    assert r["test"]["threshold"] == r["validation"]["threshold"]
+    from anomaly_toolbox.metrics import ranking_metrics
+    assert ranking_metrics(fresh, splits.y_test)["auprc"] == pytest.approx(r["test"]["auprc"],
+                                                                          abs=1e-3)
+
+
+def test_saved_model_looks_like_a_single_run_and_rejects_bad_input(built):
+    import tensorflow as tf
+
+    from anomaly_toolbox.run import export
+
+    loaded, metadata = export.load(str(built["dir"] / "saved_model"))
+    assert metadata["model"] == "ensemble" and metadata["anomalous_class"] == 3
+    assert float(loaded.threshold.numpy()) == pytest.approx(built["results"]["test"]["threshold"])
+    with pytest.raises(tf.errors.InvalidArgumentError, match="NaN or inf"):
+        loaded.score(np.full((2, 28, 28), np.nan, np.float32))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="channel"):
+        loaded.score(np.zeros((2, 28, 28, 3), np.uint8))
+
+
+def test_val_auprc_weights_come_from_validation(members):
+    from anomaly_toolbox.metrics import ranking_metrics
+    from anomaly_toolbox.run import ensemble
+
+    read = ensemble.read_members(members["dirs"])
+    _, _, weights = ensemble.fit(read, "val_auprc")
+    expected = [ranking_metrics(m["scores"]["val_scores"], m["scores"]["val_labels"])["auprc"]
+                for m in read]
+    assert weights == pytest.approx(expected)
+
+
+def test_a_mix_of_runs_is_refused_naming_the_field(members, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(members["dirs"][1], other)
+    results = json.loads((other / "results.json").read_text())
+    results["anomalous_class"] = 4
+    (other / "results.json").write_text(json.dumps(results))
+    proc = subprocess.run([sys.executable, "-m", "anomaly_toolbox.ensemble",
+                           f"--members={members['dirs'][0]},{other}",
+                           f"--output_dir={tmp_path / 'out'}"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "same anomalous_class" in proc.stderr
+    assert not (tmp_path / "out").exists()
