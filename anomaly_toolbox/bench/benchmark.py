@@ -160,7 +160,7 @@ def _experiments():
 
 
 def body():
-    from anomaly_toolbox.bench import report
+    from anomaly_toolbox.bench import ensembles, report
 
     if not FLAGS.table_only:
         cells = _cells()
@@ -172,6 +172,7 @@ def body():
                                 _experiments(), FLAGS.limit, env) for c in cells]
             for job in jobs:
                 print(*job.result(), flush=True)
+    print(f"{ensembles.write_all(FLAGS.results_dir)} ensemble cells from the kept scores")
     report.write(FLAGS.results_dir, FLAGS.benchmarks_md)
     print(f"wrote {FLAGS.benchmarks_md}")
 

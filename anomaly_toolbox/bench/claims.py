@@ -86,8 +86,8 @@ def claim_section(groups, classes, by_cell_of):
     return lines + [""], verdicts
 
 
-def numbers_say(groups, classes, by_cell_of, verdicts):
-    """The generated paragraph: the best model per table and the claim's verdict."""
+def numbers_say(groups, classes, by_cell_of, verdicts, more=()):
+    """The generated paragraph: the best model per table, the claim's verdict, then `more`."""
     sentences = []
     for (protocol, dataset, profile), group in sorted(groups.items()):
         by_cell = by_cell_of(group)
@@ -113,6 +113,7 @@ def numbers_say(groups, classes, by_cell_of, verdicts):
                 + (", so the survey's claim is not supported here." if
                    test["p"] is None or test["p"] >= ALPHA or np.mean(test["diffs"]) < 0
                    else ", as the survey claims."))
+    sentences += list(more)
     if not sentences:
         return []
     return ["## What the numbers say", "", "Generated from the results files.", "",

@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
-from anomaly_toolbox.bench import claims
+from anomaly_toolbox.bench import claims, ensembles
 
 COMMAND = ("python -m anomaly_toolbox.bench.benchmark --models={models} --datasets={dataset} "
            "--classes=0-9 --seeds={seeds} --protocol={protocol} --profile={profile} "
@@ -33,6 +33,10 @@ def _fmt(values):
 def _budget(rows):
     cfg = rows[0]["config"]
     m = cfg["model"]
+    if "members" in m:  # an ensemble cell: its members' budgets are in their own rows
+        return "mean of standardised scores of " + ", ".join(sorted(
+            {member.rsplit(" seed", 1)[0] for member in m["members"]})) + (
+            " (one seed)" if rows[0]["model"].startswith("gan3") else " (all seeds)")
     parts = [f"{cfg['epochs']} epochs", f"batch {cfg['batch_size']}", f"filters {m.get('filters')}"]
     if "search_steps" in m:  # AnoGAN: the latent search is part of the budget
         start = (f"best of {m['search_k']} starts" if m.get("search_init") == "best_of_k"
@@ -146,14 +150,16 @@ def render(rows, figures_dir):
     classes = list(range(10))
     if groups:
         claim, verdicts = claims.claim_section(groups, classes, _by_cell)
-        out += (_summary(groups, classes) + claims.numbers_say(groups, classes, _by_cell, verdicts)
-                + claim)
+        said = claims.numbers_say(groups, classes, _by_cell, verdicts,
+                                  ensembles.compare_sentences(groups, classes))
+        out += _summary(groups, classes) + said + claim
     else:
         out += ["No results yet.", ""]
     for (protocol, dataset, profile), group in sorted(groups.items()):
         models = sorted({r["model"] for r in group})
+        trained = [m for m in models if not ensembles.is_ensemble(m)]
         by_cell = _by_cell(group)
-        missing = sum(1 for m in models for k in classes if (m, k) not in by_cell)
+        missing = sum(1 for m in trained for k in classes if (m, k) not in by_cell)
         shares = [r["splits"]["test_anomaly_share"] for r in group]
         machines = Counter(r["versions"]["machine"] for r in group)
         tf_versions = sorted({r["versions"]["tensorflow"] for r in group})
@@ -168,9 +174,10 @@ def render(rows, figures_dir):
                 + "; ".join(f"{m}: {n} cell{'s' * (n != 1)}" for m, n in sorted(machines.items())) + ".",
                 f"- TensorFlow {', '.join(tf_versions)}; {'; '.join(settings)}.",
                 "- Command: `" + COMMAND.format(
-                    models=",".join(models), dataset=dataset, protocol=protocol, profile=profile,
-                    seeds=",".join(str(s) for s in sorted({r["train_seed"] for r in group}))) + "`",
-                f"- Missing cells (shown as —): {missing} of {len(models) * len(classes)}.",
+                    models=",".join(trained), dataset=dataset, protocol=protocol, profile=profile,
+                    seeds=",".join(str(s) for s in sorted({r["train_seed"] for r in group
+                                                           if r["model"] in trained}))) + "`",
+                f"- Missing trained cells (shown as —): {missing} of {len(trained) * len(classes)}.",
                 f"- Total wall time of the {len(group)} cells (train + evaluate, as measured per "
                 f"cell; cells may have run two at a time): {total / 3600:.2f} h.", ""]
         out += ["| model | budget | mean wall time per cell (train + evaluate) |", "|---|---|---|"]
@@ -183,7 +190,8 @@ def render(rows, figures_dir):
         out += claims.claim_lines(by_cell, classes)
         name = f"benchmark_{protocol}_{dataset}_{profile.split(',')[0]}.png"
         os.makedirs(figures_dir, exist_ok=True)
-        _chart(by_cell, models, classes, os.path.join(figures_dir, name),
+        charted = trained + [m for m in models if m == "gan3_ensemble"]
+        _chart(by_cell, charted, classes, os.path.join(figures_dir, name),
                f"{dataset}, {protocol}, {profile}: test AUPRC by anomalous class "
                "(error bars: std over seeds)", float(np.mean(shares)))
         out += [f"![{dataset} AUPRC by class](figures/{name})", ""]

@@ -1,0 +1,54 @@
+"""Ensemble cells derived from committed per-cell scores, and their lines in benchmarks.md."""
+
+import json
+
+import numpy as np
+import pytest
+
+from anomaly_toolbox.bench import ensembles, report
+
+
+def _cell(results, model, k, seed, val, test, y_val, y_test):
+    folder = results / "pooled" / "mnist" / f"{model}_cpu"
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(folder / f"class{k}_seed{seed}.scores.npz", val_scores=val,
+                        val_labels=y_val, test_scores=test, test_labels=y_test)
+    auprc = float(np.mean(test[y_test == 1] > np.median(test)))
+    (folder / f"class{k}_seed{seed}.json").write_text(json.dumps({
+        "model": model, "dataset": "mnist", "anomalous_class": k, "protocol": "pooled",
+        "split_seed": 0, "limit": None, "train_seed": seed,
+        "config": {"profile": "cpu", "epochs": 2, "batch_size": 64, "model": {"filters": [4]}},
+        "splits": {"test_anomaly_share": float(y_test.mean())},
+        "test": {"auprc": auprc, "auroc": auprc}, "validation": {},
+        "wall_time_s": {"train": 60.0, "evaluate": 6.0}, "versions": {"machine": "m",
+                                                                       "tensorflow": "2"}}))
+
+
+def test_ensemble_cells_standardise_on_validation_normals_and_average(tmp_path):
+    rng = np.random.default_rng(0)
+    y_val, y_test = np.r_[np.zeros(50), np.ones(20)], np.r_[np.zeros(100), np.ones(40)]
+    scales = {"ganomaly": 1e-7, "egbad": 1.0, "anogan": 50.0, "autoencoder": 3.0}
+    signal = {m: (rng.normal(size=70) + 2 * y_val, rng.normal(size=140) + 2 * y_test)
+              for m in scales}
+    for seed in (0, 1):
+        for m, scale in scales.items():
+            _cell(tmp_path, m, 3, seed, scale * signal[m][0] + seed, scale * signal[m][1] + seed,
+                  y_val, y_test)
+    written = ensembles.write_all(str(tmp_path))
+    assert written == 2 * 2 + 4  # two model sets x two seeds, one seed ensemble per model
+    gan3 = json.loads((tmp_path / "pooled/mnist/gan3_ensemble_cpu/class3_seed0.json").read_text())
+    # the scales differ by 9 orders of magnitude; standardised, each member weighs the same
+    z = [(signal[m][1] - np.median(signal[m][0][:50])) for m in ensembles.GAN3]
+    from anomaly_toolbox.metrics import ranking_metrics
+    mads = [1.4826 * np.median(np.abs(signal[m][0][:50] - np.median(signal[m][0][:50])))
+            for m in ensembles.GAN3]
+    expected = ranking_metrics(np.mean([zi / s for zi, s in zip(z, mads)], axis=0), y_test)
+    assert gan3["test"]["auprc"] == pytest.approx(expected["auprc"])
+    assert gan3["config"]["model"]["members"] == ["ganomaly seed 0", "egbad seed 0",
+                                                  "anogan seed 0"]
+    seeds = tmp_path / "pooled/mnist/ganomaly_seeds_ensemble_cpu/class3_seeds0-1.json"
+    assert json.loads(seeds.read_text())["train_seed"] == "0+1"
+    text = report.render(report.load_results(str(tmp_path)), str(tmp_path / "figs"))
+    assert "gan3_ensemble" in text and "3-GAN ensemble" in text
+    assert "--models=anogan,autoencoder,egbad,ganomaly " in text  # ensembles are not trained
+    assert ensembles.write_all(str(tmp_path)) == written  # derived data: rewritten, not added
