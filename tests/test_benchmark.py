@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 from conftest import DATA_DIR
 
 TINY = {"profile": "tiny", "epochs": 1, "batch_size": 32,
@@ -40,7 +41,9 @@ def test_grid_resumes_after_kill_and_writes_the_table(tmp_path):
     assert "class1_seed0 skipped (done)" in done.stdout and first.stat().st_mtime == mtime
     text = table.read_text()
     assert "## mnist, pooled protocol, `tiny, smoke: 300 images per split` profile" in text
-    assert "Missing cells (shown as —): 8 of 10" in text
+    assert "Missing trained cells (shown as —): 8 of 10" in text
+    kept = np.load(results / "pooled" / "mnist" / "ganomaly_tiny" / "class2_seed0.scores.npz")
+    assert set(kept.files) == {"val_scores", "val_labels", "test_scores", "test_labels"}
     second = json.loads((results / "pooled" / "mnist" / "ganomaly_tiny" / "class2_seed0.json").read_text())
     assert f"| 2 | {second['test']['auprc']:.3f} (n=1) |" in text
     assert (tmp_path / "figures" / "benchmark_pooled_mnist_tiny.png").stat().st_size > 1000
@@ -70,3 +73,41 @@ def test_grid_runs_class_by_class_and_splits_cores_between_workers(monkeypatch):
     assert benchmark.worker_env(8)["TF_NUM_INTEROP_THREADS"] == "1"
     assert "TF_NUM_INTRAOP_THREADS" not in benchmark.worker_env(1)
     assert benchmark.worker_env(1, threads=3)["TF_NUM_INTRAOP_THREADS"] == "3"
+
+
+def test_job_array_shards_merge_by_copying_and_the_table_checks_gaps_and_duplicates(tmp_path):
+    """What a Slurm --array job does (README): shard i of n per task, each into its own results
+    folder, then copy the folders together and run --table_only."""
+    import shutil
+
+    experiments = tmp_path / "experiments"
+    experiments.mkdir()
+    (experiments / "autoencoder_mnist_tiny.json").write_text(json.dumps(TINY))
+    grid_flags = ["--models=autoencoder", "--datasets=mnist", "--classes=1,2", "--profile=tiny",
+                  f"--experiments_dir={experiments}", f"--benchmarks_md={tmp_path / 'b.md'}"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    merged = tmp_path / "merged"
+    for task in (0, 1):
+        shard = tmp_path / f"results_{task}"
+        proc = subprocess.run([sys.executable, "-m", "anomaly_toolbox.bench.benchmark",
+                               *grid_flags, f"--shard={task}/2", "--limit=200", "--workers=1",
+                               f"--results_dir={shard}", f"--runs_dir={tmp_path / 'runs'}",
+                               f"--data_dir={DATA_DIR}"], env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert len(list(shard.rglob("class*_seed0.json"))) == 1  # one cell per shard
+        shutil.copytree(shard, merged, dirs_exist_ok=True)
+
+    def table(*extra):
+        return subprocess.run([sys.executable, "-m", "anomaly_toolbox.bench.benchmark",
+                               *grid_flags, "--table_only", f"--results_dir={merged}", *extra],
+                              env=env, capture_output=True, text=True)
+
+    done = table("--require_complete")
+    assert done.returncode == 0 and "0 cell(s) of the grid missing" in done.stdout, done.stderr
+    gap = table("--require_complete", "--classes=1,2,3")
+    assert gap.returncode == 2 and "1 cell(s) missing" in gap.stderr
+    assert "pooled/mnist/autoencoder_tiny/class3_seed0" in gap.stdout
+    cell = merged / "pooled" / "mnist" / "autoencoder_tiny"
+    shutil.copy(cell / "class1_seed0.json", cell / "class1_seed7.json")  # a misnamed copy
+    dup = table()
+    assert dup.returncode == 2 and "class1_seed7.json holds" in dup.stderr

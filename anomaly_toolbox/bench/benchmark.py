@@ -47,7 +47,10 @@ def define_flags():
                          "cell (default: CPU count // workers; TensorFlow's own default with 1 worker).")
     flags.DEFINE_string("shard", "0/1", "i/n: run cells i, i+n, i+2n, ...")
     flags.DEFINE_string("benchmarks_md", "benchmarks.md", "Table to regenerate after the grid.")
-    flags.DEFINE_bool("table_only", False, "Only regenerate the table from results_dir.")
+    flags.DEFINE_bool("table_only", False, "Only regenerate the table from results_dir, after "
+                      "checking it (merged shards: no duplicate cells; gaps of the grid listed).")
+    flags.DEFINE_bool("require_complete", False, "With --table_only: a gap in the grid given by "
+                      "--models/--datasets/--classes/--seeds is an error.")
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -159,6 +162,30 @@ def _experiments():
     return FLAGS.experiments_dir or os.path.join(REPO, "experiments")
 
 
+def check_merged(results_dir, cells):
+    """(missing cell names, duplicates): a results file must sit at its own cell's path."""
+    import glob
+    import json
+
+    seen, duplicates = {}, []
+    for path in sorted(glob.glob(os.path.join(results_dir, "**", "*.json"), recursive=True)):
+        with open(path) as f:
+            r = json.load(f)
+        if "_ensemble" in r.get("model", "") or "train_seed" not in r:
+            continue  # derived cells
+        name = cell_name(r["protocol"], r["dataset"], r["model"], r["config"].get("profile"),
+                         r["anomalous_class"], r["train_seed"]) + (
+            f" (limit {r['limit']})" if r.get("limit") else "")
+        if os.path.relpath(path, results_dir)[:-len(".json")] != name.split(" (")[0] \
+                or name in seen:
+            duplicates.append(f"{os.path.relpath(path, results_dir)} holds {name}"
+                              + (f", also in {seen[name]}" if name in seen else ""))
+        seen.setdefault(name, os.path.relpath(path, results_dir))
+    missing = [cell_name(*c) for c in cells
+               if not os.path.exists(os.path.join(results_dir, cell_name(*c) + ".json"))]
+    return missing, duplicates
+
+
 def body():
     from anomaly_toolbox.bench import ensembles, report
 
@@ -172,6 +199,17 @@ def body():
                                 _experiments(), FLAGS.limit, env) for c in cells]
             for job in jobs:
                 print(*job.result(), flush=True)
+    else:
+        from anomaly_toolbox.errors import DataError
+
+        missing, duplicates = check_merged(FLAGS.results_dir, _cells())
+        if duplicates:
+            raise DataError("results hold duplicate or misplaced cells:\n  "
+                            + "\n  ".join(duplicates))
+        print(f"{len(missing)} cell(s) of the grid missing" + "".join(
+            f"\n  {m}" for m in missing))
+        if missing and FLAGS.require_complete:
+            raise DataError(f"{len(missing)} cell(s) missing (--require_complete)")
     print(f"{ensembles.write_all(FLAGS.results_dir)} ensemble cells from the kept scores")
     report.write(FLAGS.results_dir, FLAGS.benchmarks_md)
     print(f"wrote {FLAGS.benchmarks_md}")
