@@ -1,6 +1,8 @@
 """GAN-based unsupervised anomaly detection: AnoGAN, EGBAD and GANomaly in TensorFlow 2 / Keras 3."""
 
+import importlib.util
 import os
+import sys
 
 # TensorFlow turns its oneDNN kernels on only for CPUs with AVX-512/AMX; on AVX2 machines they are
 # off, and turning them on made train steps 1.56-1.61x faster here with deterministic results (see
@@ -9,3 +11,45 @@ import os
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 __version__ = "0.1.0"
+
+
+def _missing_tensorflow():
+    """Which of tensorflow / keras cannot be imported: both come from an install extra, so a
+    plain `pip install -e .` has neither."""
+    for name in ("tensorflow", "keras"):
+        try:
+            if importlib.util.find_spec(name) is None:
+                return name
+        except (ImportError, ValueError):
+            return name
+    return None
+
+
+def _entry_point():
+    """True under `python -m anomaly_toolbox...` or an `anomaly-toolbox` console script."""
+    argv = getattr(sys, "orig_argv", sys.argv)
+    module = argv[argv.index("-m") + 1] if "-m" in argv[:-1] else ""
+    return module.startswith("anomaly_toolbox") or \
+        os.path.basename(sys.argv[0] if sys.argv else "").startswith("anomaly-toolbox")
+
+
+if _missing_tensorflow():
+    _ADVICE = (f"{_missing_tensorflow()} is not installed; install the package with TensorFlow: "
+               f'pip install -e ".[cpu]" on a CPU machine, or pip install -e ".[gpu]" with CUDA')
+    if _entry_point():
+        print(f"error: {_ADVICE}", file=sys.stderr)
+        sys.exit(2)
+    raise ModuleNotFoundError(_ADVICE, name=_missing_tensorflow())
+
+_API = ("api", "load", "read_results", "Detector")  # `train` is api.train: anomaly_toolbox.train is the CLI module
+
+
+def __getattr__(name):
+    """The notebook API (anomaly_toolbox/api.py) on first use, so importing the package stays
+    light: no TensorFlow until a detector is loaded or a run trained."""
+    if name in _API:
+        from importlib import import_module
+
+        api = import_module("anomaly_toolbox.api")
+        return api if name == "api" else getattr(api, name)
+    raise AttributeError(f"module 'anomaly_toolbox' has no attribute {name!r}")

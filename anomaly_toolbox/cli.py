@@ -1,16 +1,91 @@
-"""The shape every `python -m anomaly_toolbox...` entry point shares: flags defined on demand
-(importing a tool defines none), TensorFlow's INFO logs hidden, and every user error turned
-into one `error: ...` line on stderr with exit code 2."""
+"""The shape every entry point shares (`anomaly-toolbox <command>` and `python -m ...`): flags
+defined on demand (importing a tool defines none), TensorFlow's start-up INFO lines hidden,
+`--help` on stdout with exit 0, and every user error turned into one `error: ...` line on
+stderr with exit code 2.
 
+Importing this module imports TensorFlow quietly, so it must come before any TensorFlow import
+of a tool. ANOMALY_TOOLBOX_TF_LOGS=1 keeps TensorFlow's own logs.
+"""
+
+import os
+import re
 import sys
+import tempfile
 
-from absl import app, logging
+from absl import app, flags, logging
+
+TF_LOGS = "ANOMALY_TOOLBOX_TF_LOGS"
+HELP = ("-h", "--help", "--helpshort", "--helpfull", "-?")
+# absl prints these before TensorFlow initializes its logging, so TF_CPP_MIN_LOG_LEVEL cannot hide them
+_NOISE = re.compile(r"^(I\d{4} \d\d:\d\d:\d\d|WARNING: All log messages before absl::InitializeLog)")
+_BAD_VALUE = re.compile(r"^flag --(\w+)=(.*?): (.*)$", re.S)
+
+
+def import_tensorflow_quietly():
+    """Imports TensorFlow with stderr captured, then replays every line but the INFO ones: the
+    oneDNN and CPU-feature notices go, warnings and errors stay."""
+    if os.environ.get(TF_LOGS) == "1" or "tensorflow" in sys.modules:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            import tensorflow  # noqa: F401
+        except ImportError:
+            pass  # the tool's own import raises it again, with the package's advice
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            lines = capture.read().decode(errors="replace").splitlines(keepends=True)
+            sys.stderr.write("".join(l for l in lines if not _NOISE.match(l)))
+
+
+import_tensorflow_quietly()
 
 
 def main(define_flags, body):
     """Defines the tool's flags, then runs `body()` under absl with the error contract."""
     define_flags()
-    app.run(lambda argv: guarded(body, argv))
+    app.run(lambda argv: guarded(body, argv),
+            flags_parser=lambda argv: parse_flags(argv, define_flags, body))
+
+
+def parse_flags(argv, define_flags, body):
+    if any(arg in HELP for arg in argv[1:]):
+        try:
+            print(help_text(define_flags, body))
+        except BrokenPipeError:  # `--help | head`
+            pass
+        sys.exit(0)
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        print(f"error: {flag_error(e)}", file=sys.stderr)
+        sys.exit(2)
+
+
+def help_text(define_flags, body):
+    """The tool's docstring, then its own flags (not absl's dozens of logging flags)."""
+    doc = (sys.modules[body.__module__].__doc__ or "").strip()
+    return f"{doc}\n\nflags:\n{flags.FLAGS.module_help(define_flags.__module__)}\n"
+
+
+def flag_error(e):
+    """absl's parse errors in the one-line `invalid <arg>: <value> (expected ...)` form."""
+    from anomaly_toolbox.errors import UsageError
+
+    if isinstance(e, flags.UnrecognizedFlagError):
+        return UsageError("flag", e.flagvalue or e.flagname, "one of the flags --help lists")
+    bad_value = _BAD_VALUE.match(str(e))
+    if bad_value:
+        name, value, reason = bad_value.groups()
+        expected = getattr(flags.FLAGS[name].parser, "syntactic_help", "") if name in flags.FLAGS else ""
+        return UsageError(name, value, expected or reason.splitlines()[0])
+    return UsageError("flags", " ".join(sys.argv[1:]), str(e).splitlines()[0])
 
 
 def guarded(body, argv=("tool",)):

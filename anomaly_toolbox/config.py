@@ -9,6 +9,9 @@ from anomaly_toolbox.errors import UsageError
 from anomaly_toolbox.models.hyperparameters import violation
 
 TRAINING_DEFAULTS = {"epochs": 15, "batch_size": 64}
+# Far above any useful value (the papers use <= 100 epochs, batches <= 512), low enough that a
+# typo (an extra zero or three) is refused at once instead of running for weeks or exhausting memory.
+TRAINING_MAX = {"epochs": 10_000, "batch_size": 65_536}
 FILE_KEYS = {"epochs", "batch_size", "model", "profile", "description"}
 
 
@@ -67,8 +70,8 @@ def resolve(model_cls, config_path=None, epochs=None, batch_size=None):
                             source)
         if flag is not None:
             value = flag
-        if not isinstance(value, int) or value <= 0:
-            raise UsageError(key, value, "a positive integer")
+        if not isinstance(value, int) or not 0 < value <= TRAINING_MAX[key]:
+            raise UsageError(key, value, f"an integer in 1..{TRAINING_MAX[key]}")
         resolved[key] = value
     resolved["model"] = model_cfg
     return resolved

@@ -1,5 +1,6 @@
 """Atomic writes: a killed run never leaves a file that looks complete and is not."""
 
+import hashlib
 import io
 import json
 import os
@@ -42,3 +43,16 @@ def ensure_writable_dir(path, argument="output_dir"):
         probe.close()
     except OSError as e:
         raise UsageError(argument, path, f"a writable directory ({e.strerror})") from e
+
+
+def sha256(paths, names=None):
+    """One SHA-256 over the files' names (`names`, e.g. relative paths) and contents: what
+    identifies data in results, without the machine's folders."""
+    digest = hashlib.sha256()
+    for path, name in zip(paths, names or [None] * len(paths)):
+        if name is not None:
+            digest.update(name.encode() + b"\0")
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()

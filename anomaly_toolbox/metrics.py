@@ -20,6 +20,33 @@ def best_f1_threshold(scores, labels):
     return float(thresholds[int(np.argmax(f1))])
 
 
+class Threshold(float):
+    """A score threshold that remembers the rule that chose it ("f1" or "fpr:RATE"), so the
+    SavedModel and results.json can say how it was chosen."""
+
+    def __new__(cls, value, rule):
+        threshold = super().__new__(cls, value)
+        threshold.rule = rule
+        return threshold
+
+
+def parse_threshold(spec):
+    """("f1", None) or ("fpr", rate) from a --threshold value; UsageError for anything else."""
+    from anomaly_toolbox.errors import UsageError
+
+    expected = "f1 or fpr:RATE with 0 < RATE < 1, e.g. fpr:0.01"
+    if spec == "f1":
+        return "f1", None
+    kind, _, rate = str(spec).partition(":")
+    try:
+        rate = float(rate)
+    except ValueError:
+        rate = None
+    if kind != "fpr" or rate is None or not 0 < rate < 1:
+        raise UsageError("threshold", spec, expected)
+    return "fpr", rate
+
+
 def threshold_metrics(scores, labels, threshold):
     predicted = np.asarray(scores) >= threshold
     labels = np.asarray(labels).astype(bool)
@@ -27,7 +54,15 @@ def threshold_metrics(scores, labels, threshold):
     precision = tp / max(float(predicted.sum()), 1.0)
     recall = tp / max(float(labels.sum()), 1.0)
     f1 = 2 * precision * recall / max(precision + recall, 1e-12)
-    return {"threshold": float(threshold), "precision": precision, "recall": recall, "f1": f1}
+    return {"threshold": float(threshold), **target(threshold), "precision": precision,
+            "recall": recall, "f1": f1}
+
+
+def target(threshold):
+    """{"threshold_target_fpr": RATE} for an fpr:RATE threshold: numeric, so results.json and
+    TensorBoard can both hold it; nothing for the default F1-optimal one."""
+    kind, rate = parse_threshold(getattr(threshold, "rule", "f1"))
+    return {"threshold_target_fpr": rate} if kind == "fpr" else {}
 
 
 def has_both_classes(labels):
@@ -41,12 +76,16 @@ def validation_metrics(scores, labels):
     return {"mean_normal_score": float(np.mean(scores))}
 
 
-def validation_threshold(scores, labels, normal_quantile=0.99):
-    """F1-optimal on labelled validation; without anomalies, the score that 1 % of held-out
-    normal images exceed."""
-    if has_both_classes(labels):
-        return best_f1_threshold(scores, labels)
-    return float(np.quantile(scores, normal_quantile))
+def validation_threshold(scores, labels, rule="f1"):
+    """F1-optimal on labelled validation (rule "f1"), or the score that a RATE share of the
+    validation normals exceed (rule "fpr:RATE": a target false-alarm rate). Without validation
+    anomalies "f1" cannot be computed and falls back to fpr:0.01."""
+    kind, rate = parse_threshold(rule)
+    scores, labels = np.asarray(scores), np.asarray(labels)
+    if kind == "f1" and has_both_classes(labels):
+        return Threshold(best_f1_threshold(scores, labels), "f1")
+    rate = rate or 0.01
+    return Threshold(np.quantile(scores[labels == 0], 1 - rate), f"fpr:{rate:g}")
 
 
 def evaluate(scores, labels, threshold=None):

@@ -1,10 +1,13 @@
 """Score images with an exported SavedModel and write a CSV (id, score, is_anomaly).
 
-  python -m anomaly_toolbox.score --saved_model=runs/ganomaly_mnist_0/saved_model \
+  anomaly-toolbox score --saved_model=runs/ganomaly_mnist_4/saved_model \
       --input=images.npy --output=scores.csv
+  (or python -m anomaly_toolbox.score ...)
 
---input: a .npy array (N, H, W[, C]), an IDX images file (.gz or raw), or a folder of PNG/JPEG
-images. Pixels are 0..255 (uint8 or float); H = W = 28 or 32.
+--input: a .npy array, an IDX images file (.gz or raw), one PNG/JPEG image, or a folder of
+PNG/JPEG images. Pixels are 0..255 (any integer or float dtype); H = W = 28 or 32. Arrays are
+(N, H, W, C), (N, H, W), one image (H, W) or (H, W, C) when C is the model's channel count.
+Inputs are read batch by batch (a .npy is memory-mapped), so their size is not limited by RAM.
 """
 
 import csv
@@ -17,79 +20,169 @@ from absl import flags
 from anomaly_toolbox import cli
 
 FLAGS = flags.FLAGS
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 def define_flags():
     flags.DEFINE_string("saved_model", None, "SavedModel folder written by anomaly_toolbox.train.")
-    flags.DEFINE_string("input", None, ".npy file, IDX images file, or folder of PNG/JPEG images.")
+    flags.DEFINE_string("input", None, ".npy file, IDX images file, PNG/JPEG image or a folder "
+                        "of them.")
     flags.DEFINE_string("output", "scores.csv", "CSV to write.")
-    flags.DEFINE_integer("batch_size", 256, "Images per call of the SavedModel.")
+    flags.DEFINE_integer("batch_size", 256, "Images read and scored at a time.")
 
 
-def read_input(path, channels=1, resize_to=None):
-    """Returns (ids, images) with images as (N, H, W, C) uint8 or float32; folder images are
-    resized to `resize_to` when the model was trained on resized images."""
+def read_batches(path, channels=1, resize_to=None, batch_size=256):
+    """(ids, iterator of (B, H, W, C) uint8/float32 batches): a folder is opened batch by batch
+    and a .npy memory-mapped, so only one batch is ever in memory."""
     from anomaly_toolbox.errors import UsageError
 
     if path is None or not os.path.exists(path):
-        raise UsageError("input", path, "an existing .npy file, IDX file or image folder")
+        raise UsageError("input", path, "an existing .npy, IDX or image file, or image folder")
     if os.path.isdir(path):
-        from anomaly_toolbox.data.folders import read_images
-
-        ids, images = read_images(path, channels, resize_to)
-    elif path.endswith(".npy"):
-        try:
-            images = np.load(path, allow_pickle=False)
-        except ValueError as e:
-            raise UsageError("input", path, f"a numeric .npy array ({e})") from e
-        ids = list(range(len(images))) if images.ndim else []
-    else:
-        from anomaly_toolbox.data.datasets import read_idx
-        from anomaly_toolbox.errors import DataError
-
-        try:
-            images = read_idx(path, 0x0803)
-        except DataError as e:
-            raise UsageError("input", path, f"an IDX images file ({e})") from e
-        ids = list(range(len(images)))
-    return ids, validate_images(images, channels, path)
+        ids = image_files(path)
+        return ids, folder_batches(path, [os.path.join(path, n) for n in ids], channels,
+                                   resize_to, batch_size)
+    if path.lower().endswith(IMAGE_SUFFIXES):
+        return [os.path.basename(path)], iter([read_image_files([path], channels, resize_to,
+                                                                path)])
+    images = as_image_batch(read_array(path), channels, path)
+    return list(range(len(images))), (as_pixels(images[i:i + batch_size], path)
+                                      for i in range(0, len(images), batch_size))
 
 
-def validate_images(images, channels, name="input"):
+def read_input(path, channels=1, resize_to=None):
+    """(ids, every image in one (N, H, W, C) array), for inputs known to fit in memory."""
+    ids, batches = read_batches(path, channels, resize_to)
+    return ids, np.concatenate(list(batches))
+
+
+def image_files(folder):
     from anomaly_toolbox.errors import UsageError
 
-    if images.dtype != np.uint8 and not np.issubdtype(images.dtype, np.floating):
-        raise UsageError("input", name, f"uint8 or float pixels, got dtype {images.dtype}")
-    if images.ndim == 3:
-        images = images[..., np.newaxis]
+    names = sorted(n for n in os.listdir(folder) if n.lower().endswith(IMAGE_SUFFIXES))
+    if not names:
+        raise UsageError("input", folder, "a folder holding at least one PNG/JPEG image")
+    return names
+
+
+def folder_batches(folder, paths, channels, size, batch_size):
+    """Opens `batch_size` files at a time; every batch must have the first one's image size."""
+    first = None
+    for i in range(0, len(paths), batch_size):
+        batch = read_image_files(paths[i:i + batch_size], channels, size, folder, first)
+        first = batch.shape[1:] if first is None else first
+        yield batch
+
+
+def read_image_files(paths, channels, size, name, shape=None):
+    """One batch of image files, converted to the model's channels (and size, if resized)."""
+    from PIL import Image, UnidentifiedImageError
+
+    from anomaly_toolbox.errors import UsageError
+
+    arrays = []
+    for path in paths:
+        try:
+            with Image.open(path) as im:
+                im = im.convert("L" if channels == 1 else "RGB")
+                if size and im.size != (size, size):
+                    im = im.resize((size, size), Image.BILINEAR)
+                arrays.append(np.asarray(im).reshape(im.size[1], im.size[0], channels))
+        except (UnidentifiedImageError, OSError) as e:
+            raise UsageError("input", path, f"a readable image ({e})") from e
+    if len({a.shape for a in arrays} | ({tuple(shape)} if shape else set())) > 1:
+        raise UsageError("input", name, "images that all have the same size")
+    return check_shape(np.stack(arrays), channels, name)
+
+
+def read_array(path):
+    """A .npy memory-mapped (read lazily), or an IDX images file."""
+    from anomaly_toolbox.errors import UsageError
+
+    if path.endswith(".npy"):
+        try:
+            return np.load(path, mmap_mode="r", allow_pickle=False)
+        except ValueError as e:
+            raise UsageError("input", path, f"a numeric .npy array ({e})") from e
+    from anomaly_toolbox.data.datasets import read_idx
+    from anomaly_toolbox.errors import DataError
+
+    try:
+        return read_idx(path, 0x0803)
+    except DataError as e:
+        raise UsageError("input", path, f"an IDX images file, or a .npy, PNG or JPEG ({e})") from e
+
+
+def as_image_batch(images, channels, name="input"):
+    """A (N, H, W, C) view of what users pass, by the SavedModel's rule: (H, W) is one grayscale
+    image, (H, W, C) one image when C == channels, any other rank-3 array (N, H, W)."""
+    from anomaly_toolbox.errors import UsageError
+
+    if images.dtype == bool or not (np.issubdtype(images.dtype, np.integer) or
+                                    np.issubdtype(images.dtype, np.floating)):
+        raise UsageError("input", name, f"integer or float pixels, got dtype {images.dtype}")
+    if images.ndim == 2:
+        images = images[np.newaxis, ..., np.newaxis]
+    elif images.ndim == 3:
+        images = images[np.newaxis] if images.shape[2] == channels else images[..., np.newaxis]
     if images.ndim != 4:
-        raise UsageError("input", name, f"images shaped (N, H, W) or (N, H, W, C), got {images.shape}")
+        raise UsageError("input", name, f"images shaped (N, H, W[, C]) or one (H, W[, C]), "
+                         f"got {images.shape}")
+    return check_shape(images, channels, name)
+
+
+def check_shape(images, channels, name):
+    from anomaly_toolbox.errors import UsageError
+
     if len(images) == 0:
         raise UsageError("input", name, "at least one image, got none")
     if images.shape[1] != images.shape[2] or images.shape[1] not in (28, 32):
         raise UsageError("input", name, f"28x28 or 32x32 images, got {images.shape[1:3]}")
     if images.shape[3] != channels:
         raise UsageError("input", name, f"{channels}-channel images, got {images.shape[3]}")
-    if images.dtype != np.uint8:
-        if not np.all(np.isfinite(images)):
-            raise UsageError("input", name, "finite pixel values, found NaN or inf")
-        images = images.astype(np.float32)
     return images
 
 
-def score_all(loaded, images, batch_size):
+def as_pixels(batch, name="input"):
+    """uint8 stays uint8; anything else becomes finite float32 (reads a memory-mapped slice)."""
+    from anomaly_toolbox.errors import UsageError
+
+    if batch.dtype == np.uint8:
+        return np.ascontiguousarray(batch)
+    batch = np.asarray(batch, np.float32)
+    if not np.all(np.isfinite(batch)):
+        raise UsageError("input", name, "finite pixel values, found NaN or inf")
+    return batch
+
+
+def score_batches(loaded, batches, total):
+    """Raw scores of every batch, with a progress bar over `total` images."""
     from keras.utils import Progbar
 
-    bar, scores = Progbar(len(images), unit_name="image"), []
-    for i in range(0, len(images), batch_size):
-        scores.append(loaded.score(images[i:i + batch_size]).numpy())
+    bar, scores = Progbar(total, unit_name="image"), []
+    for batch in batches:
+        scores.append(loaded.score(batch).numpy())
         bar.add(len(scores[-1]))
     return np.concatenate(scores)
 
 
-def body():
+def write_csv(path, ids, scores, threshold):
     from anomaly_toolbox.errors import UsageError
     from anomaly_toolbox.files import write_atomic
+
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["id", "score", "is_anomaly"])
+    for i, s in zip(ids, scores):
+        writer.writerow([i, f"{s:.9g}", int(s >= threshold)])
+    try:
+        write_atomic(path, out.getvalue())
+    except OSError as e:
+        raise UsageError("output", path, f"a writable file path ({e.strerror})") from e
+
+
+def body():
+    from anomaly_toolbox.errors import UsageError
     from anomaly_toolbox.run import export
 
     if FLAGS.batch_size <= 0:
@@ -97,19 +190,12 @@ def body():
     if FLAGS.saved_model is None or not os.path.isdir(FLAGS.saved_model):
         raise UsageError("saved_model", FLAGS.saved_model, "an existing SavedModel folder")
     loaded, metadata = export.load(FLAGS.saved_model)
-    ids, images = read_input(FLAGS.input, metadata.get("channels", 1), metadata.get("resize_to"))
-    scores = score_all(loaded, images, FLAGS.batch_size)
+    ids, batches = read_batches(FLAGS.input, metadata.get("channels", 1),
+                                metadata.get("resize_to"), FLAGS.batch_size)
+    scores = score_batches(loaded, batches, len(ids))
     threshold = float(loaded.threshold.numpy())
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["id", "score", "is_anomaly"])
-    for i, s in zip(ids, scores):
-        writer.writerow([i, f"{s:.9g}", int(s >= threshold)])
-    try:
-        write_atomic(FLAGS.output, out.getvalue())
-    except OSError as e:
-        raise UsageError("output", FLAGS.output, f"a writable file path ({e.strerror})") from e
-    print(f"scored {len(scores)} images ({int((scores >= threshold).sum())} above the "
+    write_csv(FLAGS.output, ids, scores, threshold)
+    print(f"scored {len(scores)} images ({int((scores >= threshold).sum())} at or above the "
           f"validation threshold {threshold:.4g}) -> {FLAGS.output}")
 
 

@@ -14,7 +14,9 @@ def test_loads_official_splits_from_idx_files(mnist):
     assert mnist.x_train.shape == (60000, 28, 28) and mnist.x_train.dtype == np.uint8
     assert mnist.x_test.shape == (10000, 28, 28)
     assert np.bincount(mnist.y_test).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
-    assert mnist.source.endswith(os.path.join("data", "mnist"))
+    assert mnist.source["dataset"] == "mnist" and mnist.source["kind"] == "idx"
+    assert mnist.source["sha256"]["t10k-labels-idx1-ubyte.gz"] == \
+        "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6"
 
 
 def _write_idx(path, magic, dims, payload):

@@ -85,10 +85,10 @@ def test_score_cli_writes_csv_with_validation_threshold(run, images, tmp_path):
     assert all(int(r["is_anomaly"]) == (float(r["score"]) >= threshold) for r in rows)
 
 
-def test_rerun_resumes_instead_of_retraining(run):
+def test_rerun_of_a_finished_run_does_nothing(run):
     proc = cli("train", *run["args"])
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "Resuming" in proc.stdout and "epoch 1/2" not in proc.stdout
+    assert "already finished" in proc.stdout and "epoch 1/2" not in proc.stdout
     again = json.loads((run["dir"] / "results.json").read_text())
     assert again["test"] == run["results"]["test"]
 

@@ -55,3 +55,37 @@ def test_threshold_from_validation_is_applied_unchanged():
 def test_nan_scores_are_rejected():
     with pytest.raises(ValueError, match="1 scores are NaN"):
         metrics.ranking_metrics([0.1, np.nan, 0.3], [0, 1, 0])
+
+
+@pytest.mark.parametrize("spec", ["fpr:2", "fpr:0", "fpr:", "foo", "fpr:x", "F1", "fpr:nan"])
+def test_bad_threshold_specs_are_usage_errors(spec):
+    from anomaly_toolbox.errors import UsageError
+
+    with pytest.raises(UsageError, match=r"invalid threshold: .*\(expected f1 or fpr:RATE"):
+        metrics.parse_threshold(spec)
+
+
+def test_fpr_threshold_is_a_quantile_of_validation_normals():
+    rng = np.random.default_rng(0)
+    labels = np.r_[np.zeros(1000, int), np.ones(200, int)]
+    scores = np.r_[rng.normal(0, 1, 1000), rng.normal(0.2, 1, 200)]  # a weak model
+    t = metrics.validation_threshold(scores, labels, "fpr:0.01")
+    assert t.rule == "fpr:0.01" and t == pytest.approx(np.quantile(scores[:1000], 0.99))
+    assert np.mean(scores[:1000] >= t) == pytest.approx(0.01, abs=0.002)
+    f1 = metrics.validation_threshold(scores, labels)
+    assert f1.rule == "f1" and np.mean(scores >= f1) > 2 * labels.mean()  # F1: flags many normals
+    assert metrics.evaluate(scores, labels, t)["threshold_target_fpr"] == 0.01
+    assert "threshold_target_fpr" not in metrics.evaluate(scores, labels, f1)
+    # without validation anomalies, "f1" cannot be computed: 1 % of normals above, as before
+    normal_only = metrics.validation_threshold(scores[:1000], labels[:1000])
+    assert normal_only.rule == "fpr:0.01" and normal_only == t
+
+
+def test_figure_titles_name_the_run_and_its_test_metrics():
+    from anomaly_toolbox.run import figures
+
+    title = figures.title({"model": "ganomaly", "dataset": "mnist", "anomalous_class": 4})
+    head = figures.heading(title, np.array([0.1, 0.9, 0.2, 0.8]), np.array([0, 1, 0, 1]))
+    assert head == "ganomaly, mnist, anomalous class 4: test AUPRC 1.000, AUROC 1.000"
+    assert figures.title({"model": "egbad", "dataset": "folder:x", "anomalous_class": None}) == \
+        "egbad, folder:x"

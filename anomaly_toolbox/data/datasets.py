@@ -5,12 +5,15 @@ Local sources come first so that an offline machine never waits on a download.
 
 import gzip
 import os
+import socket
 import struct
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
 
 from anomaly_toolbox.errors import DataError, UsageError
+from anomaly_toolbox.files import sha256
 
 DATASETS = ("mnist", "fashion_mnist")
 DATA_DIR_ENV = "ANOMALY_TOOLBOX_DATA_DIR"
@@ -22,6 +25,8 @@ IDX_FILES = {
 }
 _IMAGES_MAGIC = 0x0803  # unsigned byte, 3 dimensions
 _LABELS_MAGIC = 0x0801  # unsigned byte, 1 dimension
+# tfds downloads MNIST / Fashion-MNIST from here; one short probe instead of minutes of retries.
+TFDS_HOST, PROBE_SECONDS = ("storage.googleapis.com", 443), 3
 
 
 @dataclass(frozen=True)
@@ -31,7 +36,7 @@ class RawDataset:
     y_train: np.ndarray  # (N,) uint8 class ids
     x_test: np.ndarray
     y_test: np.ndarray
-    source: str
+    source: dict  # what identifies the data (name, kind, file names and SHA-256), no paths
     num_classes: int = 10
 
 
@@ -41,7 +46,7 @@ def read_idx(path, expected_magic):
     try:
         with opener(path, "rb") as f:
             raw = f.read()
-    except (OSError, EOFError) as e:  # gzip raises these for truncated / non-gzip files
+    except (OSError, EOFError, zlib.error) as e:  # truncated, non-gzip or corrupted files
         raise DataError(f"{path}: cannot read ({e})") from e
     if len(raw) < 4:
         raise DataError(f"{path}: file too short for an IDX header ({len(raw)} bytes)")
@@ -71,25 +76,40 @@ def read_idx_pair(images_path, labels_path, num_classes=10):
     return images, labels
 
 
-def _from_idx_dir(name, folder):
+def _from_idx_dir(name, folder, kind="idx"):
     arrays = {}
     for split, (images, labels) in IDX_FILES.items():
         arrays[split] = read_idx_pair(os.path.join(folder, images), os.path.join(folder, labels))
-    return RawDataset(name, *arrays["train"], *arrays["test"], source=folder)
+    files = {f: sha256([os.path.join(folder, f)]) for pair in IDX_FILES.values() for f in pair}
+    return RawDataset(name, *arrays["train"], *arrays["test"],
+                      source={"dataset": name, "kind": kind, "sha256": files})
 
 
 def _has_idx_files(folder):
     return all(os.path.isfile(os.path.join(folder, f)) for pair in IDX_FILES.values() for f in pair)
 
 
+def _online():
+    try:
+        socket.create_connection(TFDS_HOST, timeout=PROBE_SECONDS).close()
+        return True
+    except OSError:
+        return False
+
+
 def _from_tfds(name):
     import tensorflow_datasets as tfds  # slow import; only when local sources failed
 
+    builder = tfds.builder(name)
+    if not builder.is_prepared() and not _online():  # else tfds retries for minutes
+        raise ConnectionError(f"offline: no answer from {TFDS_HOST[0]} within {PROBE_SECONDS} s, "
+                              f"and {name} is not in tfds's cache")
     arrays = {}
     for split in ("train", "test"):
         x, y = tfds.as_numpy(tfds.load(name, split=split, batch_size=-1, as_supervised=True))
         arrays[split] = (x[..., 0].astype(np.uint8), y.astype(np.uint8))
-    return RawDataset(name, *arrays["train"], *arrays["test"], source=f"tfds:{name}")
+    return RawDataset(name, *arrays["train"], *arrays["test"],
+                      source={"dataset": name, "kind": "tfds", "version": str(builder.version)})
 
 
 def load(name, data_dir=None):
@@ -115,7 +135,7 @@ def load(name, data_dir=None):
         tried.append(f"{label}: {folder} (IDX files not all present)")
     if name in SYSTEM_DIRS:
         if _has_idx_files(SYSTEM_DIRS[name]):
-            return _from_idx_dir(name, SYSTEM_DIRS[name])
+            return _from_idx_dir(name, SYSTEM_DIRS[name], "debian")
         tried.append(f"{SYSTEM_DIRS[name]} (Debian package dataset-fashion-mnist not installed)")
     try:
         return _from_tfds(name)

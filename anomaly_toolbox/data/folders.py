@@ -12,6 +12,7 @@ import os
 import numpy as np
 
 from anomaly_toolbox.errors import UsageError
+from anomaly_toolbox.files import sha256
 from anomaly_toolbox.data.preprocessing import IMAGE_SIZE
 from anomaly_toolbox.data.protocols import POOLED_VAL_SHARE
 from anomaly_toolbox.data.splits import Splits, split_stratified
@@ -51,30 +52,45 @@ def read_images(path, channels=None, size=None):
     return names, images
 
 
+def _source(path, names):
+    """The images read, identified by count and one SHA-256 over relative names and contents."""
+    names = sorted(names)
+    return {"dataset": "folder", "kind": "folder", "files": len(names),
+            "sha256": sha256([os.path.join(path, n) for n in names], names)}
+
+
 def load_splits(spec, split_seed=0):
-    """Splits for `folder:PATH`; the images' channel count decides the model's."""
+    """Splits for `folder:PATH`; the images' channel count decides the model's. Validation and
+    test indices point into train/'s sorted file list, or into test/normal/'s then
+    test/anomalous/'s."""
     path = spec[len(PREFIX):]
     train_dir = os.path.join(path, "train")
     if not os.path.isdir(train_dir):
         raise UsageError("dataset", spec, f"folder:PATH where PATH/train/ holds normal images "
                          f"({train_dir} does not exist)")
-    _, x_train = read_images(train_dir, size=IMAGE_SIZE)
+    names, x_train = read_images(train_dir, size=IMAGE_SIZE)
+    names = [f"train/{n}" for n in names]
     if len(x_train) < 2:
         raise UsageError("dataset", spec, f"at least 2 images in {train_dir}, found {len(x_train)}")
     channels = x_train.shape[-1]
     rng = np.random.default_rng(split_seed)
     normal_dir, anomalous_dir = (os.path.join(path, "test", d) for d in ("normal", "anomalous"))
     if os.path.isdir(normal_dir) and os.path.isdir(anomalous_dir):
-        _, normal = read_images(normal_dir, channels, IMAGE_SIZE)
-        _, anomalous = read_images(anomalous_dir, channels, IMAGE_SIZE)
+        normal_names, normal = read_images(normal_dir, channels, IMAGE_SIZE)
+        anomalous_names, anomalous = read_images(anomalous_dir, channels, IMAGE_SIZE)
         if not len(normal) or not len(anomalous):
             raise UsageError("dataset", spec, "images in both test/normal/ and test/anomalous/")
+        names += [f"test/normal/{n}" for n in normal_names] + \
+            [f"test/anomalous/{n}" for n in anomalous_names]
         x = np.concatenate([normal, anomalous])
         y = np.concatenate([np.zeros(len(normal), np.int32), np.ones(len(anomalous), np.int32)])
-        x_val, y_val, x_test, y_test = split_stratified(x, y, POOLED_VAL_SHARE, rng)
-        return Splits(x_train, x_val, y_val, x_test, y_test, "folder", path)
+        val, test = split_stratified(y, POOLED_VAL_SHARE, rng)
+        return Splits(x_train, x[val], y[val], x[test], y[test], "folder", _source(path, names),
+                      val, test)
     order = rng.permutation(len(x_train))
     n_val = max(1, int(round(HOLDOUT_SHARE * len(x_train))))
     empty = np.zeros((0,) + x_train.shape[1:], np.uint8)
-    return Splits(x_train[np.sort(order[n_val:])], x_train[np.sort(order[:n_val])],
-                  np.zeros(n_val, np.int32), empty, np.zeros(0, np.int32), "folder", path)
+    val = np.sort(order[:n_val])
+    return Splits(x_train[np.sort(order[n_val:])], x_train[val], np.zeros(n_val, np.int32),
+                  empty, np.zeros(0, np.int32), "folder", _source(path, names), val,
+                  np.zeros(0, np.int64))

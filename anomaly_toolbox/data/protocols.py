@@ -31,9 +31,10 @@ def _pooled(raw, k, rng):
     n_train = int(round(POOLED_TRAIN_SHARE * len(normal)))
     train_idx = np.sort(normal[:n_train])
     eval_idx = np.sort(np.concatenate([normal[n_train:], np.flatnonzero(labels == k)]))
-    x_eval, y_eval = x[eval_idx], (labels[eval_idx] == k).astype(np.int32)
-    x_val, y_val, x_test, y_test = split_stratified(x_eval, y_eval, POOLED_VAL_SHARE, rng)
-    return Splits(x[train_idx], x_val, y_val, x_test, y_test, "benchmark", raw.source)
+    val, test = (eval_idx[i] for i in split_stratified(labels[eval_idx] == k, POOLED_VAL_SHARE,
+                                                          rng))
+    return Splits(x[train_idx], x[val], (labels[val] == k).astype(np.int32), x[test],
+                  (labels[test] == k).astype(np.int32), "benchmark", raw.source, val, test)
 
 
 def _official(raw, k, rng):
@@ -48,7 +49,7 @@ def _official(raw, k, rng):
     val_idx = np.concatenate([val_normal, val_anom])
     y_val = np.concatenate([np.zeros(len(val_normal), np.int32), np.ones(len(val_anom), np.int32)])
     return Splits(raw.x_train[train_idx], raw.x_train[val_idx], y_val, raw.x_test, y_test,
-                  "benchmark", raw.source)
+                  "benchmark", raw.source, val_idx, np.arange(len(y_test)))
 
 
 def make_splits(raw, anomalous_class, protocol="pooled", split_seed=0):

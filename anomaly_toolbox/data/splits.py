@@ -13,7 +13,11 @@ class Splits:
     x_test: np.ndarray
     y_test: np.ndarray
     kind: str = "benchmark"  # "benchmark" (a named dataset under a protocol) or "folder"
-    source: str = ""  # where the images came from, for results.json
+    source: dict = None  # what identifies the data (see datasets.py), for results.json
+    # positions of the val / test images in the image list they were drawn from, so a score
+    # can be traced to its image (the list is named in the README, "What a run writes")
+    val_index: np.ndarray = None
+    test_index: np.ndarray = None
 
     @property
     def channels(self):
@@ -22,7 +26,8 @@ class Splits:
     def limited(self, n):
         """The first n images of each split: for smoke tests and quick checks, never for results."""
         return Splits(self.x_train[:n], self.x_val[:n], self.y_val[:n], self.x_test[:n],
-                      self.y_test[:n], self.kind, self.source)
+                      self.y_test[:n], self.kind, self.source, self.val_index[:n],
+                      self.test_index[:n])
 
     def counts(self):
         def share(y):
@@ -36,8 +41,8 @@ class Splits:
         }
 
 
-def split_stratified(x, y, share, rng):
-    """Moves `share` of each label of (x, y) into the first returned pair."""
+def split_stratified(y, share, rng):
+    """Indices of `share` of each label of y (sorted), and of the rest."""
     first = []
     for label in (0, 1):
         idx = rng.permutation(np.flatnonzero(y == label))
@@ -45,4 +50,4 @@ def split_stratified(x, y, share, rng):
     first = np.sort(np.concatenate(first))
     mask = np.zeros(len(y), bool)
     mask[first] = True
-    return x[mask], y[mask], x[~mask], y[~mask]
+    return np.flatnonzero(mask), np.flatnonzero(~mask)

@@ -87,7 +87,11 @@ def load(path):
 
     if not os.path.isfile(os.path.join(path, "saved_model.pb")):
         raise UsageError("saved_model", path, "a SavedModel directory written by anomaly_toolbox")
-    loaded = tf.saved_model.load(path)
+    try:
+        loaded = tf.saved_model.load(path)
+    except (OSError, ValueError, tf.errors.OpError) as e:  # truncated or corrupted files
+        raise UsageError("saved_model", path,
+                         f"a complete SavedModel ({str(e).splitlines()[0][:200]})") from e
     try:
         metadata = json.loads(loaded.metadata.numpy().decode())
         assert metadata.get("format") == FORMAT

@@ -12,6 +12,24 @@ from sklearn.metrics import precision_recall_curve, roc_curve
 
 from anomaly_toolbox.files import write_atomic
 
+plt.rcParams.update({"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11,
+                     "legend.fontsize": 10, "figure.titlesize": 12})
+
+
+def title(identity):
+    """"ganomaly, mnist, anomalous class 4" (or the folder) from a run's identity."""
+    cls = identity.get("anomalous_class")
+    return ", ".join([identity["model"], identity["dataset"]] +
+                     ([f"anomalous class {cls}"] if cls is not None else []))
+
+
+def heading(title, scores, labels):
+    """The title followed by the test AUPRC / AUROC, for every figure of a run."""
+    from anomaly_toolbox.metrics import ranking_metrics
+
+    m = ranking_metrics(scores, labels)
+    return f"{title}{': ' if title else ''}test AUPRC {m['auprc']:.3f}, AUROC {m['auroc']:.3f}"
+
 
 def _save(fig, path):
     buffer = io.BytesIO()
@@ -21,10 +39,10 @@ def _save(fig, path):
     return buffer.getvalue()
 
 
-def curves(scores, labels, path):
+def curves(scores, labels, path, head=None):
     precision, recall, _ = precision_recall_curve(labels, scores)
     fpr, tpr, _ = roc_curve(labels, scores)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(8, 3.6))
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4.6))
     a.plot(recall, precision)
     a.axhline(np.mean(labels), ls="--", c="gray", label="chance")
     a.set(xlabel="recall", ylabel="precision", title="test PR curve", xlim=(0, 1), ylim=(0, 1.02))
@@ -32,58 +50,66 @@ def curves(scores, labels, path):
     b.plot(fpr, tpr)
     b.plot([0, 1], [0, 1], ls="--", c="gray")
     b.set(xlabel="false positive rate", ylabel="true positive rate", title="test ROC curve")
+    fig.suptitle(head or heading("", scores, labels))
     fig.tight_layout()
     return _save(fig, path)
 
 
-def histogram(scores, labels, threshold, path):
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+def histogram(scores, labels, threshold, path, head=None):
+    fig, ax = plt.subplots(figsize=(8, 4.8))
     bins = np.histogram_bin_edges(scores, 50)
     ax.hist(scores[labels == 0], bins, alpha=0.6, label="normal", density=True)
     ax.hist(scores[labels == 1], bins, alpha=0.6, label="anomalous", density=True)
     ax.axvline(threshold, c="k", ls="--", label="validation threshold")
-    ax.set(xlabel="anomaly score (raw)", ylabel="density", title="test scores")
+    ax.set(xlabel="anomaly score (raw)", ylabel="density",
+           title=f"test scores\n{head or heading('', scores, labels)}")
     ax.legend()
     fig.tight_layout()
     return _save(fig, path)
 
 
-def extremes(images, scores, labels, reconstructions, path, n=8):
-    """Rows: input, reconstruction, |input - reconstruction|, for the n highest and n lowest."""
+def extremes(images, scores, labels, reconstructions, path, n=8, head=""):
+    """Rows: input, reconstruction, |input - reconstruction| (with its colour bar), for the n
+    highest and n lowest."""
     order = np.argsort(scores)
     picks = np.concatenate([order[::-1][:n], order[:n]])
     rows = 3 if reconstructions is not None else 1
-    fig, axes = plt.subplots(rows, 2 * n, figsize=(2 * n * 0.9, rows * 1.1), squeeze=False)
+    fig, axes = plt.subplots(rows, 2 * n, figsize=(2 * n * 1.1, rows * 1.5 + 1.2), squeeze=False)
     for col, i in enumerate(picks):
         panels = [images[i]]
         if reconstructions is not None:
             panels += [reconstructions[i], np.abs(images[i] - reconstructions[i])]
         for row, panel in enumerate(panels):
             ax = axes[row, col]
-            ax.imshow(panel[..., 0] if panel.shape[-1] == 1 else (panel + 1) / 2,
-                      cmap="gray" if row < 2 else "inferno", vmin=-1 if row < 2 else 0, vmax=1 if row < 2 else 2)
+            shown = ax.imshow(panel[..., 0] if panel.shape[-1] == 1 else (panel + 1) / 2,
+                              cmap="gray" if row < 2 else "inferno", vmin=-1 if row < 2 else 0,
+                              vmax=1 if row < 2 else 2)
             ax.set_xticks([]), ax.set_yticks([])
-        axes[0, col].set_title(f"{scores[i]:.3g}\n{'anom' if labels[i] else 'norm'}", fontsize=6)
-    axes[0, 0].set_ylabel("input", fontsize=7)
+        axes[0, col].set_title(f"{scores[i]:.3g}\n{'anom' if labels[i] else 'norm'}", fontsize=9)
+    axes[0, 0].set_ylabel("input", fontsize=10)
     if reconstructions is not None:
-        axes[1, 0].set_ylabel("recon", fontsize=7)
-        axes[2, 0].set_ylabel("|diff|", fontsize=7)
-    fig.suptitle(f"{n} highest (left) and {n} lowest (right) scored test images", fontsize=8)
+        axes[1, 0].set_ylabel("recon", fontsize=10)
+        axes[2, 0].set_ylabel("|diff|", fontsize=10)
+        fig.colorbar(shown, ax=list(axes[2]), fraction=0.02, pad=0.01, label="|x - x\u0302|")
+    fig.suptitle(f"{head + chr(10) if head else ''}{n} highest (left) and {n} lowest "
+                 f"(right) scored test images, score and true label above each", fontsize=11)
     return _save(fig, path)
 
 
-def write_all(run_dir, model, x_test, test_scores, test_labels, threshold):
-    """Writes the three figures into a RunDir; returns {name: png bytes} for TensorBoard."""
+def write_all(run_dir, model, x_test, test_scores, test_labels, threshold, title=""):
+    """Writes the three figures into a RunDir, each headed by `title` (model, dataset, class);
+    returns {name: png bytes} for TensorBoard."""
     from anomaly_toolbox.data.preprocessing import to_model_input
 
     order = np.argsort(test_scores)
     picks = np.concatenate([order[::-1][:8], order[:8]])
     x = to_model_input(x_test[picks]).numpy()
+    head = heading(title, test_scores, test_labels)
     recon = model.reconstruct(x).numpy() if hasattr(model, "reconstruct") else None
     return {
-        "curves": curves(test_scores, test_labels, run_dir.figure("curves")),
+        "curves": curves(test_scores, test_labels, run_dir.figure("curves"), head),
         "histogram": histogram(test_scores, test_labels, threshold,
-                               run_dir.figure("histogram")),
+                               run_dir.figure("histogram"), head),
         "extremes": extremes(x, test_scores[picks], test_labels[picks], recon,
-                             run_dir.figure("extremes")),
+                             run_dir.figure("extremes"), head=head),
     }

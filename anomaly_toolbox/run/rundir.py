@@ -1,9 +1,11 @@
 """`RunDir`: the one place that knows the file layout of a run folder.
 
+    .lock               held (flock) by the one process training into the folder
     run.json            identity: model, dataset, protocol, class, seeds, limit, resolved config
     history.json        per-epoch validation metrics, losses and seconds
-    checkpoints/last    resume point (weights, optimizers, epoch counters)
-    checkpoints/best    best-validation-AUPRC weights
+    checkpoints/last    resume point (weights, optimizers, epoch counters, best epoch): the
+                        commit of an epoch; everything else is trusted only as far as it says
+    checkpoints/best    best-validation-AUPRC weights, ckpt-<epoch>
     checkpoints/best_val_scores_epoch<k>.npz   validation scores of the best epoch
     scores.npz          raw validation and test scores with labels
     results.json        everything measured (see README)
@@ -12,6 +14,8 @@
     test_*.png          figures
 """
 
+import contextlib
+import fcntl
 import json
 import os
 
@@ -47,6 +51,9 @@ class RunDir:
     def figure(self, name):
         return self.file(FIGURES[name])
 
+    def finished(self):
+        return os.path.exists(self.results_json)
+
     def has_best_checkpoint(self):
         return os.path.exists(os.path.join(self.best_checkpoints, "checkpoint"))
 
@@ -59,19 +66,46 @@ class RunDir:
     def identity(self):
         return self.read_json(self.run_json)
 
+    @contextlib.contextmanager
+    def locked(self):
+        """One process at a time trains into a folder; the OS drops the lock if that process dies."""
+        ensure_writable_dir(self.path)
+        fd = os.open(self.file(".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise UsageError("output_dir", self.path, "a run folder no other process is using; "
+                             "another one is training into it (it holds .lock)") from None
+        try:
+            yield self
+        finally:
+            os.close(fd)  # releases the lock
+
     def claim(self, identity):
         """A run folder belongs to one (model, data, config, seeds): write the identity, or check it."""
         ensure_writable_dir(self.path)
         if os.path.exists(self.run_json):
-            previous = self.identity()
-            if previous != identity:
-                diff = sorted(k for k in set(previous) | set(identity)
-                              if previous.get(k) != identity.get(k))
+            old, new = _dotted(self.identity()), _dotted(identity)
+            diff = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
+                    if old.get(k) != new.get(k)]
+            if diff:
                 raise UsageError("output_dir", self.path,
                                  f"an empty directory or one holding this same run; it holds a run "
-                                 f"that differs in {', '.join(diff)}")
+                                 f"with {', '.join(diff)}; choose a new --output_dir")
         else:
-            write_json(self.run_json, identity)
+            with self.writing():
+                write_json(self.run_json, identity)
+
+    @contextlib.contextmanager
+    def writing(self):
+        """A full disk or a folder made read-only mid-run is the user's to fix: one line, not a
+        traceback (the atomic writes leave the previous file in place)."""
+        try:
+            yield
+        except OSError as e:
+            raise UsageError("output_dir", self.path,
+                             f"a writable directory with free space ({e.strerror or e})") from e
 
     # ------------------------------------------------------------------------- history
 
@@ -81,7 +115,8 @@ class RunDir:
     def append_history(self, row):
         """An epoch re-run after a kill replaces its row."""
         rows = [r for r in self.history() if r["epoch"] < row["epoch"]]
-        write_json(self.history_json, rows + [row])
+        with self.writing():
+            write_json(self.history_json, rows + [row])
 
     # ------------------------------------------------------------ best validation scores
 
@@ -92,8 +127,9 @@ class RunDir:
         """Kept with the best checkpoint, so the final evaluation need not score validation again
         (scoring is deterministic; for AnoGAN's search that saves a quarter of the evaluation)."""
         path = self._val_scores_path(epoch)
-        os.makedirs(self.checkpoints, exist_ok=True)
-        write_npz(path, scores=scores)
+        with self.writing():
+            os.makedirs(self.checkpoints, exist_ok=True)
+            write_npz(path, scores=scores)
         for name in os.listdir(self.checkpoints):
             if name.startswith("best_val_scores_epoch") and name != os.path.basename(path):
                 os.remove(os.path.join(self.checkpoints, name))
@@ -107,15 +143,30 @@ class RunDir:
 
     # ---------------------------------------------------------------------- final files
 
-    def write_scores(self, val_scores, val_labels, test_scores, test_labels):
-        write_npz(self.scores_npz, val_scores=val_scores, val_labels=val_labels,
-                  test_scores=test_scores, test_labels=test_labels)
+    def write_scores(self, val_scores, val_labels, test_scores, test_labels, val_index=None,
+                     test_index=None):
+        indices = {} if val_index is None else {"val_index": val_index, "test_index": test_index}
+        with self.writing():
+            write_npz(self.scores_npz, val_scores=val_scores, val_labels=val_labels,
+                      test_scores=test_scores, test_labels=test_labels, **indices)
 
     def scores(self):
         return dict(np.load(self.scores_npz))
 
     def write_results(self, results):
-        write_json(self.results_json, results)
+        with self.writing():
+            write_json(self.results_json, results)
 
     def results(self):
         return self.read_json(self.results_json)
+
+
+def _dotted(d, prefix=""):
+    """{"config": {"epochs": 2}} -> {"config.epochs": 2}: differences named by their full key."""
+    out = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            out.update(_dotted(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out

@@ -1,9 +1,14 @@
 """One training run: splits -> fit epoch by epoch -> validation model selection -> test -> export.
 
 Test data is scored once, after the best-validation-AUPRC weights are restored. Every epoch
-ends with a checkpoint, so re-running the same command on the same output directory resumes.
+ends with one commit, the last checkpoint (which also records the best epoch); the best
+checkpoint is a copy of it made afterwards, and repaired on resume if a kill came between.
+Re-running the same command on the same output directory resumes, or says the run is finished.
 """
 
+import glob
+import os
+import shutil
 import time
 
 import keras
@@ -41,12 +46,42 @@ def _log_scalars(writer, epoch, values):
     writer.flush()
 
 
+def _publish_best(run_dir, last_path, epoch):
+    """Copies the committed last checkpoint, epoch `epoch` and the best so far, to
+    checkpoints/best as ckpt-<epoch>, then drops the older best."""
+    folder = run_dir.best_checkpoints
+    os.makedirs(folder, exist_ok=True)
+    target = os.path.join(folder, f"ckpt-{epoch}")
+    for src in glob.glob(glob.escape(last_path) + ".*"):
+        shutil.copyfile(src, target + src[len(last_path):])
+    tf.compat.v1.train.update_checkpoint_state(folder, target, [target])
+    for old in glob.glob(os.path.join(glob.escape(folder), "ckpt-*")):
+        if not old.startswith(target + "."):
+            os.remove(old)
+
+
+def _repair_best(run_dir, state, last_path):
+    """A kill between an improving epoch's commit and its copy to checkpoints/best leaves best
+    one epoch behind; the last checkpoint then holds exactly the best epoch, so copy it now."""
+    epoch = int(state["epoch"].numpy())
+    best = tf.train.latest_checkpoint(run_dir.best_checkpoints)
+    if int(state["best_epoch"].numpy()) == epoch and not (best or "").endswith(f"-{epoch}"):
+        _publish_best(run_dir, last_path, epoch)
+
+
+def non_finite(scores, what, epoch):
+    """A message like the NaN-loss one if any score is NaN/inf (metrics cannot rank those)."""
+    bad = int(np.sum(~np.isfinite(scores)))
+    return f"{what} scores became NaN/inf in epoch {epoch} ({bad} of {len(scores)})" if bad else None
+
+
 def _train(model, cfg, splits, run_dir, train_seed, verbose):
-    """Fits epoch by epoch from the last checkpoint; returns (state, best manager, writer,
-    divergence message or None)."""
-    state, last, best = checkpoint_managers(model, run_dir)
+    """Fits epoch by epoch from the last checkpoint; returns (state, writer, divergence message
+    or None)."""
+    state, last, _ = checkpoint_managers(model, run_dir)
     if last.latest_checkpoint:
         last.checkpoint.restore(last.latest_checkpoint).assert_existing_objects_matched()
+        _repair_best(run_dir, state, last.latest_checkpoint)
         print(f"Resuming {run_dir} after epoch {int(state['epoch'].numpy())}", flush=True)
     writer = tf.summary.create_file_writer(run_dir.logs)
     stop = StopOnNonFinite()
@@ -58,26 +93,36 @@ def _train(model, cfg, splits, run_dir, train_seed, verbose):
                             callbacks=[stop, Progress(cfg["epochs"])])
         state["train_seconds"].assign_add(time.time() - t0)
         if stop.bad_step is not None:
-            return state, best, writer, (f"loss became NaN/inf in epoch {epoch + 1}, step "
-                                         f"{stop.bad_step}")
+            return state, writer, f"loss became NaN/inf in epoch {epoch + 1}, step {stop.bad_step}"
         losses = {k: float(v[-1]) for k, v in history.history.items()}
         val_scores = score_images(model, splits.x_val)
+        if non_finite(val_scores, "validation", epoch + 1):
+            return state, writer, non_finite(val_scores, "validation", epoch + 1)
         val = metrics.validation_metrics(val_scores, splits.y_val)
         improved = val.get("auprc", np.inf) > state["best_auprc"].numpy()  # no anomalies: latest
         if improved:
             state["best_auprc"].assign(val.get("auprc", -1.0))
             state["best_epoch"].assign(epoch + 1)
             run_dir.save_best_val_scores(epoch + 1, val_scores)
-            best.save()
         run_dir.append_history({"epoch": epoch + 1, "seconds": round(time.time() - t0, 1),
                                 **{f"val_{k}": v for k, v in val.items()}, **losses})
         state["epoch"].assign(epoch + 1)
-        last.save()
+        with run_dir.writing():
+            last.save()  # the commit: what resume and selection trust
+            if improved:
+                _publish_best(run_dir, last.latest_checkpoint, epoch + 1)
         _log_scalars(writer, epoch + 1, {**losses, **{f"val/{k}": v for k, v in val.items()}})
         shown = "  ".join(f"val {k} {v:.4g}" for k, v in val.items())
         print(f"epoch {epoch + 1}/{cfg['epochs']}  {shown}{'  (best)' if improved else ''}  "
               f"{time.time() - t0:.0f}s", flush=True)
-    return state, best, writer, None
+    return state, writer, None
+
+
+def _portable(dataset):
+    """folder:/home/me/imgs -> folder:imgs: results say what the data was, not where it lay."""
+    if not dataset.startswith("folder:"):
+        return dataset
+    return "folder:" + (os.path.basename(os.path.normpath(dataset[len("folder:"):])) or "folder")
 
 
 def _identity(model_name, dataset, anomalous_class, splits, protocol, train_seed, split_seed,
@@ -104,18 +149,36 @@ def run(model_name, dataset, anomalous_class, output_dir, protocol="pooled", con
     identity = _identity(model_name, dataset, anomalous_class, splits, protocol, train_seed,
                          split_seed, limit, cfg)
     run_dir = RunDir(output_dir)
-    run_dir.claim(identity)
+    with run_dir.locked():
+        run_dir.claim(identity)
+        if run_dir.finished():
+            return _already_finished(run_dir)
+        keras.utils.set_random_seed(train_seed)
+        if deterministic:
+            tf.config.experimental.enable_op_determinism()
+        model = model_cls(**cfg["model"], channels=splits.channels)
+        model.compile()
+        state, writer, diverged = _train(model, cfg, splits, run_dir, train_seed, verbose)
+        return _finish(model, splits, run_dir, identity, cfg, state, writer, diverged, started,
+                       verbose)
 
-    keras.utils.set_random_seed(train_seed)
-    if deterministic:
-        tf.config.experimental.enable_op_determinism()
-    model = model_cls(**cfg["model"], channels=splits.channels)
-    model.compile()
-    state, best, writer, diverged = _train(model, cfg, splits, run_dir, train_seed, verbose)
-    if diverged and not best.latest_checkpoint:
+
+def _already_finished(run_dir):
+    """A finished run is not trained, tested or logged again; a diverged one stays an error."""
+    results = run_dir.results()
+    print(f"already finished: {run_dir.results_json}", flush=True)
+    if results.get("diverged"):
+        raise DivergenceError(f"already finished: {run_dir.results_json} ({results['diverged']})")
+    return results
+
+
+def _finish(model, splits, run_dir, identity, cfg, state, writer, diverged, started, verbose):
+    """Restores the best epoch, scores validation and test, writes figures, SavedModel, scores
+    and results.json (last: its presence marks the run finished)."""
+    model_name, best = identity["model"], tf.train.latest_checkpoint(run_dir.best_checkpoints)
+    if diverged and not best:
         raise DivergenceError(f"{model_name}: {diverged}; no epoch finished, so nothing was kept")
-
-    tf.train.Checkpoint(model=model).restore(best.latest_checkpoint).assert_existing_objects_matched()
+    tf.train.Checkpoint(model=model).restore(best).assert_existing_objects_matched()
     t0 = time.time()
     selected_epoch = int(state["best_epoch"].numpy())
     val_scores = run_dir.best_val_scores(selected_epoch, len(splits.y_val))
@@ -124,6 +187,9 @@ def run(model_name, dataset, anomalous_class, output_dir, protocol="pooled", con
     threshold = metrics.validation_threshold(val_scores, splits.y_val)
     val_metrics = metrics.evaluate(val_scores, splits.y_val, threshold)
     test_scores = score_images(model, splits.x_test, progress=verbose == 1)
+    if non_finite(test_scores, "test", selected_epoch):
+        raise DivergenceError(f"{model_name}: {non_finite(test_scores, 'test', selected_epoch)}, "
+                              f"the selected one; nothing was exported")
     test_metrics = metrics.evaluate(test_scores, splits.y_test, threshold)
     eval_time = time.time() - t0
     _log_scalars(writer, cfg["epochs"], {f"test/{k}": v for k, v in test_metrics.items()})
@@ -133,14 +199,17 @@ def run(model_name, dataset, anomalous_class, output_dir, protocol="pooled", con
         with writer.as_default(step=cfg["epochs"]):
             for name, png in pngs.items():
                 tf.summary.image(f"test/{name}", tf.image.decode_png(png)[tf.newaxis])
-    export.save(model, run_dir.saved_model, channels=splits.channels, threshold=threshold,
-                metadata={**{k: identity[k] for k in ("model", "dataset", "anomalous_class",
-                                                      "protocol", "config")},
-                          "channels": splits.channels,
-                          # folder images were resized, so the scorer must resize too
-                          "resize_to": IMAGE_SIZE if splits.kind == "folder" else None})
-    run_dir.write_scores(val_scores, splits.y_val, test_scores, splits.y_test)
-    results = {**identity, "data_source": splits.source, "splits": splits.counts(),
+    with run_dir.writing():
+        export.save(model, run_dir.saved_model, channels=splits.channels, threshold=threshold,
+                    metadata={**{k: identity[k] for k in ("model", "dataset", "anomalous_class",
+                                                          "protocol", "config")},
+                              "channels": splits.channels,
+                              # folder images were resized, so the scorer must resize too
+                              "resize_to": IMAGE_SIZE if splits.kind == "folder" else None})
+    run_dir.write_scores(val_scores, splits.y_val, test_scores, splits.y_test, splits.val_index,
+                         splits.test_index)
+    results = {**identity, "dataset": _portable(identity["dataset"]), "data_source": splits.source,
+               "splits": splits.counts(),
                "selected_epoch": selected_epoch, "validation": val_metrics, "test": test_metrics,
                "wall_time_s": {"train": round(float(state["train_seconds"].numpy()), 1),
                                "evaluate": round(eval_time, 1),

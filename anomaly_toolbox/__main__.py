@@ -1,0 +1,49 @@
+"""anomaly-toolbox: GAN-based anomaly detection on images.
+
+usage: anomaly-toolbox <command> [--flag=value ...]      (or python -m anomaly_toolbox ...)
+
+commands:
+{commands}
+
+`anomaly-toolbox <command> --help` lists a command's flags. ANOMALY_TOOLBOX_TF_LOGS=1 shows
+TensorFlow's own start-up logs, hidden by default.
+"""
+
+import importlib
+import sys
+
+COMMANDS = {
+    "train": ("anomaly_toolbox.train", "train, evaluate and export one detector"),
+    "score": ("anomaly_toolbox.score", "score images with an exported SavedModel -> CSV"),
+    "benchmark": ("anomaly_toolbox.bench.benchmark", "the leave-one-class-out grid -> benchmarks.md"),
+    "sweep": ("anomaly_toolbox.bench.sweep", "vary a score-time setting on validation only"),
+    "speed": ("anomaly_toolbox.bench.speed", "training and scoring speed report"),
+    "ensemble": ("anomaly_toolbox.ensemble", "combine finished runs into one detector"),
+}
+
+
+def usage():
+    return __doc__.format(commands="\n".join(f"  {name:<10} {what}"
+                                             for name, (_, what) in COMMANDS.items())).strip()
+
+
+def main(argv=None):
+    """Dispatches to the command's module; the module's flags and error contract apply."""
+    argv = list(sys.argv if argv is None else argv)
+    command = argv[1] if len(argv) > 1 else ""
+    if command in ("-h", "--help", "help"):
+        print(usage())
+        sys.exit(0)
+    if command not in COMMANDS:
+        print(f"error: invalid command: {command!r} (expected one of {', '.join(COMMANDS)}; "
+              f"anomaly-toolbox --help)", file=sys.stderr)
+        sys.exit(2)
+    from anomaly_toolbox import cli  # before the command's module: TensorFlow imported quietly
+
+    module = importlib.import_module(COMMANDS[command][0])
+    sys.argv = [f"anomaly-toolbox {command}", *argv[2:]]
+    cli.main(module.define_flags, module.body)
+
+
+if __name__ == "__main__":
+    main()

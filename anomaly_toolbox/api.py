@@ -1,0 +1,91 @@
+"""A small Python API for notebooks: train a run, load a detector, score arrays or a folder,
+read a run's results. Every function takes and returns plain Python / numpy values.
+
+    import anomaly_toolbox as atb
+    results = atb.api.train("ganomaly", "mnist", 4, "runs/ganomaly_mnist_4",
+                            config="experiments/ganomaly_mnist_cpu.json", data_dir="../shared/data")
+    detector = atb.load("runs/ganomaly_mnist_4/saved_model")
+    scores = detector.score(images)            # numpy, (N,) raw scores, higher = more anomalous
+    flags = scores >= detector.threshold
+"""
+
+import json
+import os
+
+import numpy as np
+
+# dtypes the SavedModel takes as they are; others are converted to the nearest of these
+_NATIVE = (np.uint8, np.int32, np.int64, np.float32, np.float64)
+
+
+def train(model, dataset, anomalous_class, output_dir, **options):
+    """Trains, evaluates and exports one run, exactly as `anomaly-toolbox train` does; returns
+    the results dict (also written to output_dir/results.json). `options` are training.run's
+    keywords: config, epochs, batch_size, protocol, train_seed, split_seed, data_dir, limit,
+    threshold ("f1" or "fpr:RATE"), verbose."""
+    from anomaly_toolbox.metrics import parse_threshold
+    from anomaly_toolbox.run import training
+
+    parse_threshold(options.get("threshold", "f1"))  # refused before hours of training
+    return training.run(model, dataset, anomalous_class, str(output_dir), **options)
+
+
+def read_results(run_dir):
+    """The results.json of a finished run as a dict."""
+    from anomaly_toolbox.errors import UsageError
+
+    path = os.path.join(run_dir, "results.json")
+    if not os.path.isfile(path):
+        raise UsageError("run_dir", run_dir, "a finished run folder holding results.json")
+    with open(path) as f:
+        return json.load(f)
+
+
+def load(saved_model_dir):
+    """A Detector for a SavedModel written by train."""
+    return Detector(saved_model_dir)
+
+
+class Detector:
+    """A loaded SavedModel: `score(images)`, `score_folder(path)`, `threshold`, `metadata`."""
+
+    def __init__(self, saved_model_dir):
+        from anomaly_toolbox.run import export
+
+        self.path = str(saved_model_dir)
+        self._loaded, self.metadata = export.load(self.path)
+        self.channels = self.metadata.get("channels", 1)
+
+    @property
+    def threshold(self):
+        """The threshold chosen on validation (rule in metadata["threshold_rule"], "f1" if absent)."""
+        return float(self._loaded.threshold.numpy())
+
+    def score(self, images, batch_size=256):
+        """Raw scores (N,) of a numpy array on the 0..255 scale: (N, H, W[, C]) or one image
+        (H, W[, C]), any integer or float dtype."""
+        from anomaly_toolbox.score import as_image_batch, as_pixels
+
+        images = as_image_batch(_native(np.asarray(images)), self.channels, "images")
+        return self._score_batches(as_pixels(images[i:i + batch_size], "images")
+                                   for i in range(0, len(images), batch_size))
+
+    def score_folder(self, path, batch_size=256):
+        """(file names, scores) of the PNG/JPEG images in `path` (or one image file), read
+        batch by batch."""
+        from anomaly_toolbox.score import read_batches
+
+        ids, batches = read_batches(str(path), self.channels, self.metadata.get("resize_to"),
+                                    batch_size)
+        return ids, self._score_batches(batches)
+
+    def _score_batches(self, batches):
+        return np.concatenate([self._loaded.score(b).numpy() for b in batches])
+
+
+def _native(images):
+    if images.dtype in _NATIVE or images.dtype == bool:
+        return images
+    if np.issubdtype(images.dtype, np.integer):
+        return images.astype(np.int64)
+    return images.astype(np.float32) if np.issubdtype(images.dtype, np.floating) else images

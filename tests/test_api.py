@@ -1,0 +1,73 @@
+"""The notebook API: train a run (with a false-alarm-rate threshold), load it, score arrays of any
+natural dtype and shape, a folder, and read the results."""
+
+import json
+import sys
+
+import numpy as np
+import pytest
+from conftest import DATA_DIR
+
+import anomaly_toolbox as atb
+from anomaly_toolbox.errors import UsageError
+
+TINY = {"epochs": 1, "batch_size": 32, "model": {"latent_dim": 8, "filters": [4, 8, 16]}}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("api")
+    config = tmp / "tiny.json"
+    config.write_text(json.dumps(TINY))
+    results = atb.api.train("ganomaly", "mnist", 4, tmp / "run", config=str(config), limit=200,
+                            data_dir=DATA_DIR, verbose=0, threshold="fpr:0.05")
+    return tmp / "run", results
+
+
+def test_importing_the_package_does_not_import_tensorflow():
+    import subprocess
+
+    code = "import sys, anomaly_toolbox; anomaly_toolbox.load; assert 'tensorflow' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_train_records_the_threshold_rule_everywhere(trained):
+    run_dir, results = trained
+    assert results == atb.read_results(run_dir)
+    assert results["validation"]["threshold_target_fpr"] == 0.05
+    scores = np.load(run_dir / "scores.npz")
+    normal = scores["val_scores"][scores["val_labels"] == 0]
+    assert np.mean(normal >= results["validation"]["threshold"]) <= 0.05 + 1 / len(normal)
+    detector = atb.load(run_dir / "saved_model")
+    assert detector.metadata["threshold_rule"] == "fpr:0.05" and detector.metadata["model"] == "ganomaly"
+    assert detector.threshold == pytest.approx(results["validation"]["threshold"])
+
+
+def test_detector_scores_any_natural_dtype_and_one_image(trained, images):
+    detector = atb.load(trained[0] / "saved_model")
+    x = images[0][:5]
+    reference = detector.score(x)
+    assert reference.shape == (5,) and reference.dtype == np.float32
+    for dtype in (np.int16, np.int32, np.int64, np.uint16, np.float16, np.float32, np.float64):
+        np.testing.assert_allclose(detector.score(x.astype(dtype)), reference, rtol=1e-5)
+    np.testing.assert_allclose(detector.score(x[2]), reference[2:3], rtol=1e-5)
+    np.testing.assert_allclose(detector.score(x[..., None], batch_size=2), reference, rtol=1e-5)
+
+
+def test_detector_scores_a_folder(trained, images, tmp_path):
+    from PIL import Image
+
+    for i in range(3):
+        Image.fromarray(images[0][i]).save(tmp_path / f"{i}.png")
+    detector = atb.load(trained[0] / "saved_model")
+    names, scores = detector.score_folder(tmp_path, batch_size=2)
+    assert names == ["0.png", "1.png", "2.png"]
+    np.testing.assert_allclose(scores, detector.score(images[0][:3]), rtol=1e-5)
+
+
+def test_bad_threshold_and_missing_results_are_usage_errors(tmp_path):
+    with pytest.raises(UsageError, match="invalid threshold: 'fpr:2'"):
+        atb.api.train("ganomaly", "mnist", 4, tmp_path / "run", threshold="fpr:2")
+    assert not (tmp_path / "run").exists()
+    with pytest.raises(UsageError, match="invalid run_dir"):
+        atb.read_results(tmp_path)

@@ -1,0 +1,227 @@
+"""Bad input, broader (issue 16): each case gives one clear `error: ...` line, exit code 2,
+nothing half-written and previous results intact."""
+
+import errno
+import fcntl
+import gzip
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import DATA_DIR, REPO, tiny_model
+from PIL import Image
+
+from anomaly_toolbox import cli, config as config_lib, files, models
+from anomaly_toolbox.data import datasets, folders
+from anomaly_toolbox.errors import UsageError
+from anomaly_toolbox.run import export, training
+from anomaly_toolbox.run.rundir import RunDir
+
+TINY = {"epochs": 1, "batch_size": 32, "model": {"latent_dim": 8, "filters": [4, 8, 16]}}
+
+
+def one_line_exit_2(capsys, fn):
+    """Runs fn under the entry points' error contract; returns the one `error:` line."""
+    with pytest.raises(SystemExit) as e:
+        cli.guarded(fn)
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and err.startswith("error: ") and "\n" not in err, err
+    return err
+
+
+def _config(tmp_path, **overrides):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps({**TINY, **overrides}))
+    return str(path)
+
+
+def test_without_tensorflow_the_install_command_is_named(tmp_path):
+    (tmp_path / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class Hide:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('tensorflow', 'keras'):\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, Hide())\n")
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{REPO}"}
+    proc = subprocess.run([sys.executable, "-m", "anomaly_toolbox.train"], capture_output=True,
+                          text=True, env=env, cwd=str(tmp_path))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    assert 'pip install -e ".[cpu]"' in proc.stderr and '".[gpu]"' in proc.stderr
+    lib = subprocess.run([sys.executable, "-c", "import anomaly_toolbox"], capture_output=True,
+                         text=True, env=env, cwd=str(tmp_path))
+    assert "ModuleNotFoundError" in lib.stderr and 'pip install -e ".[cpu]"' in lib.stderr
+
+
+def test_offline_without_data_fails_within_seconds(tmp_path, monkeypatch):
+    if datasets._online():
+        pytest.skip("online: the tfds fallback would download")
+    monkeypatch.delenv(datasets.DATA_DIR_ENV, raising=False)
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tfds"))
+    started = time.time()
+    with pytest.raises(datasets.DataError, match="offline"):
+        datasets.load("mnist", str(tmp_path))
+    assert time.time() - started < 30
+
+
+def _idx_dir(tmp_path):
+    folder = tmp_path / "mnist"
+    folder.mkdir()
+    for name in ("train", "t10k"):
+        with gzip.open(folder / f"{name}-images-idx3-ubyte.gz", "wb") as f:
+            f.write(struct.pack(">IIII", 0x0803, 50, 28, 28) + os.urandom(50 * 28 * 28))
+        with gzip.open(folder / f"{name}-labels-idx1-ubyte.gz", "wb") as f:
+            f.write(struct.pack(">II", 0x0801, 50) + bytes(range(10)) * 5)
+    return folder
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda b: b[:len(b) // 2], "cannot read"),  # truncated gzip
+    (lambda b: b[:30] + bytes(x ^ 0xFF for x in b[30:200]) + b[200:], "cannot read"),  # corrupted
+    (lambda b: gzip.compress(gzip.decompress(b)[:-100]), "IDX header says"),  # truncated IDX
+    (lambda b: gzip.compress(b"\x00\x00\x08\x03" + gzip.decompress(b)[4:8]), "truncated IDX"),
+])
+def test_corrupted_and_truncated_idx_files(tmp_path, capsys, damage, message):
+    path = _idx_dir(tmp_path) / "t10k-images-idx3-ubyte.gz"
+    path.write_bytes(damage(path.read_bytes()))
+    err = one_line_exit_2(capsys, lambda: datasets.load("mnist", str(tmp_path)))
+    assert message in err and "t10k-images-idx3-ubyte.gz" in err
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"epochs": float("nan")}, "invalid config"),
+    ({"batch_size": -8}, "invalid batch_size: -8"),
+    ({"epochs": 10 ** 9}, "invalid epochs: 1000000000 (expected an integer in 1..10000)"),
+    ({"batch_size": 10 ** 9}, "(expected an integer in 1..65536)"),
+    ({"model": {"latent_dim": -4}}, "invalid config"),
+    ({"model": {"learning_rate": float("inf")}}, "a finite value"),
+])
+def test_config_with_nan_negative_or_huge_values(tmp_path, capsys, overrides, message):
+    out = tmp_path / "run"
+    err = one_line_exit_2(capsys, lambda: training.run(
+        "ganomaly", "mnist", 0, str(out), config=_config(tmp_path, **overrides), data_dir=DATA_DIR))
+    assert message in err and not out.exists()
+
+
+def test_saved_model_from_another_tool_or_truncated(tmp_path, capsys):
+    other = tf.Module()
+    other.v = tf.Variable(2.0)
+    other.f = tf.function(lambda x: x * other.v, input_signature=[tf.TensorSpec([None])])
+    tf.saved_model.save(other, str(tmp_path / "other"))
+    err = one_line_exit_2(capsys, lambda: export.load(str(tmp_path / "other")))
+    assert "invalid saved_model" in err and "this one is not" in err
+    shutil.copytree(tmp_path / "other", tmp_path / "cut")
+    pb = tmp_path / "cut" / "saved_model.pb"
+    pb.write_bytes(pb.read_bytes()[:pb.stat().st_size // 2])
+    np.save(tmp_path / "x.npy", np.zeros((2, 28, 28), np.uint8))
+    proc = subprocess.run([sys.executable, "-m", "anomaly_toolbox.score",
+                           f"--saved_model={tmp_path / 'cut'}", f"--input={tmp_path / 'x.npy'}",
+                           f"--output={tmp_path / 's.csv'}"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "invalid saved_model" in proc.stderr, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and not (tmp_path / "s.csv").exists()
+
+
+def test_channels_and_mixed_sizes(tmp_path, images, capsys):
+    from anomaly_toolbox.score import read_input
+
+    for channels in (0, 2):
+        np.save(tmp_path / "x.npy", np.zeros((2, 28, 28, channels), np.uint8))
+        err = one_line_exit_2(capsys, lambda: read_input(str(tmp_path / "x.npy"), 1))
+        assert f"1-channel images, got {channels}" in err
+    train = tmp_path / "train"
+    train.mkdir()
+    for i, image in enumerate(images[0][:6]):  # mixed sizes and a 2-channel (gray + alpha) PNG
+        im = Image.fromarray(image).resize((28 + 4 * i, 28 + 4 * i))
+        (im.convert("LA") if i == 0 else im).save(train / f"{i}.png")
+    splits = folders.load_splits(f"folder:{tmp_path}")
+    assert splits.x_train.shape[1:] == (32, 32, 1) and splits.source["files"] == 6
+    (train / "empty.png").write_bytes(b"")
+    err = one_line_exit_2(capsys, lambda: folders.load_splits(f"folder:{tmp_path}"))
+    assert "empty.png" in err and "readable image" in err
+
+
+def test_unwritable_output_folder(tmp_path, capsys):
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        if os.access(folder, os.W_OK):
+            pytest.skip("running as root: chmod does not stop writes")
+        err = one_line_exit_2(capsys, lambda: training.run(
+            "ganomaly", "mnist", 0, str(folder / "run"), config=_config(tmp_path), limit=50,
+            data_dir=DATA_DIR))
+        assert "invalid output_dir" in err and "writable" in err
+    finally:
+        folder.chmod(0o700)
+
+
+def test_full_disk_keeps_the_previous_results(tmp_path, capsys, monkeypatch):
+    run_dir = RunDir(tmp_path)
+    run_dir.write_results({"test": {"auprc": 0.5}})
+
+    def no_space(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(files.os, "fsync", no_space)
+    err = one_line_exit_2(capsys, lambda: run_dir.write_results({"test": {"auprc": 0.9}}))
+    assert "No space left on device" in err
+    assert run_dir.results() == {"test": {"auprc": 0.5}} and os.listdir(tmp_path) == ["results.json"]
+    monkeypatch.undo()
+
+    def full(path, data, mode="w"):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(files, "write_atomic", full)
+    out = tmp_path / "run"
+    err = one_line_exit_2(capsys, lambda: training.run(
+        "ganomaly", "mnist", 0, str(out), config=_config(tmp_path), limit=50, data_dir=DATA_DIR))
+    assert "invalid output_dir" in err and "No space left" in err
+    assert os.listdir(out) == [".lock"]  # not even run.json: nothing half-written
+
+
+def test_interrupted_export_keeps_the_previous_saved_model(tmp_path, images, monkeypatch):
+    model = tiny_model("autoencoder")
+    path = str(tmp_path / "saved_model")
+    export.save(model, path, channels=1, threshold=0.5, metadata={"model": "autoencoder"})
+    loaded, _ = export.load(path)
+    before = loaded.score(images[0][:4]).numpy()
+    real = tf.saved_model.save
+
+    def dies_mid_way(module, target, **kwargs):
+        real(module, target, **kwargs)
+        os.remove(os.path.join(target, "saved_model.pb"))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(export.tf.saved_model, "save", dies_mid_way)
+    other = models.get("autoencoder")(**{**models.get("autoencoder").DEFAULTS,
+                                         "latent_dim": 8, "filters": [4, 8, 16]}, channels=1)
+    with pytest.raises(OSError):
+        export.save(other, path, channels=1, threshold=0.7, metadata={"model": "autoencoder"})
+    monkeypatch.undo()
+    loaded, _ = export.load(path)
+    np.testing.assert_array_equal(loaded.score(images[0][:4]).numpy(), before)
+    assert float(loaded.threshold.numpy()) == 0.5 and os.listdir(tmp_path) == ["saved_model"]
+
+
+def test_a_second_process_training_into_the_same_folder_is_refused(tmp_path, capsys):
+    out = tmp_path / "run"
+    out.mkdir()
+    with open(out / ".lock", "w") as held:  # what a training process holds
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        err = one_line_exit_2(capsys, lambda: training.run(
+            "ganomaly", "mnist", 0, str(out), config=_config(tmp_path), limit=50,
+            data_dir=DATA_DIR))
+    assert "another one is training into it" in err and sorted(os.listdir(out)) == [".lock"]
+
+
+def test_bounds_are_documented_in_one_place():
+    assert config_lib.TRAINING_MAX == {"epochs": 10_000, "batch_size": 65_536}
+    with pytest.raises(UsageError, match="1..10000"):
+        config_lib.resolve(models.get("ganomaly"), epochs=10_001)

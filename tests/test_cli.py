@@ -1,0 +1,110 @@
+"""The console command, quiet start-up, --help, and score's streaming of large inputs."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from anomaly_toolbox import score
+from anomaly_toolbox.errors import UsageError
+
+
+def run(*args, **env):
+    """A command as a user runs it: no TF_CPP_MIN_LOG_LEVEL of ours in the environment."""
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("TF_CPP_MIN_LOG_LEVEL", "ANOMALY_TOOLBOX_TF_LOGS")}
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True,
+                          env={**base, **env})
+
+
+@pytest.mark.parametrize("args, message", [
+    (["anomaly_toolbox.train", "--model=gan"], "error: invalid model: 'gan'"),
+    (["anomaly_toolbox", "train", "--epochs=abc"], "error: invalid epochs: 'abc' (expected an integer"),
+    (["anomaly_toolbox", "score", "--nope=1"], "error: invalid flag: '--nope=1'"),
+    (["anomaly_toolbox", "trian"], "error: invalid command: 'trian' (expected one of train, score"),
+])
+def test_a_bad_flag_gives_exactly_one_stderr_line(args, message):
+    proc = run(*args)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [proc.stderr.strip()] and proc.stderr.startswith(message)
+
+
+def test_tensorflow_logs_are_kept_on_request():
+    proc = run("anomaly_toolbox.train", "--model=gan", ANOMALY_TOOLBOX_TF_LOGS="1")
+    assert proc.returncode == 2 and len(proc.stderr.splitlines()) > 1  # oneDNN notice etc.
+    assert proc.stderr.splitlines()[-1].startswith("error: invalid model")
+
+
+def test_top_level_help_lists_the_commands_and_exits_0():
+    script = os.path.join(os.path.dirname(sys.executable), "anomaly-toolbox")
+    assert os.path.exists(script), "pip install -e . installs the console command"
+    proc = subprocess.run([script, "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0
+    for command in ("train", "score", "benchmark", "sweep", "speed"):
+        assert f"\n  {command} " in proc.stdout
+
+
+def test_train_help_lists_models_datasets_and_what_no_config_means():
+    proc = run("anomaly_toolbox", "train", "--help")
+    assert proc.returncode == 0 and not proc.stderr.strip()
+    for text in ("anogan, autoencoder, egbad, ganomaly", "folder:PATH", "15 epochs", "hours",
+                 "--threshold", "fpr:0.01"):
+        assert text in proc.stdout, text
+
+
+def test_npy_input_is_memory_mapped(tmp_path, monkeypatch, images):
+    np.save(tmp_path / "x.npy", images[0][:10])
+    modes = []
+    real = np.load
+    monkeypatch.setattr(np, "load", lambda *a, **k: modes.append(k.get("mmap_mode")) or real(*a, **k))
+    ids, batches = score.read_batches(str(tmp_path / "x.npy"), batch_size=4)
+    assert modes == ["r"] and ids == list(range(10))
+    sizes = [b.shape for b in batches]
+    assert sizes == [(4, 28, 28, 1), (4, 28, 28, 1), (2, 28, 28, 1)]
+
+
+def test_a_folder_is_read_batch_by_batch(tmp_path, monkeypatch, images):
+    from PIL import Image
+
+    for i in range(10):
+        Image.fromarray(images[0][i]).save(tmp_path / f"{i:02d}.png")
+    opened = []
+    real = Image.open
+    monkeypatch.setattr(Image, "open", lambda path, *a: opened.append(path) or real(path, *a))
+    ids, batches = score.read_batches(str(tmp_path), batch_size=4)
+    assert ids == [f"{i:02d}.png" for i in range(10)] and opened == []
+    first = next(batches)
+    assert len(opened) == 4 and first.shape == (4, 28, 28, 1)  # not all 10 at once
+    rest = list(batches)
+    assert len(opened) == 10 and [len(b) for b in rest] == [4, 2]
+    np.testing.assert_array_equal(np.concatenate([first, *rest])[..., 0], images[0][:10])
+
+
+def test_one_image_file_is_an_input(tmp_path, images):
+    from PIL import Image
+
+    Image.fromarray(images[0][3]).save(tmp_path / "digit.png")
+    ids, x = score.read_input(str(tmp_path / "digit.png"))
+    assert ids == ["digit.png"] and x.shape == (1, 28, 28, 1)
+    np.testing.assert_array_equal(x[0, ..., 0], images[0][3])
+
+
+def test_folder_images_of_another_size_in_a_later_batch_are_refused(tmp_path, images):
+    from PIL import Image
+
+    for i in range(3):
+        Image.fromarray(images[0][i]).save(tmp_path / f"{i}.png")
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "9.png")
+    with pytest.raises(UsageError, match="same size"):
+        list(score.read_batches(str(tmp_path), batch_size=2)[1])
+
+
+@pytest.mark.parametrize("shape, channels, batch", [
+    ((28, 28), 1, (1, 28, 28, 1)), ((28, 28, 1), 1, (1, 28, 28, 1)),
+    ((5, 28, 28), 1, (5, 28, 28, 1)), ((32, 32, 3), 3, (1, 32, 32, 3)),
+    ((2, 32, 32, 3), 3, (2, 32, 32, 3)),
+])
+def test_array_shapes_follow_the_saved_models_rule(shape, channels, batch):
+    assert score.as_image_batch(np.zeros(shape, np.int64), channels).shape == batch
