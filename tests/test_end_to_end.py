@@ -116,7 +116,7 @@ def test_train_bad_flags_exit_2_and_write_nothing(tmp_path, flag, message):
     (np.zeros((2, 20, 20), np.uint8), "28x28 or 32x32"),
     (np.zeros((0, 28, 28), np.uint8), "at least one image"),
     (np.zeros((2, 28, 28, 3), np.uint8), "1-channel"),
-    (np.zeros((28, 28), np.uint8), "(N, H, W)"),
+    (np.zeros((2, 2, 28, 28, 1), np.uint8), "(N, H, W[, C])"),
 ])
 def test_score_bad_input_exit_2(run, tmp_path, array, message):
     src, out = tmp_path / "x.npy", tmp_path / "s.csv"
@@ -139,3 +139,52 @@ def test_validation_sweep_restores_the_selected_weights(run):
     assert [r["w_con"] for r in rows] == [1.0, 50.0] and rows[0]["images"] == 300
     for r in rows:
         assert r["auprc"] == pytest.approx(run["results"]["validation"]["auprc"], abs=1e-9)
+
+
+_PLAIN_TF = """
+import json, sys, numpy as np, tensorflow as tf
+assert 'anomaly_toolbox' not in sys.modules
+m = tf.saved_model.load(sys.argv[1])
+x = np.load(sys.argv[2])
+out = {"batch": m.score(x).numpy().tolist()}
+for dtype in ("uint8", "int32", "int64", "float32", "float64"):
+    y = x.astype(dtype)
+    out[dtype] = [m.score(y).numpy().tolist(), m.score(y[1]).numpy().tolist(),
+                  m.score(y[1][..., None]).numpy().tolist(), m.score(y[..., None]).numpy().tolist()]
+for name, bad in (("side", np.zeros((2, 20, 20), "uint8")), ("square", np.zeros((2, 28, 30))),
+                  ("channels", np.zeros((2, 28, 28, 3), "int32"))):
+    try:
+        m.score(bad)
+    except tf.errors.InvalidArgumentError as e:
+        out[name] = e.message
+print(json.dumps(out))
+"""
+
+
+def test_plain_tensorflow_takes_what_users_pass(run, images, tmp_path):
+    """Any of uint8/int32/int64/float32/float64, a batch or one image, in a fresh process."""
+    np.save(tmp_path / "x.npy", images[0][:3])
+    env = {**os.environ, "PYTHONPATH": "", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    proc = subprocess.run([sys.executable, "-c", _PLAIN_TF, str(run["dir"] / "saved_model"),
+                           str(tmp_path / "x.npy")], capture_output=True, text=True, env=env,
+                          cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.splitlines()[-1])
+    for dtype in ("uint8", "int32", "int64", "float32", "float64"):
+        batch, one, one_with_channel, with_channel = out[dtype]
+        assert_close(batch, out["batch"]) and assert_close(with_channel, out["batch"])
+        assert_close(one, out["batch"][1:2]) and assert_close(one_with_channel, out["batch"][1:2])
+    assert "image side must be one of (28, 32)" in out["side"]
+    assert "images must be square" in out["square"]
+    assert "images must have 1 channel(s)" in out["channels"]
+
+
+def test_score_cli_takes_one_png(run, images, tmp_path):
+    from PIL import Image
+
+    Image.fromarray(images[0][0]).save(tmp_path / "one.png")
+    out = tmp_path / "s.csv"
+    proc = cli("score", f"--saved_model={run['dir'] / 'saved_model'}",
+               f"--input={tmp_path / 'one.png'}", f"--output={out}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert [r["id"] for r in csv.DictReader(out.open())] == ["one.png"]

@@ -1,9 +1,15 @@
 """SavedModels that a plain `tf.saved_model.load` can score with, without this package.
 
-`loaded.score(images)` takes (B, H, W) or (B, H, W, C) images, uint8 or float32 on the 0..255
-pixel scale, H = W = 28 or 32, and returns raw anomaly scores (B,). Preprocessing lives inside.
-`loaded.metadata` (JSON string) names the model, dataset, anomalous class and config;
-`loaded.threshold` is the F1-optimal threshold chosen on validation data.
+`loaded.score(images)` takes pixels on the 0..255 scale as uint8, int32, int64, float32 or
+float64, H = W = 28 or 32, shaped
+  (H, W)        one grayscale image,
+  (H, W, C)     one image, when C equals the model's channels (1 or 3),
+  (N, H, W)     any other rank-3 array: N grayscale images,
+  (N, H, W, C)  N images,
+and returns raw anomaly scores (N,). Preprocessing lives inside; a wrong size or channel count
+raises InvalidArgumentError saying which. `loaded.metadata` (JSON string) names the model,
+dataset, anomalous class, config and `threshold_rule`; `loaded.threshold` is the threshold chosen
+on validation data by that rule ("f1" or "fpr:RATE").
 """
 
 import json
@@ -17,9 +23,28 @@ from anomaly_toolbox.data.preprocessing import IMAGE_SIZE, to_model_input
 
 FORMAT = "anomaly_toolbox.scoring/1"
 ACCEPTED_SIDES = (28, IMAGE_SIZE)
+DTYPES = (tf.uint8, tf.int32, tf.int64, tf.float32, tf.float64)
+# what other modules saved with save_module are traced for
+BASIC_SPECS = [tf.TensorSpec([None] * rank, dtype, name="images")
+               for dtype in (tf.uint8, tf.float32) for rank in (3, 4)]
+
+
+def as_batch(images, channels):
+    """float32 (N, H, W, C) from any accepted rank (see the module docstring): a rank-3 array
+    whose last dimension equals `channels` is one image, any other a grayscale batch."""
+    x = tf.cast(images, tf.float32)
+    if images.shape.rank == 2:
+        return x[tf.newaxis, ..., tf.newaxis]
+    if images.shape.rank == 3:
+        return tf.cond(tf.equal(tf.shape(x)[2], channels), lambda: x[tf.newaxis],
+                       lambda: x[..., tf.newaxis])
+    return x
 
 
 class ScoringModule(tf.Module):
+    INPUT_SPECS = [tf.TensorSpec([None] * rank, dtype, name="images")
+                   for dtype in DTYPES for rank in (2, 3, 4)]
+
     def __init__(self, model, channels, threshold, metadata):
         super().__init__()
         self.model = model
@@ -30,7 +55,11 @@ class ScoringModule(tf.Module):
 
     @tf.function
     def score(self, images):
-        x = images if images.shape.rank == 4 else images[..., tf.newaxis]
+        return self.score_batch(as_batch(images, self.channels))
+
+    @tf.function(input_signature=[tf.TensorSpec([None] * 4, tf.float32)])
+    def score_batch(self, x):
+        """The model's graph, traced once and shared by every input signature of `score`."""
         shape = tf.shape(x)
         checks = [
             tf.debugging.assert_equal(shape[1], shape[2], message="images must be square"),
@@ -39,25 +68,25 @@ class ScoringModule(tf.Module):
                 message=f"image side must be one of {ACCEPTED_SIDES}"),
             tf.debugging.assert_equal(shape[3], self.channels,
                                       message=f"images must have {self.channels} channel(s)"),
+            tf.debugging.assert_all_finite(x, "images contain NaN or inf"),
         ]
-        if images.dtype.is_floating:
-            checks.append(tf.debugging.assert_all_finite(images, "images contain NaN or inf"))
         with tf.control_dependencies(checks):
-            return self.model.score(to_model_input(x))
+            return self.model.score(to_model_input(tf.identity(x)))
 
 
 def _signatures(module):
-    """Trace score for uint8 and float32, rank 3 and 4, so any of them dispatches after loading."""
+    """Trace score for every accepted dtype and rank, so each dispatches after loading."""
     fns = {}
-    for dtype in (tf.uint8, tf.float32):
-        for shape in ([None, None, None], [None, None, None, None]):
-            fn = module.score.get_concrete_function(tf.TensorSpec(shape, dtype, name="images"))
-            if dtype == tf.uint8 and len(shape) == 4:
-                fns["serving_default"] = fn
+    for spec in getattr(module, "INPUT_SPECS", BASIC_SPECS):
+        fn = module.score.get_concrete_function(spec)
+        if spec.dtype == tf.uint8 and spec.shape.rank == 4:
+            fns["serving_default"] = fn
     return fns
 
 
 def save(model, path, channels, threshold, metadata):
+    """`threshold` may be a metrics.Threshold; its rule is recorded in the metadata."""
+    metadata = {**metadata, "threshold_rule": getattr(threshold, "rule", "f1")}
     return save_module(ScoringModule(model, channels, threshold, metadata), path)
 
 

@@ -136,8 +136,11 @@ def _identity(model_name, dataset, anomalous_class, splits, protocol, train_seed
 
 def run(model_name, dataset, anomalous_class, output_dir, protocol="pooled", config=None,
         epochs=None, batch_size=None, train_seed=0, split_seed=0, data_dir=None, verbose=2,
-        deterministic=True, limit=None):
+        deterministic=True, limit=None, threshold="f1"):
     """Trains, selects on validation, tests once, exports; returns the results dict.
+
+    `threshold` is the rule choosing the exported threshold on validation scores: "f1"
+    (F1-optimal) or "fpr:RATE" (a RATE share of validation normals above it).
 
     Every argument is checked and the data loaded before anything is written. A diverging run
     raises DivergenceError after evaluating and exporting the best epoch so far.
@@ -159,8 +162,8 @@ def run(model_name, dataset, anomalous_class, output_dir, protocol="pooled", con
         model = model_cls(**cfg["model"], channels=splits.channels)
         model.compile()
         state, writer, diverged = _train(model, cfg, splits, run_dir, train_seed, verbose)
-        return _finish(model, splits, run_dir, identity, cfg, state, writer, diverged, started,
-                       verbose)
+        return _finish(model, splits, run_dir, identity, cfg, state, writer, diverged, threshold,
+                       started, verbose)
 
 
 def _already_finished(run_dir):
@@ -172,7 +175,8 @@ def _already_finished(run_dir):
     return results
 
 
-def _finish(model, splits, run_dir, identity, cfg, state, writer, diverged, started, verbose):
+def _finish(model, splits, run_dir, identity, cfg, state, writer, diverged, threshold, started,
+            verbose):
     """Restores the best epoch, scores validation and test, writes figures, SavedModel, scores
     and results.json (last: its presence marks the run finished)."""
     model_name, best = identity["model"], tf.train.latest_checkpoint(run_dir.best_checkpoints)
@@ -184,7 +188,7 @@ def _finish(model, splits, run_dir, identity, cfg, state, writer, diverged, star
     val_scores = run_dir.best_val_scores(selected_epoch, len(splits.y_val))
     if val_scores is None:
         val_scores = score_images(model, splits.x_val, progress=verbose == 1)
-    threshold = metrics.validation_threshold(val_scores, splits.y_val)
+    threshold = metrics.validation_threshold(val_scores, splits.y_val, threshold)
     val_metrics = metrics.evaluate(val_scores, splits.y_val, threshold)
     test_scores = score_images(model, splits.x_test, progress=verbose == 1)
     if non_finite(test_scores, "test", selected_epoch):
@@ -195,7 +199,7 @@ def _finish(model, splits, run_dir, identity, cfg, state, writer, diverged, star
     _log_scalars(writer, cfg["epochs"], {f"test/{k}": v for k, v in test_metrics.items()})
     if "auprc" in test_metrics:
         pngs = figures.write_all(run_dir, model, splits.x_test, test_scores, splits.y_test,
-                                 threshold)
+                                 threshold, title=figures.title(identity))
         with writer.as_default(step=cfg["epochs"]):
             for name, png in pngs.items():
                 tf.summary.image(f"test/{name}", tf.image.decode_png(png)[tf.newaxis])
