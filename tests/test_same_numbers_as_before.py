@@ -102,4 +102,7 @@ def test_tiny_fixed_seed_run_matches_the_code_before_the_layout_change(model_nam
     assert r["test"]["auprc"] == pytest.approx(before["test_auprc"], abs=2e-3)
     assert r["test"]["auroc"] == pytest.approx(before["test_auroc"], abs=2e-3)
     for row, old in zip(r["history"], before["losses"]):
+        if model_name == "autoencoder":  # it logged Keras' empty loss tracker, 0.0, then: a bug
+            assert old == {"loss": 0.0} and row["l1_loss"] > 0.1
+            continue
         assert {k: row[k] for k in old} == pytest.approx(old, rel=1e-3, abs=1e-5)

@@ -10,6 +10,8 @@ G and vice versa, so one forward pass serves both.
 import keras
 import tensorflow as tf
 
+from anomaly_toolbox.models import replicas
+
 
 def bce_with_logits(logits, label):
     """Per-image sigmoid cross-entropy of (B, 1) logits against the constant label 0 or 1: (B,)."""
@@ -20,7 +22,7 @@ def bce_with_logits(logits, label):
 def stateless_noise(shape, *seed):
     """N(0, 1) noise that is a pure function of two integers: keyed on an optimizer's checkpointed
     step counter and a per-run salt, a resumed run draws exactly the noise of an uninterrupted one."""
-    return tf.random.stateless_normal(shape, seed=tf.stack([tf.cast(s, tf.int64) for s in seed]))
+    return replicas.stateless_normal(shape, tf.stack([tf.cast(s, tf.int64) for s in seed]))
 
 
 class AdversarialModel(keras.Model):
@@ -41,12 +43,16 @@ class AdversarialModel(keras.Model):
                                                                 beta_1=self.beta_1)
         self.g_optimizer.build(self.generator_variables)
         self.d_optimizer.build(self.discriminator_variables)
+        self.built = True  # every network was built with its input shape; fit needs no sample
 
     def train_step(self, x):
+        share = replicas.loss_share(x)
         with tf.GradientTape(persistent=True) as tape:
             losses = self.losses_on(x, training=True)
+            scaled = {k: losses[k] if isinstance(share, float) else losses[k] * share
+                      for k in (self.G_LOSS, self.D_LOSS)}
         for key, optimizer, variables in ((self.G_LOSS, self.g_optimizer, self.generator_variables),
                                           (self.D_LOSS, self.d_optimizer,
                                            self.discriminator_variables)):
-            optimizer.apply_gradients(zip(tape.gradient(losses[key], variables), variables))
+            optimizer.apply_gradients(zip(tape.gradient(scaled[key], variables), variables))
         return losses

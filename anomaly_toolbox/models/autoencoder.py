@@ -7,7 +7,7 @@ L1 reconstruction; the anomaly score is the mean absolute reconstruction error.
 import keras
 import tensorflow as tf
 
-from anomaly_toolbox.models import blocks
+from anomaly_toolbox.models import blocks, replicas
 from anomaly_toolbox.models.hyperparameters import ADAM_BETA, POSITIVE
 from anomaly_toolbox.models.registry import register
 
@@ -30,16 +30,21 @@ class Autoencoder(keras.Model):
         optimizer = optimizer or keras.optimizers.Adam(self.learning_rate, beta_1=self.beta_1)
         optimizer.build(self.trainable_variables)  # slots now: a checkpoint restores before step 1
         super().compile(optimizer=optimizer, **kwargs)
+        self.built = True  # both networks were built with their input shapes
 
     def losses_on(self, x, training):
+        # Not "loss": Keras reports its own (empty) loss tracker under that key, which logged 0.0
+        # for every epoch and hid a NaN from the divergence check until this name was chosen.
         x_hat = self.decoder(self.encoder(x, training=training), training=training)
-        return {"loss": tf.reduce_mean(tf.abs(x - x_hat))}
+        return {"l1_loss": tf.reduce_mean(tf.abs(x - x_hat))}
 
     def train_step(self, x):
+        share = replicas.loss_share(x)
         with tf.GradientTape() as tape:
             losses = self.losses_on(x, training=True)
+            loss = losses["l1_loss"] if isinstance(share, float) else losses["l1_loss"] * share
         variables = self.trainable_variables
-        self.optimizer.apply_gradients(zip(tape.gradient(losses["loss"], variables), variables))
+        self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return losses
 
     def reconstruct(self, x):

@@ -7,11 +7,19 @@ Each stride-2 4x4 convolution halves the side: 32 -> 16 -> 8 -> 4 with three wid
 import keras
 from keras import layers
 
+from anomaly_toolbox.models import replicas
+
 
 def dcgan_init():
     """DCGAN initialisation. A new initializer per layer: one created at import would take its
     seed before keras.utils.set_random_seed runs, and runs would not repeat."""
     return keras.initializers.RandomNormal(stddev=0.02)
+
+
+def batch_norm():
+    """Per-replica statistics would make a mirrored run differ from one device; synchronised
+    statistics over the global batch do not (and on one replica the layer is unchanged)."""
+    return layers.BatchNormalization(synchronized=replicas.replicated())
 
 
 def conv_trunk(filters, channels, name, leaky=True):
@@ -21,7 +29,7 @@ def conv_trunk(filters, channels, name, leaky=True):
     for i, width in enumerate(filters):
         model.add(layers.Conv2D(width, 4, 2, "same", use_bias=False, kernel_initializer=dcgan_init()))
         if i > 0:
-            model.add(layers.BatchNormalization())
+            model.add(batch_norm())
         model.add(layers.LeakyReLU(0.2) if leaky else layers.ReLU())
     return model
 
@@ -41,12 +49,12 @@ def decoder(filters, latent_dim, channels, name):
     model.add(layers.Reshape((1, 1, latent_dim)))
     model.add(layers.Conv2DTranspose(filters[-1], 4, 1, "valid", use_bias=False,
                                      kernel_initializer=dcgan_init()))
-    model.add(layers.BatchNormalization())
+    model.add(batch_norm())
     model.add(layers.ReLU())
     for width in reversed(filters[:-1]):
         model.add(layers.Conv2DTranspose(width, 4, 2, "same", use_bias=False,
                                          kernel_initializer=dcgan_init()))
-        model.add(layers.BatchNormalization())
+        model.add(batch_norm())
         model.add(layers.ReLU())
     model.add(layers.Conv2DTranspose(channels, 4, 2, "same", activation="tanh",
                                      kernel_initializer=dcgan_init()))
