@@ -42,6 +42,11 @@ def define_flags():
                         "or runs/<model>_<folder name> for folder:PATH).")
     flags.DEFINE_integer("limit", None, "Use only the first N images of each split (smoke tests).")
     flags.DEFINE_integer("verbose", 1, "Keras fit verbosity: 1 progress bar, 2 one line per epoch.")
+    flags.DEFINE_string("strategy", "default", "default (one device), mirrored (all local GPUs, "
+                        "or --cpu_devices logical CPUs) or multi_worker (cluster from TF_CONFIG); "
+                        "--batch_size stays the global batch.")
+    flags.DEFINE_integer("cpu_devices", None, "With --strategy=mirrored on a CPU machine: this "
+                         "many logical CPU devices (how the tests run it).")
 
 
 def default_output_dir(model_name, dataset, anomalous_class):
@@ -62,7 +67,8 @@ def body():
                  protocol=FLAGS.protocol, config=FLAGS.config, epochs=FLAGS.epochs,
                  batch_size=FLAGS.batch_size, train_seed=FLAGS.train_seed,
                  split_seed=FLAGS.split_seed, data_dir=FLAGS.data_dir, verbose=FLAGS.verbose,
-                 limit=FLAGS.limit, threshold=FLAGS.threshold)
+                 limit=FLAGS.limit, threshold=FLAGS.threshold, strategy=FLAGS.strategy,
+                 cpu_devices=FLAGS.cpu_devices)
 
 
 if __name__ == "__main__":

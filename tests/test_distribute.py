@@ -58,3 +58,81 @@ def test_mirrored_on_two_cpu_devices_matches_one_device(model_name):
     for key, values in one["history"].items():
         assert mirrored["history"][key] == pytest.approx(values, rel=1e-3, abs=2e-4), key
     assert out["weight_drift"] < 1e-3
+
+
+def _free_ports(n):
+    import socket
+
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_local_workers_train_to_identical_weights_and_only_the_chief_writes(tmp_path):
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({"epochs": 1, "batch_size": 32,
+                                  "model": {"latent_dim": 8, "filters": [4, 8, 16]}}))
+    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    procs = []
+    for index in range(2):
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_CONFIG": json.dumps(
+            {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})}
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "anomaly_toolbox.train", "--model=autoencoder",
+             "--dataset=mnist", "--anomalous_class=3", f"--config={config}", "--limit=128",
+             f"--data_dir={DATA_DIR}", f"--output_dir={tmp_path / f'run{index}'}", "--verbose=2",
+             "--strategy=multi_worker"], env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True))
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    chief = json.loads((tmp_path / "run0" / "results.json").read_text())
+    assert chief["distribution"]["strategy"] == "multi_worker"
+    assert chief["distribution"]["replicas"] == 2
+    assert not (tmp_path / "run1").exists()  # a worker writes into a temporary folder only
+    sums = [line.split()[-1] for out, _ in outs for line in out.splitlines()
+            if line.startswith("final weights sha256")]
+    assert len(sums) == 2 and sums[0] == sums[1] == chief["distribution"]["weights_sha256"]
+
+
+@pytest.mark.parametrize("flags, env, message", [
+    (["--strategy=ring"], {}, "invalid strategy: 'ring'"),
+    (["--cpu_devices=2"], {}, "invalid cpu_devices: 2 (expected only with --strategy=mirrored)"),
+    (["--strategy=multi_worker"], {"TF_CONFIG": "{not json"}, "invalid TF_CONFIG"),
+    (["--strategy=multi_worker"], {"TF_CONFIG": json.dumps(
+        {"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 3}})},
+     "invalid TF_CONFIG"),
+])
+def test_bad_distribution_arguments_exit_2_and_write_nothing(tmp_path, flags, env, message):
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "anomaly_toolbox.train", "--model=autoencoder",
+                           f"--data_dir={DATA_DIR}", f"--output_dir={out}", "--limit=64", *flags],
+                          env={**os.environ, **env}, capture_output=True, text=True)
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-1000:]
+    assert not out.exists()
+
+
+def test_mirrored_run_through_the_train_command_records_its_strategy(tmp_path):
+    """The whole run (fit, selection, export) under --strategy=mirrored --cpu_devices=2 ends
+    where the one-device run ends, and results.json says how it ran."""
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({"epochs": 2, "batch_size": 32,
+                                  "model": {"latent_dim": 8, "filters": [4, 8, 16]}}))
+    runs = {}
+    for name, flags in (("one", []), ("mirrored", ["--strategy=mirrored", "--cpu_devices=2"])):
+        proc = subprocess.run([sys.executable, "-m", "anomaly_toolbox.train",
+                               "--model=ganomaly", "--dataset=mnist", "--anomalous_class=3",
+                               f"--config={config}", "--limit=128", f"--data_dir={DATA_DIR}",
+                               f"--output_dir={tmp_path / name}", "--verbose=2", *flags],
+                              capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        runs[name] = json.loads((tmp_path / name / "results.json").read_text())
+    assert runs["one"]["distribution"]["replicas"] == 1
+    assert runs["mirrored"]["distribution"] | {"weights_sha256": None} == {
+        "strategy": "mirrored", "replicas": 2, "weights_sha256": None}
+    for one, mirrored in zip(runs["one"]["history"], runs["mirrored"]["history"]):
+        assert mirrored["g_loss"] == pytest.approx(one["g_loss"], rel=1e-3)
+    assert runs["mirrored"]["selected_epoch"] == runs["one"]["selected_epoch"]

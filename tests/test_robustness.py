@@ -107,7 +107,7 @@ def killed_then_resumed(tmp_path_factory):
     config.write_text(json.dumps(TWO_EPOCHS))
     args = dict(model_name="ganomaly", dataset="mnist", anomalous_class=3, output_dir=str(tmp / "run"),
                 config=str(config), limit=300, data_dir=DATA_DIR, verbose=0)
-    real = training._publish_best
+    real = training.publish_best
 
     def killed_at_epoch_2(run_dir, last_path, epoch):
         if epoch == 2:
@@ -115,7 +115,7 @@ def killed_then_resumed(tmp_path_factory):
         real(run_dir, last_path, epoch)
 
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(training, "_publish_best", killed_at_epoch_2)
+        m.setattr(training, "publish_best", killed_at_epoch_2)
         with pytest.raises(KeyboardInterrupt):
             training.run(**args)
     assert tf.train.latest_checkpoint(str(tmp / "run" / "checkpoints" / "best")).endswith("ckpt-1")

@@ -35,6 +35,7 @@ def outside_step(model, step, batches, splits, batch_size, windows, fit_batches,
     from anomaly_toolbox.data.preprocessing import train_dataset
     from anomaly_toolbox.run import training
     from anomaly_toolbox.run.rundir import RunDir
+    from anomaly_toolbox.run.checkpoints import checkpoint_managers
     from anomaly_toolbox.run.scoring import score_images
 
     x_fit = splits.x_train[:fit_batches * batch_size]
@@ -71,7 +72,7 @@ def outside_step(model, step, batches, splits, batch_size, windows, fit_batches,
     val_metrics_s = time.perf_counter() - t0
     del scores
 
-    state, last, best = training.checkpoint_managers(model, RunDir(tmpdir))
+    state, last, best = checkpoint_managers(model, RunDir(tmpdir))
     ckpt = []
     for _ in range(2):
         t0 = time.perf_counter()

@@ -55,4 +55,4 @@ class AdversarialModel(keras.Model):
                                           (self.D_LOSS, self.d_optimizer,
                                            self.discriminator_variables)):
             optimizer.apply_gradients(zip(tape.gradient(scaled[key], variables), variables))
-        return losses
+        return replicas.reported(losses)

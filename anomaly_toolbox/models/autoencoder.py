@@ -45,7 +45,7 @@ class Autoencoder(keras.Model):
             loss = losses["l1_loss"] if isinstance(share, float) else losses["l1_loss"] * share
         variables = self.trainable_variables
         self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        return losses
+        return replicas.reported(losses)
 
     def reconstruct(self, x):
         return self.decoder(self.encoder(x, training=False), training=False)

@@ -39,3 +39,11 @@ def stateless_normal(shape, seed):
     start = tf.reduce_sum(sizes[:ctx.replica_id_in_sync_group])
     full = tf.random.stateless_normal([tf.reduce_sum(sizes)] + list(shape[1:]), seed=seed)
     return full[start:start + local[0]]
+
+
+def reported(losses):
+    """The train step's logged values. Keras (3.15) averages them over workers along axis 0,
+    which fails for scalars under MultiWorkerMirroredStrategy: give them that axis there."""
+    if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+        return {k: tf.reshape(v, [1]) for k, v in losses.items()}
+    return losses

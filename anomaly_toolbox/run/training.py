@@ -6,9 +6,10 @@ checkpoint is a copy of it made afterwards, and repaired on resume if a kill cam
 Re-running the same command on the same output directory resumes, or says the run is finished.
 """
 
-import glob
+import hashlib
 import os
 import shutil
+import tempfile
 import time
 
 import keras
@@ -20,23 +21,12 @@ from anomaly_toolbox import metrics, models
 from anomaly_toolbox.data import load_splits
 from anomaly_toolbox.data.preprocessing import IMAGE_SIZE, train_dataset
 from anomaly_toolbox.errors import DivergenceError
-from anomaly_toolbox.run import export, figures
+from anomaly_toolbox.run import distribute, export, figures
+from anomaly_toolbox.run.checkpoints import checkpoint_managers, publish_best, repair_best
 from anomaly_toolbox.run.callbacks import Progress, StopOnNonFinite
 from anomaly_toolbox.run.provenance import versions
 from anomaly_toolbox.run.rundir import RunDir
 from anomaly_toolbox.run.scoring import score_images
-
-
-def checkpoint_managers(model, run_dir):
-    """(run state variables, manager of the last epoch, manager of the best-validation epoch)."""
-    state = {"epoch": tf.Variable(0, dtype=tf.int64, trainable=False),
-             "best_auprc": tf.Variable(-1.0, dtype=tf.float64, trainable=False),
-             "best_epoch": tf.Variable(0, dtype=tf.int64, trainable=False),
-             "train_seconds": tf.Variable(0.0, dtype=tf.float64, trainable=False)}
-    last = tf.train.CheckpointManager(tf.train.Checkpoint(model=model, **state),
-                                      run_dir.last_checkpoints, 1)
-    best = tf.train.CheckpointManager(tf.train.Checkpoint(model=model), run_dir.best_checkpoints, 1)
-    return state, last, best
 
 
 def _log_scalars(writer, epoch, values):
@@ -44,29 +34,6 @@ def _log_scalars(writer, epoch, values):
         for key, value in values.items():
             tf.summary.scalar(key, value)
     writer.flush()
-
-
-def _publish_best(run_dir, last_path, epoch):
-    """Copies the committed last checkpoint, epoch `epoch` and the best so far, to
-    checkpoints/best as ckpt-<epoch>, then drops the older best."""
-    folder = run_dir.best_checkpoints
-    os.makedirs(folder, exist_ok=True)
-    target = os.path.join(folder, f"ckpt-{epoch}")
-    for src in glob.glob(glob.escape(last_path) + ".*"):
-        shutil.copyfile(src, target + src[len(last_path):])
-    tf.compat.v1.train.update_checkpoint_state(folder, target, [target])
-    for old in glob.glob(os.path.join(glob.escape(folder), "ckpt-*")):
-        if not old.startswith(target + "."):
-            os.remove(old)
-
-
-def _repair_best(run_dir, state, last_path):
-    """A kill between an improving epoch's commit and its copy to checkpoints/best leaves best
-    one epoch behind; the last checkpoint then holds exactly the best epoch, so copy it now."""
-    epoch = int(state["epoch"].numpy())
-    best = tf.train.latest_checkpoint(run_dir.best_checkpoints)
-    if int(state["best_epoch"].numpy()) == epoch and not (best or "").endswith(f"-{epoch}"):
-        _publish_best(run_dir, last_path, epoch)
 
 
 def non_finite(scores, what, epoch):
@@ -81,7 +48,7 @@ def _train(model, cfg, splits, run_dir, train_seed, verbose):
     state, last, _ = checkpoint_managers(model, run_dir)
     if last.latest_checkpoint:
         last.checkpoint.restore(last.latest_checkpoint).assert_existing_objects_matched()
-        _repair_best(run_dir, state, last.latest_checkpoint)
+        repair_best(run_dir, state, last.latest_checkpoint)
         print(f"Resuming {run_dir} after epoch {int(state['epoch'].numpy())}", flush=True)
     writer = tf.summary.create_file_writer(run_dir.logs)
     stop = StopOnNonFinite()
@@ -110,7 +77,7 @@ def _train(model, cfg, splits, run_dir, train_seed, verbose):
         with run_dir.writing():
             last.save()  # the commit: what resume and selection trust
             if improved:
-                _publish_best(run_dir, last.latest_checkpoint, epoch + 1)
+                publish_best(run_dir, last.latest_checkpoint, epoch + 1)
         _log_scalars(writer, epoch + 1, {**losses, **{f"val/{k}": v for k, v in val.items()}})
         shown = "  ".join(f"val {k} {v:.4g}" for k, v in val.items())
         print(f"epoch {epoch + 1}/{cfg['epochs']}  {shown}{'  (best)' if improved else ''}  "
@@ -136,11 +103,14 @@ def _identity(model_name, dataset, anomalous_class, splits, protocol, train_seed
 
 def run(model_name, dataset, anomalous_class, output_dir, protocol="pooled", config=None,
         epochs=None, batch_size=None, train_seed=0, split_seed=0, data_dir=None, verbose=2,
-        deterministic=True, limit=None, threshold="f1"):
+        deterministic=True, limit=None, threshold="f1", strategy="default", cpu_devices=None):
     """Trains, selects on validation, tests once, exports; returns the results dict.
 
     `threshold` is the rule choosing the exported threshold on validation scores: "f1"
-    (F1-optimal) or "fpr:RATE" (a RATE share of validation normals above it).
+    (F1-optimal) or "fpr:RATE" (a RATE share of validation normals above it). `strategy`:
+    "default", "mirrored" (local GPUs, or `cpu_devices` logical CPU devices) or "multi_worker"
+    (TF_CONFIG); the config's batch size stays the global batch, and only the chief writes
+    `output_dir` (other workers write into a temporary folder, removed at the end).
 
     Every argument is checked and the data loaded before anything is written. A diverging run
     raises DivergenceError after evaluating and exporting the best epoch so far.
@@ -151,7 +121,19 @@ def run(model_name, dataset, anomalous_class, output_dir, protocol="pooled", con
     splits = load_splits(dataset, anomalous_class, protocol, split_seed, data_dir, limit)
     identity = _identity(model_name, dataset, anomalous_class, splits, protocol, train_seed,
                          split_seed, limit, cfg)
-    run_dir = RunDir(output_dir)
+    distribute.check(strategy, cpu_devices)
+    tf_strategy, chief = distribute.make(strategy, cpu_devices)
+    run_dir = RunDir(output_dir if chief else tempfile.mkdtemp(prefix="anomaly_toolbox-worker-"))
+    try:
+        return _run(run_dir, model_cls, cfg, splits, identity, train_seed, deterministic, verbose,
+                    threshold, tf_strategy, strategy, started)
+    finally:
+        if not chief:
+            shutil.rmtree(run_dir.path, ignore_errors=True)
+
+
+def _run(run_dir, model_cls, cfg, splits, identity, train_seed, deterministic, verbose, threshold,
+         tf_strategy, strategy, started):
     with run_dir.locked():
         run_dir.claim(identity)
         if run_dir.finished():
@@ -159,11 +141,13 @@ def run(model_name, dataset, anomalous_class, output_dir, protocol="pooled", con
         keras.utils.set_random_seed(train_seed)
         if deterministic:
             tf.config.experimental.enable_op_determinism()
-        model = model_cls(**cfg["model"], channels=splits.channels)
-        model.compile()
+        with tf_strategy.scope():
+            model = model_cls(**cfg["model"], channels=splits.channels)
+            model.compile()
         state, writer, diverged = _train(model, cfg, splits, run_dir, train_seed, verbose)
+        distribution = {"strategy": strategy, "replicas": tf_strategy.num_replicas_in_sync}
         return _finish(model, splits, run_dir, identity, cfg, state, writer, diverged, threshold,
-                       started, verbose)
+                       started, verbose, distribution)
 
 
 def _already_finished(run_dir):
@@ -175,14 +159,22 @@ def _already_finished(run_dir):
     return results
 
 
+def _weights_sha256(model):
+    """Of the exported (best-epoch) weights: equal on every worker of a multi-worker run."""
+    digest = hashlib.sha256()
+    for w in model.get_weights():
+        digest.update(w.tobytes())
+    return digest.hexdigest()
+
+
 def _finish(model, splits, run_dir, identity, cfg, state, writer, diverged, threshold, started,
-            verbose):
+            verbose, distribution):
     """Restores the best epoch, scores validation and test, writes figures, SavedModel, scores
     and results.json (last: its presence marks the run finished)."""
     model_name, best = identity["model"], tf.train.latest_checkpoint(run_dir.best_checkpoints)
     if diverged and not best:
         raise DivergenceError(f"{model_name}: {diverged}; no epoch finished, so nothing was kept")
-    tf.train.Checkpoint(model=model).restore(best).assert_existing_objects_matched()
+    tf.train.Checkpoint(model=model).restore(best).assert_existing_objects_matched().expect_partial()
     t0 = time.time()
     selected_epoch = int(state["best_epoch"].numpy())
     val_scores = run_dir.best_val_scores(selected_epoch, len(splits.y_val))
@@ -218,10 +210,13 @@ def _finish(model, splits, run_dir, identity, cfg, state, writer, diverged, thre
                "wall_time_s": {"train": round(float(state["train_seconds"].numpy()), 1),
                                "evaluate": round(eval_time, 1),
                                "total_this_invocation": round(time.time() - started, 1)},
-               "history": run_dir.history(), "versions": versions()}
+               "history": run_dir.history(), "versions": versions(),
+               "distribution": {**distribution, "weights_sha256": _weights_sha256(model)}}
     if diverged:
         results["diverged"] = diverged
     run_dir.write_results(results)
+    if distribution["strategy"] == "multi_worker":
+        print(f"final weights sha256 {results['distribution']['weights_sha256']}", flush=True)
     if "auprc" in test_metrics:
         print(f"test AUPRC {test_metrics['auprc']:.4f}  AUROC {test_metrics['auroc']:.4f}  "
               f"F1 {test_metrics['f1']:.4f} (val threshold {threshold:.4g})", flush=True)
