@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from conftest import DATA_DIR
@@ -121,15 +122,31 @@ def test_mirrored_run_through_the_train_command_records_its_strategy(tmp_path):
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps({"epochs": 2, "batch_size": 32,
                                   "model": {"latent_dim": 8, "filters": [4, 8, 16]}}))
+    def command(name, *flags):
+        return [sys.executable, "-m", "anomaly_toolbox.train", "--model=ganomaly",
+                "--dataset=mnist", "--anomalous_class=3", f"--config={config}", "--limit=512",
+                f"--data_dir={DATA_DIR}", f"--output_dir={tmp_path / name}", "--verbose=2",
+                *flags]
+
+    mirrored = ["--strategy=mirrored", "--cpu_devices=2"]
     runs = {}
-    for name, flags in (("one", []), ("mirrored", ["--strategy=mirrored", "--cpu_devices=2"])):
-        proc = subprocess.run([sys.executable, "-m", "anomaly_toolbox.train",
-                               "--model=ganomaly", "--dataset=mnist", "--anomalous_class=3",
-                               f"--config={config}", "--limit=128", f"--data_dir={DATA_DIR}",
-                               f"--output_dir={tmp_path / name}", "--verbose=2", *flags],
-                              capture_output=True, text=True)
+    for name, flags in (("one", []), ("mirrored", mirrored)):
+        proc = subprocess.run(command(name, *flags), capture_output=True, text=True)
         assert proc.returncode == 0, proc.stderr[-2000:]
         runs[name] = json.loads((tmp_path / name / "results.json").read_text())
+    # killed after its first epoch's commit, a mirrored run resumes and ends where one
+    # uninterrupted mirrored run ends
+    killed = subprocess.Popen(command("killed", *mirrored), stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    marker, deadline = tmp_path / "killed" / "checkpoints" / "last" / "checkpoint", time.time() + 300
+    while not marker.exists() and killed.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    killed.kill()
+    killed.wait()
+    resumed = subprocess.run(command("killed", *mirrored), capture_output=True, text=True)
+    assert resumed.returncode == 0 and "Resuming" in resumed.stdout, resumed.stderr[-2000:]
+    again = json.loads((tmp_path / "killed" / "results.json").read_text())
+    assert again["test"] == runs["mirrored"]["test"]
     assert runs["one"]["distribution"]["replicas"] == 1
     assert runs["mirrored"]["distribution"] | {"weights_sha256": None} == {
         "strategy": "mirrored", "replicas": 2, "weights_sha256": None}
