@@ -45,6 +45,9 @@ def define_flags():
     flags.DEFINE_string("strategy", "default", "default (one device), mirrored (all local GPUs, "
                         "or --cpu_devices logical CPUs) or multi_worker (cluster from TF_CONFIG); "
                         "--batch_size stays the global batch.")
+    flags.DEFINE_bool("record_test_curve", False, "Analysis only (the budget study): also score "
+                      "the TEST split after every epoch into analysis/test_curve.json; model "
+                      "selection never reads it.")
     flags.DEFINE_integer("cpu_devices", None, "With --strategy=mirrored on a CPU machine: this "
                          "many logical CPU devices (how the tests run it).")
 
@@ -68,7 +71,7 @@ def body():
                  batch_size=FLAGS.batch_size, train_seed=FLAGS.train_seed,
                  split_seed=FLAGS.split_seed, data_dir=FLAGS.data_dir, verbose=FLAGS.verbose,
                  limit=FLAGS.limit, threshold=FLAGS.threshold, strategy=FLAGS.strategy,
-                 cpu_devices=FLAGS.cpu_devices)
+                 cpu_devices=FLAGS.cpu_devices, record_test_curve=FLAGS.record_test_curve)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import numpy as np
 from absl import flags
 
 from anomaly_toolbox import cli
-from anomaly_toolbox.files import write_json, write_npz
+from anomaly_toolbox.files import write_atomic, write_json, write_npz
 from anomaly_toolbox.run.rundir import RunDir
 
 FLAGS = flags.FLAGS
@@ -47,6 +47,8 @@ def define_flags():
                          "cell (default: CPU count // workers; TensorFlow's own default with 1 worker).")
     flags.DEFINE_string("shard", "0/1", "i/n: run cells i, i+n, i+2n, ...")
     flags.DEFINE_string("benchmarks_md", "benchmarks.md", "Table to regenerate after the grid.")
+    flags.DEFINE_bool("record_test_curve", False, "Passed to anomaly_toolbox.train: each epoch's "
+                      "test metrics are kept for the budget study's comparison (analysis only).")
     flags.DEFINE_bool("table_only", False, "Only regenerate the table from results_dir, after "
                       "checking it (merged shards: no duplicate cells; gaps of the grid listed).")
     flags.DEFINE_bool("require_complete", False, "With --table_only: a gap in the grid given by "
@@ -99,7 +101,8 @@ def worker_env(workers, threads=None):
     return env
 
 
-def run_cell(cell, results_dir, runs_dir, data_dir, experiments_dir, limit=None, env=None):
+def run_cell(cell, results_dir, runs_dir, data_dir, experiments_dir, limit=None, env=None,
+             test_curve=False):
     protocol, dataset, model_name, profile, anomalous_class, seed = cell
     name = cell_name(*cell)
     target = os.path.join(results_dir, name + ".json")
@@ -112,7 +115,7 @@ def run_cell(cell, results_dir, runs_dir, data_dir, experiments_dir, limit=None,
                f"--protocol={protocol}", f"--train_seed={seed}", f"--output_dir={run_dir}",
                f"--config={os.path.join(experiments_dir, f'{model_name}_{dataset}_{profile}.json')}",
                "--verbose=2"] + ([f"--data_dir={data_dir}"] if data_dir else []) \
-        + ([f"--limit={limit}"] if limit else [])
+        + ([f"--limit={limit}"] if limit else []) + (["--record_test_curve"] if test_curve else [])
     started = time.time()
     with open(RunDir(run_dir).file("train.log"), "a") as log:
         code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -130,6 +133,10 @@ def keep_cell(run_dir, target):
     write_npz(target + ".scores.npz", compressed=True,
               **{k: scores[k].astype(np.float32 if "scores" in k else bool)
                  for k in ("val_scores", "val_labels", "test_scores", "test_labels")})
+    if os.path.exists(run_dir.test_curve_json):  # analysis only: the budget study's comparison
+        rows = run_dir.read_json(run_dir.test_curve_json)
+        write_atomic(target + ".test_curve.csv", "epoch,test_auprc,test_auroc\n" + "".join(
+            f"{r['epoch']},{r['auprc']:.6f},{r['auroc']:.6f}\n" for r in rows))
     write_json(target + ".json", run_dir.results())  # last: its presence marks the cell done
 
 
@@ -196,7 +203,8 @@ def body():
               f"{env.get('TF_NUM_INTRAOP_THREADS', 'default')} thread(s) each", flush=True)
         with ThreadPoolExecutor(FLAGS.workers) as pool:
             jobs = [pool.submit(run_cell, c, FLAGS.results_dir, FLAGS.runs_dir, FLAGS.data_dir,
-                                _experiments(), FLAGS.limit, env) for c in cells]
+                                _experiments(), FLAGS.limit, env, FLAGS.record_test_curve)
+                    for c in cells]
             for job in jobs:
                 print(*job.result(), flush=True)
     else:

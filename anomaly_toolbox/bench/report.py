@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
-from anomaly_toolbox.bench import claims, ensembles
+from anomaly_toolbox.bench import budget, claims, ensembles
 
 COMMAND = ("python -m anomaly_toolbox.bench.benchmark --models={models} --datasets={dataset} "
            "--classes=0-9 --seeds={seeds} --protocol={protocol} --profile={profile} "
@@ -204,11 +204,15 @@ SPEED_SECTIONS = (SPEED_REPORT, SPEED_SETTINGS_REPORT)
 
 
 def write(results_dir, path):
-    """benchmarks.md: the result tables, then the speed sections that were written."""
+    """benchmarks.md: the result tables, the budget study, then the speed sections written."""
     from anomaly_toolbox.files import write_atomic
 
     figures = os.path.join(os.path.dirname(os.path.abspath(path)), "figures")
-    text = render(load_results(results_dir), figures)
+    rows = load_results(results_dir)
+    text = render(rows, figures)
+    study = budget.section(rows, results_dir)
+    if study:
+        text += "\n" + "\n".join(study)
     for name in SPEED_SECTIONS:
         section = os.path.join(results_dir, name)
         if os.path.exists(section):

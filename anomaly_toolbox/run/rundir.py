@@ -12,6 +12,9 @@
     saved_model/        the exported scorer
     logs/               TensorBoard
     test_*.png          figures
+    analysis/test_curve.json   only with --record_test_curve: each epoch's TEST metrics, for
+                        the budget study's comparison; the run never reads it (selection is on
+                        validation)
 """
 
 import contextlib
@@ -47,6 +50,15 @@ class RunDir:
     checkpoints = property(lambda self: self.file("checkpoints"))
     last_checkpoints = property(lambda self: os.path.join(self.checkpoints, "last"))
     best_checkpoints = property(lambda self: os.path.join(self.checkpoints, "best"))
+    test_curve_json = property(lambda self: os.path.join(self.file("analysis"), "test_curve.json"))
+
+    def append_test_curve(self, row):
+        """Analysis only: written here, read by the benchmark report, never by training."""
+        os.makedirs(os.path.dirname(self.test_curve_json), exist_ok=True)
+        rows = []
+        if os.path.exists(self.test_curve_json):
+            rows = [r for r in self.read_json(self.test_curve_json) if r["epoch"] < row["epoch"]]
+        write_json(self.test_curve_json, rows + [row])
 
     def figure(self, name):
         return self.file(FIGURES[name])

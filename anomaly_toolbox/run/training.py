@@ -42,7 +42,7 @@ def non_finite(scores, what, epoch):
     return f"{what} scores became NaN/inf in epoch {epoch} ({bad} of {len(scores)})" if bad else None
 
 
-def _train(model, cfg, splits, run_dir, train_seed, verbose):
+def _train(model, cfg, splits, run_dir, train_seed, verbose, test_curve=False):
     """Fits epoch by epoch from the last checkpoint; returns (state, writer, divergence message
     or None)."""
     state, last, _ = checkpoint_managers(model, run_dir)
@@ -78,6 +78,9 @@ def _train(model, cfg, splits, run_dir, train_seed, verbose):
             last.save()  # the commit: what resume and selection trust
             if improved:
                 publish_best(run_dir, last.latest_checkpoint, epoch + 1)
+        if test_curve and metrics.has_both_classes(splits.y_test):  # analysis only, never read
+            run_dir.append_test_curve({"epoch": epoch + 1, **metrics.ranking_metrics(
+                score_images(model, splits.x_test), splits.y_test)})
         _log_scalars(writer, epoch + 1, {**losses, **{f"val/{k}": v for k, v in val.items()}})
         shown = "  ".join(f"val {k} {v:.4g}" for k, v in val.items())
         print(f"epoch {epoch + 1}/{cfg['epochs']}  {shown}{'  (best)' if improved else ''}  "
@@ -103,7 +106,8 @@ def _identity(model_name, dataset, anomalous_class, splits, protocol, train_seed
 
 def run(model_name, dataset, anomalous_class, output_dir, protocol="pooled", config=None,
         epochs=None, batch_size=None, train_seed=0, split_seed=0, data_dir=None, verbose=2,
-        deterministic=True, limit=None, threshold="f1", strategy="default", cpu_devices=None):
+        deterministic=True, limit=None, threshold="f1", strategy="default", cpu_devices=None,
+        record_test_curve=False):
     """Trains, selects on validation, tests once, exports; returns the results dict.
 
     `threshold` is the rule choosing the exported threshold on validation scores: "f1"
@@ -111,6 +115,8 @@ def run(model_name, dataset, anomalous_class, output_dir, protocol="pooled", con
     "default", "mirrored" (local GPUs, or `cpu_devices` logical CPU devices) or "multi_worker"
     (TF_CONFIG); the config's batch size stays the global batch, and only the chief writes
     `output_dir` (other workers write into a temporary folder, removed at the end).
+    `record_test_curve` also scores TEST after every epoch into analysis/test_curve.json, for
+    measuring what picking the best test epoch would inflate; selection never reads it.
 
     Every argument is checked and the data loaded before anything is written. A diverging run
     raises DivergenceError after evaluating and exporting the best epoch so far.
@@ -126,14 +132,14 @@ def run(model_name, dataset, anomalous_class, output_dir, protocol="pooled", con
     run_dir = RunDir(output_dir if chief else tempfile.mkdtemp(prefix="anomaly_toolbox-worker-"))
     try:
         return _run(run_dir, model_cls, cfg, splits, identity, train_seed, deterministic, verbose,
-                    threshold, tf_strategy, strategy, started)
+                    threshold, tf_strategy, strategy, started, record_test_curve)
     finally:
         if not chief:
             shutil.rmtree(run_dir.path, ignore_errors=True)
 
 
 def _run(run_dir, model_cls, cfg, splits, identity, train_seed, deterministic, verbose, threshold,
-         tf_strategy, strategy, started):
+         tf_strategy, strategy, started, test_curve):
     with run_dir.locked():
         run_dir.claim(identity)
         if run_dir.finished():
@@ -144,7 +150,8 @@ def _run(run_dir, model_cls, cfg, splits, identity, train_seed, deterministic, v
         with tf_strategy.scope():
             model = model_cls(**cfg["model"], channels=splits.channels)
             model.compile()
-        state, writer, diverged = _train(model, cfg, splits, run_dir, train_seed, verbose)
+        state, writer, diverged = _train(model, cfg, splits, run_dir, train_seed, verbose,
+                                         test_curve)
         distribution = {"strategy": strategy, "replicas": tf_strategy.num_replicas_in_sync}
         return _finish(model, splits, run_dir, identity, cfg, state, writer, diverged, threshold,
                        started, verbose, distribution)
