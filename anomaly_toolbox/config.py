@@ -12,7 +12,7 @@ TRAINING_DEFAULTS = {"epochs": 15, "batch_size": 64}
 # Far above any useful value (the papers use <= 100 epochs, batches <= 512), low enough that a
 # typo (an extra zero or three) is refused at once instead of running for weeks or exhausting memory.
 TRAINING_MAX = {"epochs": 10_000, "batch_size": 65_536}
-FILE_KEYS = {"epochs", "batch_size", "model", "profile", "description"}
+FILE_KEYS = {"epochs", "batch_size", "precision", "model", "profile", "description"}
 
 
 def _check_type(key, value, default, source):
@@ -51,8 +51,11 @@ def read_config_file(path):
     return data
 
 
-def resolve(model_cls, config_path=None, epochs=None, batch_size=None):
-    """Returns {"epochs", "batch_size", "profile", "model": {...}} with every value checked."""
+def resolve(model_cls, config_path=None, epochs=None, batch_size=None, precision=None):
+    """Returns {"epochs", "batch_size", "precision", "profile", "model": {...}}, every value
+    checked; "precision" is the concrete one ("auto" resolved on this machine)."""
+    from anomaly_toolbox.models import precision as precision_lib
+
     data = read_config_file(config_path) if config_path else {}
     source = f"config {config_path}" if config_path else "config"
     model_cfg = dict(model_cls.DEFAULTS)
@@ -73,5 +76,8 @@ def resolve(model_cls, config_path=None, epochs=None, batch_size=None):
         if not isinstance(value, int) or not 0 < value <= TRAINING_MAX[key]:
             raise UsageError(key, value, f"an integer in 1..{TRAINING_MAX[key]}")
         resolved[key] = value
+    requested = precision or data.get("precision", "auto")
+    resolved["precision"] = precision_lib.resolve(requested if isinstance(requested, str)
+                                                  else repr(requested))
     resolved["model"] = model_cfg
     return resolved

@@ -45,6 +45,10 @@ def define_flags():
     flags.DEFINE_string("strategy", "default", "default (one device), mirrored (all local GPUs, "
                         "or --cpu_devices logical CPUs) or multi_worker (cluster from TF_CONFIG); "
                         "--batch_size stays the global batch.")
+    flags.DEFINE_string("precision", None, "float32, mixed_bfloat16 (CPUs with AVX512_BF16/AMX, "
+                        "recent GPUs), mixed_float16 (GPUs, loss scaling) or auto (default: the "
+                        "config's, else auto; auto stays float32 until bfloat16's quality check "
+                        "passes, see README).")
     flags.DEFINE_bool("record_test_curve", False, "Analysis only (the budget study): also score "
                       "the TEST split after every epoch into analysis/test_curve.json; model "
                       "selection never reads it.")
@@ -71,7 +75,8 @@ def body():
                  batch_size=FLAGS.batch_size, train_seed=FLAGS.train_seed,
                  split_seed=FLAGS.split_seed, data_dir=FLAGS.data_dir, verbose=FLAGS.verbose,
                  limit=FLAGS.limit, threshold=FLAGS.threshold, strategy=FLAGS.strategy,
-                 cpu_devices=FLAGS.cpu_devices, record_test_curve=FLAGS.record_test_curve)
+                 cpu_devices=FLAGS.cpu_devices, record_test_curve=FLAGS.record_test_curve,
+                 precision=FLAGS.precision)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,10 @@ class AdversarialModel(keras.Model):
                                                                 beta_1=self.beta_1)
         self.d_optimizer = d_optimizer or keras.optimizers.Adam(self.learning_rate,
                                                                 beta_1=self.beta_1)
+        self.loss_scaled = self.dtype_policy.name == "mixed_float16"
+        if self.loss_scaled:
+            self.g_optimizer = keras.optimizers.LossScaleOptimizer(self.g_optimizer)
+            self.d_optimizer = keras.optimizers.LossScaleOptimizer(self.d_optimizer)
         self.g_optimizer.build(self.generator_variables)
         self.d_optimizer.build(self.discriminator_variables)
         self.built = True  # every network was built with its input shape; fit needs no sample
@@ -51,6 +55,9 @@ class AdversarialModel(keras.Model):
             losses = self.losses_on(x, training=True)
             scaled = {k: losses[k] if isinstance(share, float) else losses[k] * share
                       for k in (self.G_LOSS, self.D_LOSS)}
+            if self.loss_scaled:  # mixed_float16: gradients would underflow unscaled
+                scaled = {self.G_LOSS: self.g_optimizer.scale_loss(scaled[self.G_LOSS]),
+                          self.D_LOSS: self.d_optimizer.scale_loss(scaled[self.D_LOSS])}
         for key, optimizer, variables in ((self.G_LOSS, self.g_optimizer, self.generator_variables),
                                           (self.D_LOSS, self.d_optimizer,
                                            self.discriminator_variables)):

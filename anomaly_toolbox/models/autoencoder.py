@@ -28,6 +28,8 @@ class Autoencoder(keras.Model):
     def compile(self, optimizer=None, **kwargs):
         """Adam with the config's learning rate and beta_1 unless an optimizer is passed."""
         optimizer = optimizer or keras.optimizers.Adam(self.learning_rate, beta_1=self.beta_1)
+        if self.dtype_policy.name == "mixed_float16":  # gradients would underflow unscaled
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         optimizer.build(self.trainable_variables)  # slots now: a checkpoint restores before step 1
         super().compile(optimizer=optimizer, **kwargs)
         self.built = True  # both networks were built with their input shapes
@@ -43,6 +45,7 @@ class Autoencoder(keras.Model):
         with tf.GradientTape() as tape:
             losses = self.losses_on(x, training=True)
             loss = losses["l1_loss"] if isinstance(share, float) else losses["l1_loss"] * share
+            loss = self.optimizer.scale_loss(loss)  # the loss itself unless mixed_float16
         variables = self.trainable_variables
         self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         return replicas.reported(losses)

@@ -22,8 +22,17 @@ def batch_norm():
     return layers.BatchNormalization(synchronized=replicas.replicated())
 
 
-def conv_trunk(filters, channels, name, leaky=True):
-    """32x32xC -> 4x4xfilters[-1]; BatchNorm on every block but the first (DCGAN)."""
+def float32_output(model):
+    """Under a mixed policy the network computes in bfloat16/float16 but hands float32 to the
+    losses and scores (Keras' advice for outputs); under float32 nothing is added."""
+    if keras.config.dtype_policy().compute_dtype != "float32":
+        model.add(layers.Activation("linear", dtype="float32"))
+    return model
+
+
+def conv_trunk(filters, channels, name, leaky=True, output=True):
+    """32x32xC -> 4x4xfilters[-1]; BatchNorm on every block but the first (DCGAN). `output`:
+    the trunk is a network's output (float32 under a mixed policy), not an inner part."""
     model = keras.Sequential(name=name)
     model.add(keras.Input((32, 32, channels)))
     for i, width in enumerate(filters):
@@ -31,15 +40,15 @@ def conv_trunk(filters, channels, name, leaky=True):
         if i > 0:
             model.add(batch_norm())
         model.add(layers.LeakyReLU(0.2) if leaky else layers.ReLU())
-    return model
+    return float32_output(model) if output else model
 
 
 def encoder(filters, latent_dim, channels, name, leaky=True):
     """x (32x32xC) -> z (latent_dim,)."""
-    model = conv_trunk(filters, channels, name, leaky)
+    model = conv_trunk(filters, channels, name, leaky, output=False)
     model.add(layers.Conv2D(latent_dim, 4, 1, "valid", use_bias=False, kernel_initializer=dcgan_init()))
     model.add(layers.Flatten())
-    return model
+    return float32_output(model)
 
 
 def decoder(filters, latent_dim, channels, name):
@@ -58,14 +67,14 @@ def decoder(filters, latent_dim, channels, name):
         model.add(layers.ReLU())
     model.add(layers.Conv2DTranspose(channels, 4, 2, "same", activation="tanh",
                                      kernel_initializer=dcgan_init()))
-    return model
+    return float32_output(model)
 
 
 def logit_head(filters, name):
     """4x4 features -> one real/fake logit per image."""
-    return keras.Sequential([
+    return float32_output(keras.Sequential([
         keras.Input((4, 4, filters[-1])),
         layers.Conv2D(1, 4, 1, "valid", kernel_initializer=dcgan_init()),
         layers.Flatten(),
-    ], name=name)
+    ], name=name))
 

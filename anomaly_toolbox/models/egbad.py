@@ -22,11 +22,14 @@ from anomaly_toolbox.models.registry import register
 def discriminator(filters, latent_dim, z_units, units, channels, name):
     """(x, z) -> (logit (B, 1), feature layer f_D (B, units))."""
     x_in, z_in = keras.Input((32, 32, channels)), keras.Input((latent_dim,))
-    hx = layers.Flatten()(blocks.conv_trunk(filters, channels, f"{name}_x")(x_in))
+    hx = layers.Flatten()(blocks.conv_trunk(filters, channels, f"{name}_x", output=False)(x_in))
     hz = layers.LeakyReLU(0.2)(layers.Dense(z_units, kernel_initializer=blocks.dcgan_init())(z_in))
     h = layers.Concatenate()([hx, hz])
     features = layers.LeakyReLU(0.2)(layers.Dense(units, kernel_initializer=blocks.dcgan_init())(h))
     logit = layers.Dense(1, kernel_initializer=blocks.dcgan_init())(features)
+    if keras.config.dtype_policy().compute_dtype != "float32":  # as blocks.float32_output
+        logit, features = (layers.Activation("linear", dtype="float32")(t)
+                           for t in (logit, features))
     return keras.Model([x_in, z_in], [logit, features], name=name)
 
 

@@ -21,6 +21,7 @@ from anomaly_toolbox import metrics, models
 from anomaly_toolbox.data import load_splits
 from anomaly_toolbox.data.preprocessing import IMAGE_SIZE, train_dataset
 from anomaly_toolbox.errors import DivergenceError
+from anomaly_toolbox.models.precision import policy as precision_policy
 from anomaly_toolbox.run import distribute, export, figures
 from anomaly_toolbox.run.checkpoints import checkpoint_managers, publish_best, repair_best
 from anomaly_toolbox.run.callbacks import Progress, StopOnNonFinite
@@ -107,7 +108,7 @@ def _identity(model_name, dataset, anomalous_class, splits, protocol, train_seed
 def run(model_name, dataset, anomalous_class, output_dir, protocol="pooled", config=None,
         epochs=None, batch_size=None, train_seed=0, split_seed=0, data_dir=None, verbose=2,
         deterministic=True, limit=None, threshold="f1", strategy="default", cpu_devices=None,
-        record_test_curve=False):
+        record_test_curve=False, precision=None):
     """Trains, selects on validation, tests once, exports; returns the results dict.
 
     `threshold` is the rule choosing the exported threshold on validation scores: "f1"
@@ -115,6 +116,7 @@ def run(model_name, dataset, anomalous_class, output_dir, protocol="pooled", con
     "default", "mirrored" (local GPUs, or `cpu_devices` logical CPU devices) or "multi_worker"
     (TF_CONFIG); the config's batch size stays the global batch, and only the chief writes
     `output_dir` (other workers write into a temporary folder, removed at the end).
+    `precision` overrides the config's ("auto" by default: see models/precision.py).
     `record_test_curve` also scores TEST after every epoch into analysis/test_curve.json, for
     measuring what picking the best test epoch would inflate; selection never reads it.
 
@@ -123,7 +125,7 @@ def run(model_name, dataset, anomalous_class, output_dir, protocol="pooled", con
     """
     started = time.time()
     model_cls = models.get(model_name)
-    cfg = config_lib.resolve(model_cls, config, epochs, batch_size)
+    cfg = config_lib.resolve(model_cls, config, epochs, batch_size, precision)
     splits = load_splits(dataset, anomalous_class, protocol, split_seed, data_dir, limit)
     identity = _identity(model_name, dataset, anomalous_class, splits, protocol, train_seed,
                          split_seed, limit, cfg)
@@ -147,7 +149,7 @@ def _run(run_dir, model_cls, cfg, splits, identity, train_seed, deterministic, v
         keras.utils.set_random_seed(train_seed)
         if deterministic:
             tf.config.experimental.enable_op_determinism()
-        with tf_strategy.scope():
+        with tf_strategy.scope(), precision_policy(cfg["precision"]):
             model = model_cls(**cfg["model"], channels=splits.channels)
             model.compile()
         state, writer, diverged = _train(model, cfg, splits, run_dir, train_seed, verbose,

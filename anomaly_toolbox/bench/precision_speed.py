@@ -1,0 +1,77 @@
+"""Train-step and scoring img/s of one model in float32 and in mixed bfloat16, interleaved in
+one process (rounds alternate, so load on the machine hits both alike).
+
+  python -m anomaly_toolbox.bench.precision_speed --model=ganomaly --filters=64,128,256
+
+A first measurement for issue 17 (bfloat16); the full speed report does not rate bfloat16 yet.
+"""
+
+import time
+
+from absl import flags
+
+from anomaly_toolbox import cli
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    flags.DEFINE_string("model", "ganomaly", "Registered model name.")
+    flags.DEFINE_list("filters", ["64", "128", "256"], "Widths (paper: 64,128,256).")
+    flags.DEFINE_integer("batch_size", 64, "Images per step.")
+    flags.DEFINE_integer("steps", 8, "Steps (and scoring calls) per timed window.")
+    flags.DEFINE_integer("rounds", 3, "Windows per precision, alternating.")
+    flags.DEFINE_string("data_dir", None, "As for anomaly_toolbox.train.")
+
+
+def build(model_name, filters, name):
+    import keras
+    import tensorflow as tf
+
+    from anomaly_toolbox import models
+    from anomaly_toolbox.models.precision import policy
+
+    keras.utils.set_random_seed(0)
+    with policy(name):
+        cls = models.get(model_name)
+        model = cls(**{**cls.DEFAULTS, "filters": filters}, channels=1)
+        model.compile()
+    return tf.function(model.train_step), tf.function(model.score)
+
+
+def window(fn, x, steps):
+    """Seconds for `steps` calls, synchronised on the last result."""
+    start = time.perf_counter()
+    for _ in range(steps):
+        out = fn(x)
+    (list(out.values())[0] if isinstance(out, dict) else out).numpy()
+    return time.perf_counter() - start
+
+
+def body():
+    from anomaly_toolbox.data import load_splits
+    from anomaly_toolbox.data.preprocessing import to_model_input
+
+    splits = load_splits("mnist", 3, data_dir=FLAGS.data_dir, limit=FLAGS.batch_size)
+    x = to_model_input(splits.x_train[:FLAGS.batch_size])
+    filters = [int(f) for f in FLAGS.filters]
+    fns = {name: build(FLAGS.model, filters, name) for name in ("float32", "mixed_bfloat16")}
+    for step, score in fns.values():
+        window(step, x, 2), window(score, x, 2)  # warm-up: tracing and first kernels
+    best = {name: [0.0, 0.0] for name in fns}
+    for _ in range(FLAGS.rounds):
+        for name, (step, score) in fns.items():
+            images = FLAGS.steps * FLAGS.batch_size
+            best[name][0] = max(best[name][0], images / window(step, x, FLAGS.steps))
+            best[name][1] = max(best[name][1], images / window(score, x, FLAGS.steps))
+    print(f"| precision | train img/s | score img/s |  ({FLAGS.model}, filters {filters}, "
+          f"batch {FLAGS.batch_size}, best of {FLAGS.rounds} interleaved windows)")
+    print("|---|---|---|")
+    for name, (train, score) in best.items():
+        print(f"| {name} | {train:.0f} | {score:.0f} |")
+    f32, b16 = best["float32"], best["mixed_bfloat16"]
+    print(f"bfloat16 / float32: train {b16[0] / f32[0]:.2f}x, score {b16[1] / f32[1]:.2f}x")
+
+
+if __name__ == "__main__":
+    cli.main(define_flags, body)

@@ -1,0 +1,59 @@
+"""`--precision`: float32, mixed_bfloat16 (CPUs with AVX512_BF16/AMX, recent GPUs),
+mixed_float16 (GPUs; the optimizers then scale the loss) or auto.
+
+Layers take the Keras dtype policy in force when they are built, so a model built inside
+`policy(name)` computes in that precision with float32 variables; every network hands float32
+to the losses and scores (blocks.float32_output), so losses, BCE logits, the latent search and
+the scores stay float32.
+
+`auto` picks bfloat16 only once bfloat16 has been shown to keep test AUPRC within the
+seed-to-seed spread of float32 on the benchmark cells (issue 17's quality gate; benchmarks.md).
+Until then it is float32 everywhere, which also keeps results identical across machines.
+"""
+
+import contextlib
+
+import keras
+import tensorflow as tf
+
+from anomaly_toolbox.errors import UsageError
+
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+BFLOAT16_QUALITY_VERIFIED = False  # flip only with the quality table in benchmarks.md
+
+
+def has_bfloat16(cpuinfo="/proc/cpuinfo"):
+    """A GPU (bfloat16 from Ampere on), or a CPU whose flags list avx512_bf16 or amx_bf16."""
+    for gpu in tf.config.list_physical_devices("GPU"):
+        major = tf.config.experimental.get_device_details(gpu).get("compute_capability", (0,))[0]
+        if major >= 8:
+            return True
+    try:
+        with open(cpuinfo) as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def resolve(name):
+    """The concrete precision for `name`, refusing unknown names and float16 without a GPU."""
+    if name not in PRECISIONS:
+        raise UsageError("precision", name, f"one of {', '.join(PRECISIONS)}")
+    if name == "auto":
+        return "mixed_bfloat16" if BFLOAT16_QUALITY_VERIFIED and has_bfloat16() else "float32"
+    if name == "mixed_float16" and not tf.config.list_physical_devices("GPU"):
+        raise UsageError("precision", name, "a GPU (float16 on a CPU is slower than float32); "
+                         "mixed_bfloat16 or float32 on CPUs")
+    return name
+
+
+@contextlib.contextmanager
+def policy(name):
+    """Keras' global dtype policy set to `name` while a model is built, then restored."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)

@@ -1,0 +1,77 @@
+"""--precision: bfloat16 compute with float32 losses and scores; auto stays float32 until the
+quality gate; float16 needs a GPU."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import DATA_DIR, score_in_fresh_process, tiny_model
+
+from anomaly_toolbox.errors import UsageError
+from anomaly_toolbox.models import precision
+
+
+def test_resolve_names_bad_values_and_keeps_auto_float32_until_verified(monkeypatch):
+    with pytest.raises(UsageError, match="invalid precision: 'bf16'"):
+        precision.resolve("bf16")
+    with pytest.raises(UsageError, match="invalid precision: 'mixed_float16'.*GPU"):
+        precision.resolve("mixed_float16")
+    monkeypatch.setattr(precision, "has_bfloat16", lambda: True)
+    assert precision.resolve("auto") == "float32"
+    monkeypatch.setattr(precision, "BFLOAT16_QUALITY_VERIFIED", True)
+    assert precision.resolve("auto") == "mixed_bfloat16"
+    monkeypatch.setattr(precision, "has_bfloat16", lambda: False)
+    assert precision.resolve("auto") == "float32"
+
+
+def test_bf16_flag_is_read_from_cpuinfo(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("flags\t: fpu avx2 avx512f avx512_bf16 avx512_vnni\n")
+    assert precision.has_bfloat16(str(info))
+    info.write_text("flags\t: fpu avx2 avx512f\n")
+    assert not precision.has_bfloat16(str(info))
+
+
+@pytest.mark.parametrize("name", ["ganomaly", "egbad", "anogan", "autoencoder"])
+def test_models_compute_in_bfloat16_and_hand_float32_to_losses_and_scores(name, batch):
+    with precision.policy("mixed_bfloat16"):
+        model = tiny_model(name, **({"d_z_units": 16, "d_units": 32} if name == "egbad" else {}))
+    import keras
+
+    assert keras.config.dtype_policy().name == "float32"  # restored after building
+    assert all(v.dtype == "float32" for v in model.trainable_variables)
+    losses = model.train_step(batch[:16])
+    assert all(v.dtype == "float32" and np.isfinite(float(v)) for v in losses.values())
+    scores = model.score(batch[:8])
+    assert scores.dtype == "float32" and np.all(np.isfinite(scores.numpy()))
+
+
+def test_a_bfloat16_run_records_its_precision_and_exports_float32_scores(tmp_path, mnist):
+    from anomaly_toolbox.data import load_splits
+    from anomaly_toolbox.run import training
+
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({"epochs": 1, "batch_size": 32,
+                                  "model": {"latent_dim": 8, "filters": [4, 8, 16]}}))
+    results = training.run("ganomaly", "mnist", 3, str(tmp_path / "run"), config=str(config),
+                           data_dir=DATA_DIR, limit=200, verbose=0, precision="mixed_bfloat16")
+    assert results["config"]["precision"] == "mixed_bfloat16"
+    splits = load_splits("mnist", 3, data_dir=DATA_DIR, limit=200)
+    fresh = score_in_fresh_process(tmp_path / "run" / "saved_model", splits.x_test, tmp_path)
+    assert fresh.dtype == np.float32
+    stored = np.load(tmp_path / "run" / "scores.npz")["test_scores"]
+    np.testing.assert_allclose(fresh, stored, rtol=1e-3)
+
+
+def test_precision_speed_tool_prints_both_precisions():
+    import os
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "anomaly_toolbox.bench.precision_speed",
+                           "--filters=4,8,16", "--batch_size=16", "--steps=1", "--rounds=1",
+                           f"--data_dir={DATA_DIR}"], capture_output=True, text=True,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "| float32 |" in proc.stdout and "| mixed_bfloat16 |" in proc.stdout
+    assert "bfloat16 / float32: train" in proc.stdout
