@@ -22,6 +22,8 @@ def define_flags():
     flags.DEFINE_integer("steps", 8, "Steps (and scoring calls) per timed window.")
     flags.DEFINE_integer("rounds", 3, "Windows per precision, alternating.")
     flags.DEFINE_string("data_dir", None, "As for anomaly_toolbox.train.")
+    flags.DEFINE_bool("op_profile", False, "Also print each precision's CPU time per train step "
+                      "by op type (TF profiler; CPU time, so it holds on a loaded machine).")
 
 
 def build(model_name, filters, name):
@@ -69,6 +71,14 @@ def body():
     print("|---|---|---|")
     for name, (train, score) in best.items():
         print(f"| {name} | {train:.0f} | {score:.0f} |")
+    if FLAGS.op_profile:
+        from anomaly_toolbox.bench.speed_investigation import op_profile
+
+        for name, (step, _) in fns.items():
+            profile = op_profile(step, [x], steps=5, top=6)
+            per_step = profile["total_self_us_per_step"] / 1000
+            print(f"{name}: {per_step:.0f} ms CPU per step; " + ", ".join(
+                f"{op} {share * per_step:.0f} ms" for op, share in profile["top"]))
     f32, b16 = best["float32"], best["mixed_bfloat16"]
     print(f"bfloat16 / float32: train {b16[0] / f32[0]:.2f}x, score {b16[1] / f32[1]:.2f}x")
 
