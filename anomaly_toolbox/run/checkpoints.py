@@ -7,6 +7,8 @@ import shutil
 
 import tensorflow as tf
 
+from anomaly_toolbox.files import write_atomic
+
 
 def checkpoint_managers(model, run_dir):
     """(run state variables, manager of the last epoch, manager of the best-validation epoch)."""
@@ -28,7 +30,11 @@ def publish_best(run_dir, last_path, epoch):
     target = os.path.join(folder, f"ckpt-{epoch}")
     for src in glob.glob(glob.escape(last_path) + ".*"):
         shutil.copyfile(src, target + src[len(last_path):])
-    tf.compat.v1.train.update_checkpoint_state(folder, target, [target])
+    # the index tf.train.latest_checkpoint reads (what update_checkpoint_state writes, without
+    # its deprecation warning on every improving epoch), written atomically
+    name = os.path.basename(target)
+    write_atomic(os.path.join(folder, "checkpoint"),
+                 f'model_checkpoint_path: "{name}"\nall_model_checkpoint_paths: "{name}"\n')
     for old in glob.glob(os.path.join(glob.escape(folder), "ckpt-*")):
         if not old.startswith(target + "."):
             os.remove(old)
