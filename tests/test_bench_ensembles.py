@@ -8,8 +8,8 @@ import pytest
 from anomaly_toolbox.bench import ensembles, report
 
 
-def _cell(results, model, k, seed, val, test, y_val, y_test):
-    folder = results / "pooled" / "mnist" / f"{model}_cpu"
+def _cell(results, model, k, seed, val, test, y_val, y_test, profile="cpu"):
+    folder = results / "pooled" / "mnist" / f"{model}_{profile}"
     folder.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(folder / f"class{k}_seed{seed}.scores.npz", val_scores=val,
                         val_labels=y_val, test_scores=test, test_labels=y_test)
@@ -17,7 +17,7 @@ def _cell(results, model, k, seed, val, test, y_val, y_test):
     (folder / f"class{k}_seed{seed}.json").write_text(json.dumps({
         "model": model, "dataset": "mnist", "anomalous_class": k, "protocol": "pooled",
         "split_seed": 0, "limit": None, "train_seed": seed,
-        "config": {"profile": "cpu", "epochs": 2, "batch_size": 64, "model": {"filters": [4]}},
+        "config": {"profile": profile, "epochs": 2, "batch_size": 64, "model": {"filters": [4]}},
         "splits": {"test_anomaly_share": float(y_test.mean())},
         "test": {"auprc": auprc, "auroc": auprc}, "validation": {},
         "wall_time_s": {"train": 60.0, "evaluate": 6.0}, "versions": {"machine": "m",
@@ -52,3 +52,22 @@ def test_ensemble_cells_standardise_on_validation_normals_and_average(tmp_path):
     assert "gan3_ensemble" in text and "3-GAN ensemble" in text
     assert "--models=anogan,autoencoder,egbad,ganomaly " in text  # ensembles are not trained
     assert ensembles.write_all(str(tmp_path)) == written  # derived data: rewritten, not added
+
+
+def test_step_study_compares_three_short_runs_with_one_long_run(tmp_path):
+    """Issue 15's equal-compute pair: the seed ensemble of three 1-epoch GANomaly runs against
+    one 3-epoch run, from the committed cells of the two study profiles."""
+    rng = np.random.default_rng(1)
+    y_val, y_test = np.r_[np.zeros(50), np.ones(20)], np.r_[np.zeros(100), np.ones(40)]
+    for k in (0, 1):
+        for seed in (0, 1, 2):
+            _cell(tmp_path, "ganomaly", k, seed, rng.normal(size=70) + y_val,
+                  rng.normal(size=140) + y_test, y_val, y_test, profile="1epoch")
+        _cell(tmp_path, "ganomaly", k, 0, rng.normal(size=70) + 3 * y_val,
+              rng.normal(size=140) + 3 * y_test, y_val, y_test, profile="3epochs")
+    ensembles.write_all(str(tmp_path))
+    text = report.render(report.load_results(str(tmp_path)), str(tmp_path / "figs"))
+    long = [json.loads((tmp_path / f"pooled/mnist/ganomaly_3epochs/class{k}_seed0.json")
+                       .read_text())["test"]["auprc"] for k in (0, 1)]
+    assert (f"against {np.mean(long):.3f} for one 3-epoch run, and is higher on 0 of 2 "
+            "classes.") in text

@@ -151,7 +151,8 @@ def render(rows, figures_dir):
     if groups:
         claim, verdicts = claims.claim_section(groups, classes, _by_cell)
         said = claims.numbers_say(groups, classes, _by_cell, verdicts,
-                                  ensembles.compare_sentences(groups, classes))
+                                  ensembles.compare_sentences(groups, classes)
+                                  + ensembles.step_study_sentences(groups, classes))
         out += _summary(groups, classes) + said + claim
     else:
         out += ["No results yet.", ""]
