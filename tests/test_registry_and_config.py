@@ -107,3 +107,12 @@ def test_a_saved_model_written_before_the_layout_change_still_loads_and_scores(m
     assert proc.returncode == 0, proc.stderr[-2000:]
     scores = [float(line.split(",")[1]) for line in (tmp_path / "s.csv").read_text().split()[1:]]
     np.testing.assert_allclose(scores, expected, rtol=1e-4)  # scores ~1e-7: relative only
+
+
+def test_default_run_folders_are_plain_names():
+    """folder:PATH used to give runs/ganomaly_folder:PATH_0; now the folder's own name."""
+    from anomaly_toolbox.train import default_output_dir
+
+    assert default_output_dir("ganomaly", "mnist", 4) == "runs/ganomaly_mnist_4"
+    assert default_output_dir("egbad", "folder:/data/my parts/", 0) == "runs/egbad_my parts"
+    assert default_output_dir("egbad", "folder:imgs", 0) == "runs/egbad_imgs"
