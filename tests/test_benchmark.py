@@ -41,7 +41,7 @@ def test_grid_resumes_after_kill_and_writes_the_table(tmp_path):
     assert "class1_seed0 skipped (done)" in done.stdout and first.stat().st_mtime == mtime
     text = table.read_text()
     assert "## mnist, pooled protocol, `tiny, smoke: 300 images per split` profile" in text
-    assert "Missing trained cells (shown as —): 8 of 10" in text
+    assert "Missing trained cells (model x class x seed): 8 of 10" in text
     kept = np.load(results / "pooled" / "mnist" / "ganomaly_tiny" / "class2_seed0.scores.npz")
     assert set(kept.files) == {"val_scores", "val_labels", "test_scores", "test_labels"}
     second = json.loads((results / "pooled" / "mnist" / "ganomaly_tiny" / "class2_seed0.json").read_text())

@@ -28,7 +28,7 @@ def test_summary_and_tables_average_seeds_then_classes(tmp_path):
                                   "1–2 seeds per class) | 0.500 / 0.600 (2 of 10 classes, 1 seed) |")
     assert "| **mean** | 0.600 (2 of 10 classes) | 0.500 (2 of 10 classes) |" in lines
     assert "| 0 | 0.300 ± 0.141 (n=2) | 0.500 (n=1) |" in lines
-    assert "- Missing trained cells (shown as —): 16 of 20." in lines
+    assert "- Missing trained cells (model x class x seed): 35 of 40." in lines
     assert ("- Test anomaly share: 36.0% – 36.0% (by class); a random scorer's expected AUPRC "
             "equals it (dashed line in the chart).") in lines
     assert ("- Hardware, CPU only (wall times depend on it): x86_64 2 cpus: 4 cells; "

@@ -159,15 +159,18 @@ def render(rows, figures_dir):
     for (protocol, dataset, profile), group in sorted(groups.items()):
         models = sorted({r["model"] for r in group})
         trained = [m for m in models if not ensembles.is_ensemble(m)]
+        cells = [r for r in group if r["model"] in trained]  # ensembles: derived, not run
         by_cell = _by_cell(group)
-        missing = sum(1 for m in trained for k in classes if (m, k) not in by_cell)
-        shares = [r["splits"]["test_anomaly_share"] for r in group]
-        machines = Counter(r["versions"]["machine"] for r in group)
-        tf_versions = sorted({r["versions"]["tensorflow"] for r in group})
+        seeds = sorted({r["train_seed"] for r in cells})
+        present = {(r["model"], r["anomalous_class"], r["train_seed"]) for r in cells}
+        missing = len(trained) * len(classes) * len(seeds) - len(present)
+        shares = [r["splits"]["test_anomaly_share"] for r in cells]
+        machines = Counter(r["versions"]["machine"] for r in cells)
+        tf_versions = sorted({r["versions"]["tensorflow"] for r in cells})
         settings = sorted({", ".join(f"{k}={r['versions'].get(k, 'unset')}" for k in
                                      ("TF_ENABLE_ONEDNN_OPTS", "TF_NUM_INTRAOP_THREADS"))
-                           for r in group})
-        total = sum(r["wall_time_s"]["train"] + r["wall_time_s"]["evaluate"] for r in group)
+                           for r in cells})
+        total = sum(r["wall_time_s"]["train"] + r["wall_time_s"]["evaluate"] for r in cells)
         out += [f"## {dataset}, {protocol} protocol, `{profile}` profile", "",
                 f"- Test anomaly share: {min(shares):.1%} – {max(shares):.1%} (by class); a random "
                 "scorer's expected AUPRC equals it (dashed line in the chart).",
@@ -176,10 +179,10 @@ def render(rows, figures_dir):
                 f"- TensorFlow {', '.join(tf_versions)}; {'; '.join(settings)}.",
                 "- Command: `" + COMMAND.format(
                     models=",".join(trained), dataset=dataset, protocol=protocol, profile=profile,
-                    seeds=",".join(str(s) for s in sorted({r["train_seed"] for r in group
-                                                           if r["model"] in trained}))) + "`",
-                f"- Missing trained cells (shown as —): {missing} of {len(trained) * len(classes)}.",
-                f"- Total wall time of the {len(group)} cells (train + evaluate, as measured per "
+                    seeds=",".join(str(s) for s in seeds)) + "`",
+                f"- Missing trained cells (model x class x seed): {missing} of "
+                f"{len(trained) * len(classes) * len(seeds)}.",
+                f"- Total wall time of the {len(cells)} trained cells (train + evaluate, as measured per "
                 f"cell; cells may have run two at a time): {total / 3600:.2f} h.", ""]
         out += ["| model | budget | mean wall time per cell (train + evaluate) |", "|---|---|---|"]
         for m in models:
