@@ -72,6 +72,14 @@ def test_encoder_stage_leaves_generator_and_critic_bit_identical(batch):
     assert int(model.e_optimizer.iterations.numpy()) == 4
 
 
+def test_a_step_traced_outside_fit_is_a_full_stage_step(batch):
+    """As the speed tools time it: tf.function(model.train_step) updates critic and G."""
+    model = tiny_model("fanogan")
+    losses = tf.function(model.train_step)(batch[:16])
+    assert {"d_loss", "g_loss", "gp", "wasserstein"} == set(losses)
+    assert (int(model.d_optimizer.iterations.numpy()), int(model.g_optimizer.iterations.numpy())) == (1, 1)
+
+
 def test_score_is_per_image_and_finite(batch):
     keras.utils.set_random_seed(0)
     model = tiny_model("fanogan", gan_epochs=1)

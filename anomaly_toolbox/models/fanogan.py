@@ -113,6 +113,13 @@ class FAnoGAN(AdversarialModel):
         step = int(self.d_optimizer.iterations.numpy())
         return CRITIC_AND_GENERATOR if (step + 1) % self.n_critic == 0 else CRITIC
 
+    def _unscheduled_kind(self):
+        """A step called outside fit: eagerly, the schedule's next kind; traced by the caller
+        (the speed tools' tf.function(model.train_step)), a full stage step, critic + G."""
+        if tf.executing_eagerly():
+            return self.next_step_kind()
+        return ENCODER if self.encoding else CRITIC_AND_GENERATOR
+
     def make_train_function(self, force=False):
         """One compiled function per kind of step, chosen on the host before each step: a
         tf.cond around an optimizer update fails under tf.distribute (merge_call inside control
@@ -137,7 +144,7 @@ class FAnoGAN(AdversarialModel):
         return train_function
 
     def train_step(self, x):
-        kind = self.step_kind or self.next_step_kind()  # called directly (eagerly): decide now
+        kind = self.step_kind or self._unscheduled_kind()
         share = replicas.loss_share(x)
         if kind == ENCODER:
             return replicas.reported(self._encoder_step(x, share))
