@@ -70,7 +70,8 @@ class FAnoGAN(AdversarialModel):
                  kappa, learning_rate, beta_1, beta_2, encoder_learning_rate, channels=1,
                  **kwargs):
         super().__init__(float(learning_rate), float(beta_1), **kwargs)
-        self.latent_dim, self.gan_epochs, self.n_critic = int(latent_dim), int(gan_epochs), int(n_critic)
+        self.latent_dim, self.gan_epochs = int(latent_dim), int(gan_epochs)
+        self.n_critic = int(n_critic)
         self.lambda_gp, self.kappa, self.beta_2 = float(lambda_gp), float(kappa), float(beta_2)
         self.encoder_learning_rate = float(encoder_learning_rate)
         self.first_selectable_epoch = self.gan_epochs + 1  # validation selects an encoder epoch
