@@ -76,8 +76,23 @@ def resolve(model_cls, config_path=None, epochs=None, batch_size=None, precision
         if not isinstance(value, int) or not 0 < value <= TRAINING_MAX[key]:
             raise UsageError(key, value, f"an integer in 1..{TRAINING_MAX[key]}")
         resolved[key] = value
+    resolved["epochs"] = _staged_epochs(model_cls, model_cfg, resolved["epochs"],
+                                        epochs is not None or "epochs" in data)
     requested = precision or data.get("precision", "auto")
     resolved["precision"] = precision_lib.resolve(requested if isinstance(requested, str)
                                                   else repr(requested))
     resolved["model"] = model_cfg
     return resolved
+
+
+def _staged_epochs(model_cls, model_cfg, epochs, given):
+    """A model trained in stages (STAGE_EPOCHS: model keys) runs for their sum: the default
+    budget becomes that sum, and a budget given otherwise is an error."""
+    keys = getattr(model_cls, "STAGE_EPOCHS", ())
+    total = sum(model_cfg[k] for k in keys)
+    if not keys or epochs == total:
+        return epochs
+    if given:
+        raise UsageError("epochs", epochs, f"{' + '.join(keys)} = {total} for "
+                                           f"{model_cls.registered_name}")
+    return total

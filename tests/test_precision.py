@@ -32,7 +32,7 @@ def test_bf16_flag_is_read_from_cpuinfo(tmp_path):
     assert not precision.has_bfloat16(str(info))
 
 
-@pytest.mark.parametrize("name", ["ganomaly", "egbad", "anogan", "autoencoder"])
+@pytest.mark.parametrize("name", ["ganomaly", "egbad", "anogan", "autoencoder", "fanogan"])
 def test_models_compute_in_bfloat16_and_hand_float32_to_losses_and_scores(name, batch):
     with precision.policy("mixed_bfloat16"):
         model = tiny_model(name, **({"d_z_units": 16, "d_units": 32} if name == "egbad" else {}))

@@ -30,15 +30,18 @@ def float32_output(model):
     return model
 
 
-def conv_trunk(filters, channels, name, leaky=True, output=True):
-    """32x32xC -> 4x4xfilters[-1]; BatchNorm on every block but the first (DCGAN). `output`:
-    the trunk is a network's output (float32 under a mixed policy), not an inner part."""
+def conv_trunk(filters, channels, name, leaky=True, output=True, norm="batch"):
+    """32x32xC -> 4x4xfilters[-1]; `norm` ("batch" or "layer") on every block but the first
+    (DCGAN). Layer norm (over each image's H, W, C, as in Gulrajani et al.'s WGAN-GP critic)
+    keeps images independent, which a per-image gradient penalty needs. `output`: the trunk is
+    a network's output (float32 under a mixed policy), not an inner part."""
     model = keras.Sequential(name=name)
     model.add(keras.Input((32, 32, channels)))
     for i, width in enumerate(filters):
         model.add(layers.Conv2D(width, 4, 2, "same", use_bias=False, kernel_initializer=dcgan_init()))
         if i > 0:
-            model.add(batch_norm())
+            model.add(batch_norm() if norm == "batch"
+                      else layers.LayerNormalization(axis=[1, 2, 3], epsilon=1e-5))
         model.add(layers.LeakyReLU(0.2) if leaky else layers.ReLU())
     return float32_output(model) if output else model
 

@@ -53,12 +53,14 @@ def _train(model, cfg, splits, run_dir, train_seed, verbose, test_curve=False):
         print(f"Resuming {run_dir} after epoch {int(state['epoch'].numpy())}", flush=True)
     writer = tf.summary.create_file_writer(run_dir.logs)
     stop = StopOnNonFinite()
+    own_callbacks = model.fit_callbacks() if hasattr(model, "fit_callbacks") else []
+    first_selectable = getattr(model, "first_selectable_epoch", 1)  # e.g. after a GAN stage
     for epoch in range(int(state["epoch"].numpy()), cfg["epochs"]):
         t0 = time.time()
         history = model.fit(train_dataset(splits.x_train, cfg["batch_size"], train_seed, epoch),
                             initial_epoch=epoch, epochs=epoch + 1, verbose=verbose,
                             shuffle=False,  # the dataset is shuffled per epoch already
-                            callbacks=[stop, Progress(cfg["epochs"])])
+                            callbacks=[stop, Progress(cfg["epochs"]), *own_callbacks])
         state["train_seconds"].assign_add(time.time() - t0)
         if stop.bad_step is not None:
             return state, writer, f"loss became NaN/inf in epoch {epoch + 1}, step {stop.bad_step}"
@@ -67,7 +69,8 @@ def _train(model, cfg, splits, run_dir, train_seed, verbose, test_curve=False):
         if non_finite(val_scores, "validation", epoch + 1):
             return state, writer, non_finite(val_scores, "validation", epoch + 1)
         val = metrics.validation_metrics(val_scores, splits.y_val)
-        improved = val.get("auprc", np.inf) > state["best_auprc"].numpy()  # no anomalies: latest
+        improved = (epoch + 1 >= first_selectable  # no anomalies: the latest selectable epoch
+                    and val.get("auprc", np.inf) > state["best_auprc"].numpy())
         if improved:
             state["best_auprc"].assign(val.get("auprc", -1.0))
             state["best_epoch"].assign(epoch + 1)
