@@ -22,7 +22,7 @@ def train(model, dataset, anomalous_class, output_dir, **options):
     """Trains, evaluates and exports one run, exactly as `anomaly-toolbox train` does; returns
     the results dict (also written to output_dir/results.json). `options` are training.run's
     keywords: config, epochs, batch_size, protocol, train_seed, split_seed, data_dir, limit,
-    threshold ("f1" or "fpr:RATE"), verbose."""
+    threshold ("f1" or "fpr:RATE"), verbose, image_size."""
     from anomaly_toolbox.metrics import parse_threshold
     from anomaly_toolbox.run import training
 
@@ -51,10 +51,11 @@ class Detector:
 
     def __init__(self, saved_model_dir):
         from anomaly_toolbox.run import export
+        from anomaly_toolbox.score import input_rule
 
         self.path = str(saved_model_dir)
         self._loaded, self.metadata = export.load(self.path)
-        self.channels = self.metadata.get("channels", 1)
+        self.channels, self._resize_to, self._sides = input_rule(self.metadata)
 
     @property
     def threshold(self):
@@ -66,7 +67,7 @@ class Detector:
         (H, W[, C]), any integer or float dtype."""
         from anomaly_toolbox.score import as_image_batch, as_pixels
 
-        images = as_image_batch(_native(np.asarray(images)), self.channels, "images")
+        images = as_image_batch(_native(np.asarray(images)), self.channels, "images", self._sides)
         return self._score_batches(as_pixels(images[i:i + batch_size], "images")
                                    for i in range(0, len(images), batch_size))
 
@@ -75,8 +76,8 @@ class Detector:
         batch by batch."""
         from anomaly_toolbox.score import read_batches
 
-        ids, batches = read_batches(str(path), self.channels, self.metadata.get("resize_to"),
-                                    batch_size)
+        ids, batches = read_batches(str(path), self.channels, self._resize_to, batch_size,
+                                    self._sides)
         return ids, self._score_batches(batches)
 
     def _score_batches(self, batches):
