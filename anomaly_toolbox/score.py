@@ -5,9 +5,13 @@
   (or python -m anomaly_toolbox.score ...)
 
 --input: a .npy array, an IDX images file (.gz or raw), one PNG/JPEG image, or a folder of
-PNG/JPEG images. Pixels are 0..255 (any integer or float dtype); H = W = 28 or 32. Arrays are
+PNG/JPEG images. Pixels are 0..255 (any integer or float dtype), square: a model trained on a
+folder takes any size (files are resized as training resized them, arrays in the SavedModel), a
+benchmark model 28, 32 or its training size. Arrays are
 (N, H, W, C), (N, H, W), one image (H, W) or (H, W, C) when C is the model's channel count.
 Inputs are read batch by batch (a .npy is memory-mapped), so their size is not limited by RAM.
+--maps_dir=DIR also writes DIR/<id>_map.png per image (image | map overlaid | colour bar, one
+scale per call) and adds map_max to the CSV.
 """
 
 import csv
@@ -29,6 +33,9 @@ def define_flags():
                         "of them.")
     flags.DEFINE_string("output", "scores.csv", "CSV to write.")
     flags.DEFINE_integer("batch_size", 256, "Images read and scored at a time.")
+    flags.DEFINE_string("maps_dir", None, "Also write, per image, <id>_map.png: the image and "
+                        "its anomaly map overlaid (one colour scale for the whole call, with a "
+                        "colour bar); the CSV gains map_max. Models that reconstruct only.")
 
 
 def input_rule(metadata):
@@ -164,26 +171,70 @@ def as_pixels(batch, name="input"):
     return batch
 
 
-def score_batches(loaded, batches, total):
-    """Raw scores of every batch, with a progress bar over `total` images."""
+def score_batches(loaded, batches, total, maps_to=None):
+    """(raw scores, per-image map maxima or None) of every batch, with a progress bar over
+    `total` images; with `maps_to`, each batch's anomaly maps are kept there as maps_<i>.npy
+    (only the maxima stay in memory)."""
     from keras.utils import Progbar
 
-    bar, scores = Progbar(total, unit_name="image"), []
-    for batch in batches:
+    bar, scores, maxima = Progbar(total, unit_name="image"), [], []
+    for i, batch in enumerate(batches):
         scores.append(loaded.score(batch).numpy())
+        if maps_to:
+            maps = loaded.anomaly_map(batch).numpy()
+            np.save(os.path.join(maps_to, f"maps_{i}.npy"), maps)
+            maxima.append(maps.reshape(len(maps), -1).max(axis=1))
         bar.add(len(scores[-1]))
-    return np.concatenate(scores)
+    return np.concatenate(scores), np.concatenate(maxima) if maps_to else None
 
 
-def write_csv(path, ids, scores, threshold):
+def write_maps(maps_dir, ids, batches, kept, vmax):
+    """One overlay PNG per image, on the scale 0..vmax (the largest map value of the call)."""
+    from anomaly_toolbox.run import overlays
+
+    start = 0
+    for i, batch in enumerate(batches):
+        maps = np.load(os.path.join(kept, f"maps_{i}.npy"))
+        overlays.write(maps_dir, ids[start:start + len(batch)], batch, maps, vmax)
+        start += len(batch)
+
+
+def scores_and_maps(loaded, ids, read, maps_dir):
+    """Scores (and, with `maps_dir`, map maxima after writing the overlays); `read()` gives a
+    fresh iterator of the input's batches (the overlays need a second pass)."""
+    import shutil
+    import tempfile
+
+    if not maps_dir:
+        return score_batches(loaded, read(), len(ids))
+    kept = tempfile.mkdtemp(prefix=".maps-", dir=maps_dir)
+    try:
+        scores, maxima = score_batches(loaded, read(), len(ids), kept)
+        write_maps(maps_dir, ids, read(), kept, float(maxima.max()))
+        return scores, maxima
+    finally:
+        shutil.rmtree(kept, ignore_errors=True)
+
+
+def check_maps_dir(maps_dir, metadata, saved_model):
+    """Refuses a model without anomaly_map before any work (the folder was checked already)."""
+    from anomaly_toolbox.errors import UsageError
+
+    if maps_dir is not None and not metadata.get("anomaly_map"):
+        raise UsageError("maps_dir", maps_dir, f"a model with anomaly_map ({saved_model} has none: "
+                         f"it does not reconstruct, or was exported before anomaly maps)")
+
+
+def write_csv(path, ids, scores, threshold, map_max=None):
     from anomaly_toolbox.errors import UsageError
     from anomaly_toolbox.files import write_atomic
 
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["id", "score", "is_anomaly"])
-    for i, s in zip(ids, scores):
-        writer.writerow([i, f"{s:.9g}", int(s >= threshold)])
+    writer.writerow(["id", "score", "is_anomaly"] + (["map_max"] if map_max is not None else []))
+    for row, (i, s) in enumerate(zip(ids, scores)):
+        writer.writerow([i, f"{s:.9g}", int(s >= threshold)] +
+                        ([f"{map_max[row]:.6g}"] if map_max is not None else []))
     try:
         write_atomic(path, out.getvalue())
     except OSError as e:
@@ -192,18 +243,25 @@ def write_csv(path, ids, scores, threshold):
 
 def body():
     from anomaly_toolbox.errors import UsageError
+    from anomaly_toolbox.files import ensure_writable_dir
     from anomaly_toolbox.run import export
 
     if FLAGS.batch_size <= 0:
         raise UsageError("batch_size", FLAGS.batch_size, "a positive integer")
     if FLAGS.saved_model is None or not os.path.isdir(FLAGS.saved_model):
         raise UsageError("saved_model", FLAGS.saved_model, "an existing SavedModel folder")
+    if FLAGS.maps_dir is not None:
+        ensure_writable_dir(FLAGS.maps_dir, "maps_dir")  # before the slow model load
     loaded, metadata = export.load(FLAGS.saved_model)
+    check_maps_dir(FLAGS.maps_dir, metadata, FLAGS.saved_model)
     channels, resize_to, sides = input_rule(metadata)
-    ids, batches = read_batches(FLAGS.input, channels, resize_to, FLAGS.batch_size, sides)
-    scores = score_batches(loaded, batches, len(ids))
+    ids, _ = read_batches(FLAGS.input, channels, resize_to, FLAGS.batch_size, sides)
+    scores, map_max = scores_and_maps(
+        loaded, ids,
+        lambda: read_batches(FLAGS.input, channels, resize_to, FLAGS.batch_size, sides)[1],
+        FLAGS.maps_dir)
     threshold = float(loaded.threshold.numpy())
-    write_csv(FLAGS.output, ids, scores, threshold)
+    write_csv(FLAGS.output, ids, scores, threshold, map_max)
     print(f"scored {len(scores)} images ({int((scores >= threshold).sum())} at or above the "
           f"validation threshold {threshold:.4g}) -> {FLAGS.output}")
 

@@ -112,3 +112,37 @@ def test_a_benchmark_model_maps_28x28_inputs_on_their_own_grid(tmp_path, images)
     full = export.reconstruction_map(model, to_model_input(x28)).numpy()
     np.testing.assert_allclose(maps, full[:, 2:30, 2:30], atol=1e-6)
     assert loaded.anomaly_map(np.pad(x28, [(0, 0), (2, 2), (2, 2)])).shape == (3, 32, 32)
+
+
+def _score_cli(*args):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    return subprocess.run([sys.executable, "-m", "anomaly_toolbox.score", *args],
+                          capture_output=True, text=True, env=env)
+
+
+def test_score_writes_map_overlays_on_one_scale_and_map_max(rgb_run, tmp_path):
+    import csv
+
+    folder, out, maps = rgb_run / "data" / "test" / "anomalous", tmp_path / "s.csv", tmp_path / "m"
+    proc = _score_cli(f"--saved_model={rgb_run / 'run' / 'saved_model'}", f"--input={folder}",
+                      f"--output={out}", f"--maps_dir={maps}", "--batch_size=3")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = list(csv.DictReader(out.open()))
+    assert list(rows[0]) == ["id", "score", "is_anomaly", "map_max"] and len(rows) == 8
+    assert sorted(os.listdir(maps)) == [f"{i:02d}_map.png" for i in range(8)]  # no temp left
+    png = Image.open(maps / "00_map.png")
+    assert png.size[0] > 2 * png.size[1] and all(float(r["map_max"]) > 0 for r in rows)
+
+
+def test_a_bad_maps_dir_is_one_error_and_writes_nothing(rgb_run, tmp_path):
+    blocker, out = tmp_path / "file", tmp_path / "s.csv"
+    blocker.write_text("")
+    folder = rgb_run / "data" / "test" / "anomalous"
+    proc = _score_cli(f"--saved_model={rgb_run / 'run' / 'saved_model'}", f"--input={folder}",
+                      f"--output={out}", f"--maps_dir={blocker / 'maps'}")
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
+    assert "invalid maps_dir" in proc.stderr and not out.exists()
+    old = os.path.join(os.path.dirname(__file__), "data", "ganomaly_saved_model_5d5a856")
+    proc = _score_cli(f"--saved_model={old}", f"--input={folder}", f"--output={out}",
+                      f"--maps_dir={tmp_path / 'maps'}")
+    assert proc.returncode == 2 and "has none" in proc.stderr and not out.exists()
