@@ -62,24 +62,25 @@ def _images(images):
     return tf.data.Dataset.from_tensor_slices(images), None
 
 
+def _batched(ds, load, batch_size, image_size, pad):
+    """Decodes files if `load` is given, then batches and maps to model input."""
+    if load is not None:
+        ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch_size).map(lambda x: to_model_input(x, image_size, pad),
+                                    num_parallel_calls=tf.data.AUTOTUNE) \
+        .prefetch(tf.data.AUTOTUNE)
+
+
 def train_dataset(images, batch_size, seed, epoch, image_size=IMAGE_SIZE, pad=True):
     """Normal images for one epoch; the order is a function of (seed, epoch), so a resumed
     run sees exactly the batches an uninterrupted one would. Files are shuffled as names, then
     decoded and resized in the pipeline."""
     ds, load = _images(images)
     ds = ds.shuffle(len(images), seed=seed * 100_003 + epoch, reshuffle_each_iteration=False)
-    if load is not None:
-        ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.batch(batch_size).map(lambda x: to_model_input(x, image_size, pad),
-                                    num_parallel_calls=tf.data.AUTOTUNE) \
-        .prefetch(tf.data.AUTOTUNE)
+    return _batched(ds, load, batch_size, image_size, pad)
 
 
 def eval_dataset(images, batch_size, image_size=IMAGE_SIZE, pad=True):
     """Keeps order and the last partial batch, so scores align with labels."""
     ds, load = _images(images)
-    if load is not None:
-        ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.batch(batch_size).map(lambda x: to_model_input(x, image_size, pad),
-                                    num_parallel_calls=tf.data.AUTOTUNE) \
-        .prefetch(tf.data.AUTOTUNE)
+    return _batched(ds, load, batch_size, image_size, pad)
