@@ -47,7 +47,8 @@ def load(saved_model_dir):
 
 
 class Detector:
-    """A loaded SavedModel: `score(images)`, `score_folder(path)`, `threshold`, `metadata`."""
+    """A loaded SavedModel: `score(images)`, `anomaly_map(images)`, `score_folder(path)`,
+    `threshold`, `metadata`."""
 
     def __init__(self, saved_model_dir):
         from anomaly_toolbox.run import export
@@ -65,11 +66,24 @@ class Detector:
     def score(self, images, batch_size=256):
         """Raw scores (N,) of a numpy array on the 0..255 scale: (N, H, W[, C]) or one image
         (H, W[, C]), any integer or float dtype."""
+        return self._score_batches(self._batches(images, batch_size))
+
+    def anomaly_map(self, images, batch_size=256):
+        """Per-pixel maps (N, H, W) float32 of a numpy array, at its own resolution: |x - x^|
+        averaged over channels (models that reconstruct: metadata["anomaly_map"])."""
+        from anomaly_toolbox.errors import UsageError
+
+        if not self.metadata.get("anomaly_map"):
+            raise UsageError("saved_model", self.path, "a model with anomaly_map")
+        return np.concatenate([self._loaded.anomaly_map(b).numpy()
+                               for b in self._batches(images, batch_size)])
+
+    def _batches(self, images, batch_size):
         from anomaly_toolbox.score import as_image_batch, as_pixels
 
         images = as_image_batch(_native(np.asarray(images)), self.channels, "images", self._sides)
-        return self._score_batches(as_pixels(images[i:i + batch_size], "images")
-                                   for i in range(0, len(images), batch_size))
+        return (as_pixels(images[i:i + batch_size], "images")
+                for i in range(0, len(images), batch_size))
 
     def score_folder(self, path, batch_size=256):
         """(file names, scores) of the PNG/JPEG images in `path` (or one image file), read

@@ -94,6 +94,7 @@ def test_a_folder_model_resizes_28x28_arrays_instead_of_padding(rgb_run, mnist):
     x28 = _tinted(mnist.x_test[:4], 28)
     resized = np.stack([fit_to(x, 64) for x in x28])
     np.testing.assert_array_equal(detector.score(x28), detector.score(resized))
+    assert detector.anomaly_map(x28, batch_size=3).shape == (4, 28, 28)
 
 
 def test_a_benchmark_model_maps_28x28_inputs_on_their_own_grid(tmp_path, images):
