@@ -61,3 +61,24 @@ def test_bad_image_size_flag_exits_2_writing_nothing(tmp_path):
         "error: invalid image_size: 100 (expected one of 32, 64, 128, 256: the side of the "
         "square images the model trains at)"]
     assert not out.exists()
+
+
+def test_mnist_at_64_pads_then_resizes_in_training_and_in_the_saved_model(tmp_path, images):
+    import tensorflow as tf
+    from conftest import DATA_DIR
+
+    from anomaly_toolbox.data.preprocessing import to_model_input
+    from anomaly_toolbox.run import training
+
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps({"epochs": 1, "batch_size": 16, "model": TINY}))
+    training.run("autoencoder", "mnist", 4, str(tmp_path / "run"), config=str(path), limit=32,
+                 data_dir=DATA_DIR, verbose=0, image_size=64)
+    loaded = tf.saved_model.load(str(tmp_path / "run" / "saved_model"))
+    meta = json.loads(loaded.metadata.numpy().decode())
+    assert meta["image_size"] == 64 and meta["padded"] is True
+    x28 = images[0][:4]
+    x64 = ((to_model_input(x28, 64).numpy() + 1) * 127.5).round().astype(np.uint8)
+    np.testing.assert_allclose(loaded.score(x28).numpy(), loaded.score(x64).numpy(), rtol=1e-6)
+    assert loaded.anomaly_map(x28).shape == (4, 28, 28)
+    assert loaded.anomaly_map(x64).shape == (4, 64, 64)
