@@ -22,7 +22,7 @@ def train(model, dataset, anomalous_class, output_dir, **options):
     """Trains, evaluates and exports one run, exactly as `anomaly-toolbox train` does; returns
     the results dict (also written to output_dir/results.json). `options` are training.run's
     keywords: config, epochs, batch_size, protocol, train_seed, split_seed, data_dir, limit,
-    threshold ("f1" or "fpr:RATE"), verbose."""
+    threshold ("f1" or "fpr:RATE"), verbose, image_size."""
     from anomaly_toolbox.metrics import parse_threshold
     from anomaly_toolbox.run import training
 
@@ -47,14 +47,16 @@ def load(saved_model_dir):
 
 
 class Detector:
-    """A loaded SavedModel: `score(images)`, `score_folder(path)`, `threshold`, `metadata`."""
+    """A loaded SavedModel: `score(images)`, `anomaly_map(images)`, `score_folder(path)`,
+    `threshold`, `metadata`."""
 
     def __init__(self, saved_model_dir):
         from anomaly_toolbox.run import export
+        from anomaly_toolbox.score import input_rule
 
         self.path = str(saved_model_dir)
         self._loaded, self.metadata = export.load(self.path)
-        self.channels = self.metadata.get("channels", 1)
+        self.channels, self._resize_to, self._sides = input_rule(self.metadata)
 
     @property
     def threshold(self):
@@ -64,19 +66,32 @@ class Detector:
     def score(self, images, batch_size=256):
         """Raw scores (N,) of a numpy array on the 0..255 scale: (N, H, W[, C]) or one image
         (H, W[, C]), any integer or float dtype."""
+        return self._score_batches(self._batches(images, batch_size))
+
+    def anomaly_map(self, images, batch_size=256):
+        """Per-pixel maps (N, H, W) float32 of a numpy array, at its own resolution: |x - x^|
+        averaged over channels (models that reconstruct: metadata["anomaly_map"])."""
+        from anomaly_toolbox.errors import UsageError
+
+        if not self.metadata.get("anomaly_map"):
+            raise UsageError("saved_model", self.path, "a model with anomaly_map")
+        return np.concatenate([self._loaded.anomaly_map(b).numpy()
+                               for b in self._batches(images, batch_size)])
+
+    def _batches(self, images, batch_size):
         from anomaly_toolbox.score import as_image_batch, as_pixels
 
-        images = as_image_batch(_native(np.asarray(images)), self.channels, "images")
-        return self._score_batches(as_pixels(images[i:i + batch_size], "images")
-                                   for i in range(0, len(images), batch_size))
+        images = as_image_batch(_native(np.asarray(images)), self.channels, "images", self._sides)
+        return (as_pixels(images[i:i + batch_size], "images")
+                for i in range(0, len(images), batch_size))
 
     def score_folder(self, path, batch_size=256):
         """(file names, scores) of the PNG/JPEG images in `path` (or one image file), read
         batch by batch."""
         from anomaly_toolbox.score import read_batches
 
-        ids, batches = read_batches(str(path), self.channels, self.metadata.get("resize_to"),
-                                    batch_size)
+        ids, batches = read_batches(str(path), self.channels, self._resize_to, batch_size,
+                                    self._sides)
         return ids, self._score_batches(batches)
 
     def _score_batches(self, batches):

@@ -6,13 +6,16 @@ import math
 import os
 
 from anomaly_toolbox.errors import UsageError
+from anomaly_toolbox.models.blocks import IMAGE_SIZES
 from anomaly_toolbox.models.hyperparameters import violation
 
 TRAINING_DEFAULTS = {"epochs": 15, "batch_size": 64}
 # Far above any useful value (the papers use <= 100 epochs, batches <= 512), low enough that a
 # typo (an extra zero or three) is refused at once instead of running for weeks or exhausting memory.
 TRAINING_MAX = {"epochs": 10_000, "batch_size": 65_536}
-FILE_KEYS = {"epochs", "batch_size", "precision", "model", "profile", "description"}
+FILE_KEYS = {"epochs", "batch_size", "precision", "image_size", "model", "profile", "description"}
+# The side models train at (models/blocks.py adds a block per doubling); 32 = MNIST padded.
+DEFAULT_IMAGE_SIZE = 32
 
 
 def _check_type(key, value, default, source):
@@ -51,9 +54,21 @@ def read_config_file(path):
     return data
 
 
-def resolve(model_cls, config_path=None, epochs=None, batch_size=None, precision=None):
-    """Returns {"epochs", "batch_size", "precision", "profile", "model": {...}}, every value
-    checked; "precision" is the concrete one ("auto" resolved on this machine)."""
+def _image_size(value, flag, source):
+    """The file's image_size unless the flag gives one; one of IMAGE_SIZES (square by construction)."""
+    if flag is not None:
+        value, source = flag, None
+    if isinstance(value, bool) or value not in IMAGE_SIZES:
+        raise UsageError(f"{source}: image_size" if source else "image_size", value,
+                         f"one of {', '.join(map(str, IMAGE_SIZES))}: the side of the square "
+                         f"images the model trains at")
+    return int(value)
+
+
+def resolve(model_cls, config_path=None, epochs=None, batch_size=None, precision=None,
+            image_size=None):
+    """Returns {"epochs", "batch_size", "precision", "image_size", "profile", "model": {...}},
+    every value checked; "precision" is the concrete one ("auto" resolved on this machine)."""
     from anomaly_toolbox.models import precision as precision_lib
 
     data = read_config_file(config_path) if config_path else {}
@@ -81,6 +96,8 @@ def resolve(model_cls, config_path=None, epochs=None, batch_size=None, precision
     requested = precision or data.get("precision", "auto")
     resolved["precision"] = precision_lib.resolve(requested if isinstance(requested, str)
                                                   else repr(requested))
+    resolved["image_size"] = _image_size(data.get("image_size", DEFAULT_IMAGE_SIZE), image_size,
+                                         source)
     resolved["model"] = model_cfg
     return resolved
 

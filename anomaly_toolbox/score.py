@@ -5,9 +5,13 @@
   (or python -m anomaly_toolbox.score ...)
 
 --input: a .npy array, an IDX images file (.gz or raw), one PNG/JPEG image, or a folder of
-PNG/JPEG images. Pixels are 0..255 (any integer or float dtype); H = W = 28 or 32. Arrays are
+PNG/JPEG images. Pixels are 0..255 (any integer or float dtype), square: a model trained on a
+folder takes any size (files are resized as training resized them, arrays in the SavedModel), a
+benchmark model 28, 32 or its training size. Arrays are
 (N, H, W, C), (N, H, W), one image (H, W) or (H, W, C) when C is the model's channel count.
 Inputs are read batch by batch (a .npy is memory-mapped), so their size is not limited by RAM.
+--maps_dir=DIR also writes DIR/<id>_map.png per image (image | map overlaid | colour bar, one
+scale per call) and adds map_max to the CSV.
 """
 
 import csv
@@ -29,11 +33,29 @@ def define_flags():
                         "of them.")
     flags.DEFINE_string("output", "scores.csv", "CSV to write.")
     flags.DEFINE_integer("batch_size", 256, "Images read and scored at a time.")
+    flags.DEFINE_string("maps_dir", None, "Also write, per image, <id>_map.png: the image and "
+                        "its anomaly map overlaid (one colour scale for the whole call, with a "
+                        "colour bar); the CSV gains map_max. Models that reconstruct only.")
 
 
-def read_batches(path, channels=1, resize_to=None, batch_size=256):
+def input_rule(metadata):
+    """(channels, resize_to, sides) of a SavedModel: folder models resize files of any size to
+    their training size (as training did) and take any square array; benchmark models take
+    28 (padded), 32 and their training size. SavedModels from before image_size: resize_to and
+    sides (28, 32) as they were."""
+    channels = metadata.get("channels", 1)
+    if "image_size" not in metadata:
+        return channels, metadata.get("resize_to"), (28, 32)
+    size = metadata["image_size"]
+    if metadata.get("padded", True):
+        return channels, None, tuple(sorted({28, 32, size}))
+    return channels, size, None
+
+
+def read_batches(path, channels=1, resize_to=None, batch_size=256, sides=(28, 32)):
     """(ids, iterator of (B, H, W, C) uint8/float32 batches): a folder is opened batch by batch
-    and a .npy memory-mapped, so only one batch is ever in memory."""
+    and a .npy memory-mapped, so only one batch is ever in memory. Files are resized to
+    `resize_to` if given; `sides` are the accepted square sides (None: any)."""
     from anomaly_toolbox.errors import UsageError
 
     if path is None or not os.path.exists(path):
@@ -41,58 +63,49 @@ def read_batches(path, channels=1, resize_to=None, batch_size=256):
     if os.path.isdir(path):
         ids = image_files(path)
         return ids, folder_batches(path, [os.path.join(path, n) for n in ids], channels,
-                                   resize_to, batch_size)
+                                   resize_to, batch_size, sides)
     if path.lower().endswith(IMAGE_SUFFIXES):
         return [os.path.basename(path)], iter([read_image_files([path], channels, resize_to,
-                                                                path)])
-    images = as_image_batch(read_array(path), channels, path)
+                                                                path, sides=sides)])
+    images = as_image_batch(read_array(path), channels, path, sides)
     return list(range(len(images))), (as_pixels(images[i:i + batch_size], path)
                                       for i in range(0, len(images), batch_size))
 
 
-def read_input(path, channels=1, resize_to=None):
+def read_input(path, channels=1, resize_to=None, sides=(28, 32)):
     """(ids, every image in one (N, H, W, C) array), for inputs known to fit in memory."""
-    ids, batches = read_batches(path, channels, resize_to)
+    ids, batches = read_batches(path, channels, resize_to, sides=sides)
     return ids, np.concatenate(list(batches))
 
 
 def image_files(folder):
-    from anomaly_toolbox.errors import UsageError
+    from anomaly_toolbox.data.folders import image_names
 
-    names = sorted(n for n in os.listdir(folder) if n.lower().endswith(IMAGE_SUFFIXES))
-    if not names:
-        raise UsageError("input", folder, "a folder holding at least one PNG/JPEG image")
-    return names
+    return image_names(folder)
 
 
-def folder_batches(folder, paths, channels, size, batch_size):
-    """Opens `batch_size` files at a time; every batch must have the first one's image size."""
+def folder_batches(folder, paths, channels, size, batch_size, sides=(28, 32)):
+    """Opens `batch_size` files at a time; unless resized, every batch must have the first
+    one's image size."""
     first = None
     for i in range(0, len(paths), batch_size):
-        batch = read_image_files(paths[i:i + batch_size], channels, size, folder, first)
+        batch = read_image_files(paths[i:i + batch_size], channels, size, folder, first, sides)
         first = batch.shape[1:] if first is None else first
         yield batch
 
 
-def read_image_files(paths, channels, size, name, shape=None):
-    """One batch of image files, converted to the model's channels (and size, if resized)."""
-    from PIL import Image, UnidentifiedImageError
-
+def read_image_files(paths, channels, size, name, shape=None, sides=(28, 32)):
+    """One batch of image files, converted to the model's channels and, if `size` is given,
+    resized exactly as training resized (so mixed sizes are fine)."""
+    from anomaly_toolbox.data.folders import fit_to, read_image
     from anomaly_toolbox.errors import UsageError
 
-    arrays = []
-    for path in paths:
-        try:
-            with Image.open(path) as im:
-                im = im.convert("L" if channels == 1 else "RGB")
-                if size and im.size != (size, size):
-                    im = im.resize((size, size), Image.BILINEAR)
-                arrays.append(np.asarray(im).reshape(im.size[1], im.size[0], channels))
-        except (UnidentifiedImageError, OSError) as e:
-            raise UsageError("input", path, f"a readable image ({e})") from e
+    arrays = [read_image(p, channels) for p in paths]
+    if size:
+        arrays = [fit_to(a, size) for a in arrays]
     if len({a.shape for a in arrays} | ({tuple(shape)} if shape else set())) > 1:
         raise UsageError("input", name, "images that all have the same size")
-    return check_shape(np.stack(arrays), channels, name)
+    return check_shape(np.stack(arrays), channels, name, sides)
 
 
 def read_array(path):
@@ -113,7 +126,7 @@ def read_array(path):
         raise UsageError("input", path, f"an IDX images file, or a .npy, PNG or JPEG ({e})") from e
 
 
-def as_image_batch(images, channels, name="input"):
+def as_image_batch(images, channels, name="input", sides=(28, 32)):
     """A (N, H, W, C) view of what users pass, by the SavedModel's rule: (H, W) is one grayscale
     image, (H, W, C) one image when C == channels, any other rank-3 array (N, H, W)."""
     from anomaly_toolbox.errors import UsageError
@@ -128,16 +141,19 @@ def as_image_batch(images, channels, name="input"):
     if images.ndim != 4:
         raise UsageError("input", name, f"images shaped (N, H, W[, C]) or one (H, W[, C]), "
                          f"got {images.shape}")
-    return check_shape(images, channels, name)
+    return check_shape(images, channels, name, sides)
 
 
-def check_shape(images, channels, name):
+def check_shape(images, channels, name, sides=(28, 32)):
     from anomaly_toolbox.errors import UsageError
 
     if len(images) == 0:
         raise UsageError("input", name, "at least one image, got none")
-    if images.shape[1] != images.shape[2] or images.shape[1] not in (28, 32):
-        raise UsageError("input", name, f"28x28 or 32x32 images, got {images.shape[1:3]}")
+    if images.shape[1] != images.shape[2]:
+        raise UsageError("input", name, f"square images, got {images.shape[1:3]}")
+    if sides and images.shape[1] not in sides:
+        raise UsageError("input", name, f"{' or '.join(f'{s}x{s}' for s in sides)} images, "
+                         f"got {images.shape[1:3]}")
     if images.shape[3] != channels:
         raise UsageError("input", name, f"{channels}-channel images, got {images.shape[3]}")
     return images
@@ -155,26 +171,70 @@ def as_pixels(batch, name="input"):
     return batch
 
 
-def score_batches(loaded, batches, total):
-    """Raw scores of every batch, with a progress bar over `total` images."""
+def score_batches(loaded, batches, total, maps_to=None):
+    """(raw scores, per-image map maxima or None) of every batch, with a progress bar over
+    `total` images; with `maps_to`, each batch's anomaly maps are kept there as maps_<i>.npy
+    (only the maxima stay in memory)."""
     from keras.utils import Progbar
 
-    bar, scores = Progbar(total, unit_name="image"), []
-    for batch in batches:
+    bar, scores, maxima = Progbar(total, unit_name="image"), [], []
+    for i, batch in enumerate(batches):
         scores.append(loaded.score(batch).numpy())
+        if maps_to:
+            maps = loaded.anomaly_map(batch).numpy()
+            np.save(os.path.join(maps_to, f"maps_{i}.npy"), maps)
+            maxima.append(maps.reshape(len(maps), -1).max(axis=1))
         bar.add(len(scores[-1]))
-    return np.concatenate(scores)
+    return np.concatenate(scores), np.concatenate(maxima) if maps_to else None
 
 
-def write_csv(path, ids, scores, threshold):
+def write_maps(maps_dir, ids, batches, kept, vmax):
+    """One overlay PNG per image, on the scale 0..vmax (the largest map value of the call)."""
+    from anomaly_toolbox.run import overlays
+
+    start = 0
+    for i, batch in enumerate(batches):
+        maps = np.load(os.path.join(kept, f"maps_{i}.npy"))
+        overlays.write(maps_dir, ids[start:start + len(batch)], batch, maps, vmax)
+        start += len(batch)
+
+
+def scores_and_maps(loaded, ids, read, maps_dir):
+    """Scores (and, with `maps_dir`, map maxima after writing the overlays); `read()` gives a
+    fresh iterator of the input's batches (the overlays need a second pass)."""
+    import shutil
+    import tempfile
+
+    if not maps_dir:
+        return score_batches(loaded, read(), len(ids))
+    kept = tempfile.mkdtemp(prefix=".maps-", dir=maps_dir)
+    try:
+        scores, maxima = score_batches(loaded, read(), len(ids), kept)
+        write_maps(maps_dir, ids, read(), kept, float(maxima.max()))
+        return scores, maxima
+    finally:
+        shutil.rmtree(kept, ignore_errors=True)
+
+
+def check_maps_dir(maps_dir, metadata, saved_model):
+    """Refuses a model without anomaly_map before any work (the folder was checked already)."""
+    from anomaly_toolbox.errors import UsageError
+
+    if maps_dir is not None and not metadata.get("anomaly_map"):
+        raise UsageError("maps_dir", maps_dir, f"a model with anomaly_map ({saved_model} has none: "
+                         f"it does not reconstruct, or was exported before anomaly maps)")
+
+
+def write_csv(path, ids, scores, threshold, map_max=None):
     from anomaly_toolbox.errors import UsageError
     from anomaly_toolbox.files import write_atomic
 
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["id", "score", "is_anomaly"])
-    for i, s in zip(ids, scores):
-        writer.writerow([i, f"{s:.9g}", int(s >= threshold)])
+    writer.writerow(["id", "score", "is_anomaly"] + (["map_max"] if map_max is not None else []))
+    for row, (i, s) in enumerate(zip(ids, scores)):
+        writer.writerow([i, f"{s:.9g}", int(s >= threshold)] +
+                        ([f"{map_max[row]:.6g}"] if map_max is not None else []))
     try:
         write_atomic(path, out.getvalue())
     except OSError as e:
@@ -183,18 +243,25 @@ def write_csv(path, ids, scores, threshold):
 
 def body():
     from anomaly_toolbox.errors import UsageError
+    from anomaly_toolbox.files import ensure_writable_dir
     from anomaly_toolbox.run import export
 
     if FLAGS.batch_size <= 0:
         raise UsageError("batch_size", FLAGS.batch_size, "a positive integer")
     if FLAGS.saved_model is None or not os.path.isdir(FLAGS.saved_model):
         raise UsageError("saved_model", FLAGS.saved_model, "an existing SavedModel folder")
+    if FLAGS.maps_dir is not None:
+        ensure_writable_dir(FLAGS.maps_dir, "maps_dir")  # before the slow model load
     loaded, metadata = export.load(FLAGS.saved_model)
-    ids, batches = read_batches(FLAGS.input, metadata.get("channels", 1),
-                                metadata.get("resize_to"), FLAGS.batch_size)
-    scores = score_batches(loaded, batches, len(ids))
+    check_maps_dir(FLAGS.maps_dir, metadata, FLAGS.saved_model)
+    channels, resize_to, sides = input_rule(metadata)
+    ids, _ = read_batches(FLAGS.input, channels, resize_to, FLAGS.batch_size, sides)
+    scores, map_max = scores_and_maps(
+        loaded, ids,
+        lambda: read_batches(FLAGS.input, channels, resize_to, FLAGS.batch_size, sides)[1],
+        FLAGS.maps_dir)
     threshold = float(loaded.threshold.numpy())
-    write_csv(FLAGS.output, ids, scores, threshold)
+    write_csv(FLAGS.output, ids, scores, threshold, map_max)
     print(f"scored {len(scores)} images ({int((scores >= threshold).sum())} at or above the "
           f"validation threshold {threshold:.4g}) -> {FLAGS.output}")
 

@@ -34,6 +34,9 @@ def define_flags():
                         "e.g. fpr:0.01).")
     flags.DEFINE_integer("epochs", None, "Training epochs (default: from the config).")
     flags.DEFINE_integer("batch_size", None, "Batch size (default: from the config).")
+    flags.DEFINE_integer("image_size", None, "Side of the square images the model trains at: "
+                         "32, 64, 128 or 256 (default: the config's, else 32). Folder images are "
+                         "resized to it; each doubling adds one stride-2 block per network.")
     flags.DEFINE_integer("train_seed", 0, "Seed of weights, noise and batch order.")
     flags.DEFINE_integer("split_seed", 0, "Seed of the train/val/test split (separate on purpose).")
     flags.DEFINE_string("data_dir", None, "Folder holding <dataset>/*-ubyte.gz "
@@ -76,7 +79,7 @@ def body():
                  split_seed=FLAGS.split_seed, data_dir=FLAGS.data_dir, verbose=FLAGS.verbose,
                  limit=FLAGS.limit, threshold=FLAGS.threshold, strategy=FLAGS.strategy,
                  cpu_devices=FLAGS.cpu_devices, record_test_curve=FLAGS.record_test_curve,
-                 precision=FLAGS.precision)
+                 precision=FLAGS.precision, image_size=FLAGS.image_size)
 
 
 if __name__ == "__main__":

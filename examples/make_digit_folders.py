@@ -6,7 +6,7 @@ import os
 import sys
 
 from PIL import Image
-from anomaly_toolbox import datasets
+from anomaly_toolbox.data import datasets
 
 mnist = datasets.load("mnist", sys.argv[1] if len(sys.argv) > 1 else None)
 normal, sevens = mnist.x_test[mnist.y_test != 7], mnist.x_test[mnist.y_test == 7]

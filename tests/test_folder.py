@@ -67,3 +67,36 @@ def test_train_on_a_folder_then_score_new_images(digits, tmp_path):
     # the test split's anomalies are among these 20 images: their stored scores must reappear
     anomalous_scores = stored["test_scores"][stored["test_labels"] == 1]
     assert all(np.min(np.abs(fresh - s)) < 1e-5 for s in anomalous_scores)
+
+
+def test_folder_train_split_streams_from_disk_resized_like_the_scorer(mnist, tmp_path):
+    """Non-square and mixed-size files are stretched to image_size; train/ is decoded in the
+    tf.data pipeline, pixel for pixel what the in-memory reader (and the scorer) produce."""
+    from anomaly_toolbox.data.folders import ImageFiles, fit_to, read_image
+    from anomaly_toolbox.data.preprocessing import eval_dataset
+
+    train = tmp_path / "train"
+    train.mkdir()
+    for i, image in enumerate(mnist.x_test[:5]):
+        Image.fromarray(image).resize((30 + 4 * i, 40)).convert("RGB").save(train / f"{i}.png")
+    s = load_splits(f"folder:{tmp_path}", image_size=64)
+    assert isinstance(s.x_train, ImageFiles) and s.x_train.shape == (4, 64, 64, 3)
+    assert s.x_val.shape == (1, 64, 64, 3) and s.x_val.dtype == np.uint8
+    streamed = np.concatenate([b.numpy() for b in eval_dataset(s.x_train, 2, 64, pad=False)])
+    expected = np.stack([fit_to(read_image(p, 3), 64) for p in s.x_train.paths])
+    np.testing.assert_array_equal(np.round((streamed + 1) * 127.5), expected)
+
+
+@pytest.mark.parametrize("broken, message", [
+    ("empty_anomalous", "test/anomalous.*at least one PNG/JPEG image"),
+    ("empty_train", "train.*at least one PNG/JPEG image"),
+    ("unreadable", "bad.png.*readable image"),
+])
+def test_folder_problems_are_named(mnist, tmp_path, broken, message):
+    _write(tmp_path / "train", [] if broken == "empty_train" else mnist.x_test[:4])
+    _write(tmp_path / "test" / "normal", mnist.x_test[4:6])
+    _write(tmp_path / "test" / "anomalous", [] if broken == "empty_anomalous" else mnist.x_test[6:8])
+    if broken == "unreadable":
+        (tmp_path / "test" / "normal" / "bad.png").write_bytes(b"not a png")
+    with pytest.raises(UsageError, match=f"invalid dataset: .*{message}"):
+        load_splits(f"folder:{tmp_path}")

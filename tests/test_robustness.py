@@ -24,8 +24,8 @@ def _config(tmp_path):
 def test_nan_loss_stops_with_epoch_and_step_and_keeps_the_best_epoch(tmp_path, monkeypatch):
     real = training.train_dataset
 
-    def poisoned(images, batch_size, seed, epoch):
-        ds = real(images, batch_size, seed, epoch)
+    def poisoned(images, batch_size, seed, epoch, *rest):
+        ds = real(images, batch_size, seed, epoch, *rest)
         if epoch == 1:  # the 3rd batch of the 2nd epoch is NaN
             ds = ds.enumerate().map(lambda i, x: tf.where(i == 2, x * np.nan, x))
         return ds

@@ -12,13 +12,14 @@ __all__ = ["Splits", "load_splits"]
 
 
 def load_splits(dataset, anomalous_class=None, protocol="pooled", split_seed=0, data_dir=None,
-                limit=None):
+                limit=None, image_size=32):
     """Checks every argument once, then loads `dataset` ("mnist", "fashion_mnist" or
-    "folder:PATH") split by `protocol`; `limit` keeps the first N images of each split."""
+    "folder:PATH") split by `protocol`; `limit` keeps the first N images of each split. Folder
+    images are resized to `image_size`; benchmark images stay 28x28 (padded at input time)."""
     if limit is not None and (isinstance(limit, bool) or limit <= 0):
         raise UsageError("limit", limit, "a positive number of images per split")
     if dataset.startswith(folders.PREFIX):
-        splits = folders.load_splits(dataset, split_seed)
+        splits = folders.load_splits(dataset, split_seed, image_size)
     else:
         if dataset not in datasets.DATASETS:
             raise UsageError("dataset", dataset,

@@ -1,21 +1,27 @@
 """Your own images: `--dataset=folder:PATH`.
 
 PATH/train/ holds normal images; PATH/test/normal/ and PATH/test/anomalous/ are optional and
-give metrics. PNG or JPEG, grayscale or RGB (all grayscale -> 1 channel, else 3), resized to
-32x32. With test folders, their images are split stratified 25 % validation / 75 % test (as
-the pooled protocol does); without, 10 % of train/ is held out as all-normal validation, the
-last epoch is kept and the threshold is the 99th percentile of its scores.
+give metrics. PNG or JPEG, grayscale or RGB (all grayscale -> 1 channel, else 3), any sizes:
+every image is resized (stretched, if not square) to the run's image_size by
+preprocessing.resize_pixels, the resize the SavedModel applies to inputs of another size.
+train/ is streamed from disk (decoded and resized in the tf.data pipeline, never held whole);
+validation and test images are held in memory at the training size. With test folders, their
+images are split stratified 25 % validation / 75 % test (as the pooled protocol does);
+without, 10 % of train/ is held out as all-normal validation, the last epoch is kept and the
+threshold is the 99th percentile of its scores.
 """
 
 import os
+from dataclasses import dataclass
 
 import numpy as np
+import tensorflow as tf
 
-from anomaly_toolbox.errors import UsageError
-from anomaly_toolbox.files import sha256
-from anomaly_toolbox.data.preprocessing import IMAGE_SIZE
+from anomaly_toolbox.data.preprocessing import IMAGE_SIZE, resize_if_needed
 from anomaly_toolbox.data.protocols import POOLED_VAL_SHARE
 from anomaly_toolbox.data.splits import Splits, split_stratified
+from anomaly_toolbox.errors import UsageError
+from anomaly_toolbox.files import sha256
 
 PREFIX = "folder:"
 SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -23,33 +29,88 @@ GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 HOLDOUT_SHARE = 0.1
 
 
-def read_images(path, channels=None, size=None):
-    """(names, uint8 (N, H, W, C)) of the images in `path`; one clear error per bad file."""
+def image_names(path, argument="input"):
+    """Sorted PNG/JPEG names in `path`; a missing or empty folder is an error naming it."""
+    if not os.path.isdir(path):
+        raise UsageError(argument, path, "an existing folder of PNG/JPEG images")
+    names = sorted(n for n in os.listdir(path) if n.lower().endswith(SUFFIXES))
+    if not names:
+        raise UsageError(argument, path, "a folder holding at least one PNG/JPEG image")
+    return names
+
+
+def channels_of(paths, argument="input"):
+    """1 if every image is grayscale, else 3; reads headers only, naming any unreadable file."""
     from PIL import Image, UnidentifiedImageError
 
-    if not os.path.isdir(path):
-        raise UsageError("input", path, "an existing folder of PNG/JPEG images")
-    names = sorted(n for n in os.listdir(path) if n.lower().endswith(SUFFIXES))
-    opened = []
-    for name in names:
+    gray = True
+    for path in paths:
         try:
-            with Image.open(os.path.join(path, name)) as im:
-                im.load()
-                opened.append(im.copy())
+            with Image.open(path) as im:
+                gray = gray and im.mode in GRAY_MODES
         except (UnidentifiedImageError, OSError) as e:
-            raise UsageError("input", os.path.join(path, name), f"a readable image ({e})") from e
-    if channels is None:
-        channels = 1 if all(im.mode in GRAY_MODES for im in opened) else 3
-    arrays = []
-    for im in opened:
-        im = im.convert("L" if channels == 1 else "RGB")
-        if size and im.size != (size, size):
-            im = im.resize((size, size), Image.BILINEAR)
-        arrays.append(np.asarray(im).reshape(im.size[1], im.size[0], channels))
-    if len({a.shape for a in arrays}) > 1:
-        raise UsageError("input", path, "images that all have the same size")
-    images = np.stack(arrays) if arrays else np.zeros((0, size or 28, size or 28, channels), np.uint8)
-    return names, images
+            raise UsageError(argument, path, f"a readable image ({e})") from e
+    return 1 if gray else 3
+
+
+def read_image(path, channels, argument="input"):
+    """uint8 (H, W, channels) at the file's own size; an unreadable file is named."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im = im.convert("L" if channels == 1 else "RGB")
+            return np.asarray(im).reshape(im.size[1], im.size[0], channels)
+    except (UnidentifiedImageError, OSError) as e:
+        raise UsageError(argument, str(path), f"a readable image ({e})") from e
+
+
+def fit_to(image, size):
+    """One uint8 image resized to size x size exactly as training resizes (unchanged if it is)."""
+    if image.shape[:2] == (size, size):
+        return image
+    x = tf.constant(image[np.newaxis], tf.float32)
+    return resize_if_needed(x, size)[0].numpy().astype(np.uint8)
+
+
+def read_images(paths, channels, size, argument="input"):
+    """uint8 (N, size, size, channels): files of any size, each resized like training."""
+    return np.stack([fit_to(read_image(p, channels, argument), size) for p in paths]) if paths \
+        else np.zeros((0, size, size, channels), np.uint8)
+
+
+@dataclass(frozen=True)
+class ImageFiles:
+    """Images on disk at a fixed size: what training streams instead of one big array."""
+    paths: tuple
+    channels: int
+    size: int
+
+    def __len__(self):
+        return len(self.paths)
+
+    def __getitem__(self, index):
+        index = np.arange(len(self.paths))[index]
+        return ImageFiles(tuple(self.paths[i] for i in np.atleast_1d(index)), self.channels,
+                          self.size)
+
+    @property
+    def shape(self):
+        return (len(self.paths), self.size, self.size, self.channels)
+
+    ndim, dtype = 4, np.uint8
+
+    def load(self, path):
+        """A tf.data map: a path -> uint8 (size, size, channels), decoded by PIL (as the scorer
+        decodes) and resized in the graph."""
+        image = tf.numpy_function(lambda p: read_image(p.decode(), self.channels), [path],
+                                  tf.uint8, stateful=False)
+        image.set_shape([None, None, self.channels])
+        x = resize_if_needed(tf.cast(image[tf.newaxis], tf.float32), self.size)[0]
+        return tf.ensure_shape(tf.cast(x, tf.uint8), [self.size, self.size, self.channels])
+
+    def read(self):
+        return read_images(self.paths, self.channels, self.size)
 
 
 def _source(path, names):
@@ -59,38 +120,37 @@ def _source(path, names):
             "sha256": sha256([os.path.join(path, n) for n in names], names)}
 
 
-def load_splits(spec, split_seed=0):
-    """Splits for `folder:PATH`; the images' channel count decides the model's. Validation and
-    test indices point into train/'s sorted file list, or into test/normal/'s then
-    test/anomalous/'s."""
+def load_splits(spec, split_seed=0, image_size=IMAGE_SIZE):
+    """Splits for `folder:PATH` at `image_size`; the images' channel count decides the model's.
+    Validation and test indices point into train/'s sorted file list, or into test/normal/'s
+    then test/anomalous/'s."""
     path = spec[len(PREFIX):]
     train_dir = os.path.join(path, "train")
     if not os.path.isdir(train_dir):
         raise UsageError("dataset", spec, f"folder:PATH where PATH/train/ holds normal images "
                          f"({train_dir} does not exist)")
-    names, x_train = read_images(train_dir, size=IMAGE_SIZE)
-    names = [f"train/{n}" for n in names]
-    if len(x_train) < 2:
-        raise UsageError("dataset", spec, f"at least 2 images in {train_dir}, found {len(x_train)}")
-    channels = x_train.shape[-1]
+    train_names = image_names(train_dir, "dataset")
+    train_paths = [os.path.join(train_dir, n) for n in train_names]
+    if len(train_paths) < 2:
+        raise UsageError("dataset", spec, f"at least 2 images in {train_dir}, found 1")
+    channels = channels_of(train_paths, "dataset")
+    train = ImageFiles(tuple(train_paths), channels, image_size)
+    names = [f"train/{n}" for n in train_names]
     rng = np.random.default_rng(split_seed)
     normal_dir, anomalous_dir = (os.path.join(path, "test", d) for d in ("normal", "anomalous"))
-    if os.path.isdir(normal_dir) and os.path.isdir(anomalous_dir):
-        normal_names, normal = read_images(normal_dir, channels, IMAGE_SIZE)
-        anomalous_names, anomalous = read_images(anomalous_dir, channels, IMAGE_SIZE)
-        if not len(normal) or not len(anomalous):
-            raise UsageError("dataset", spec, "images in both test/normal/ and test/anomalous/")
-        names += [f"test/normal/{n}" for n in normal_names] + \
-            [f"test/anomalous/{n}" for n in anomalous_names]
-        x = np.concatenate([normal, anomalous])
-        y = np.concatenate([np.zeros(len(normal), np.int32), np.ones(len(anomalous), np.int32)])
+    if os.path.isdir(normal_dir) or os.path.isdir(anomalous_dir):
+        tests = [image_names(d, "dataset") for d in (normal_dir, anomalous_dir)]
+        paths = [os.path.join(d, n) for d, ns in zip((normal_dir, anomalous_dir), tests) for n in ns]
+        channels_of(paths, "dataset")  # names an unreadable file before any work
+        names += [f"test/normal/{n}" for n in tests[0]] + [f"test/anomalous/{n}" for n in tests[1]]
+        y = np.concatenate([np.zeros(len(tests[0]), np.int32), np.ones(len(tests[1]), np.int32)])
         val, test = split_stratified(y, POOLED_VAL_SHARE, rng)
-        return Splits(x_train, x[val], y[val], x[test], y[test], "folder", _source(path, names),
+        x = read_images(paths, channels, image_size, "dataset")
+        return Splits(train, x[val], y[val], x[test], y[test], "folder", _source(path, names),
                       val, test)
-    order = rng.permutation(len(x_train))
-    n_val = max(1, int(round(HOLDOUT_SHARE * len(x_train))))
-    empty = np.zeros((0,) + x_train.shape[1:], np.uint8)
+    order = rng.permutation(len(train))
+    n_val = max(1, int(round(HOLDOUT_SHARE * len(train))))
     val = np.sort(order[:n_val])
-    return Splits(x_train[np.sort(order[n_val:])], x_train[val], np.zeros(n_val, np.int32),
-                  empty, np.zeros(0, np.int32), "folder", _source(path, names), val,
-                  np.zeros(0, np.int64))
+    return Splits(train[np.sort(order[n_val:])], train[val].read(), np.zeros(n_val, np.int32),
+                  np.zeros((0, image_size, image_size, channels), np.uint8),
+                  np.zeros(0, np.int32), "folder", _source(path, names), val, np.zeros(0, np.int64))

@@ -7,7 +7,8 @@ import numpy as np
 
 @dataclass(frozen=True)
 class Splits:
-    x_train: np.ndarray  # normal images only, uint8 (N, H, W) or (N, H, W, C)
+    x_train: np.ndarray  # normal images only, uint8 (N, H, W) or (N, H, W, C), or files on
+    # disk read as such (folders.ImageFiles: streamed by the training pipeline)
     x_val: np.ndarray
     y_val: np.ndarray  # 1 = anomaly
     x_test: np.ndarray
@@ -22,6 +23,11 @@ class Splits:
     @property
     def channels(self):
         return self.x_train.shape[-1] if self.x_train.ndim == 4 else 1
+
+    @property
+    def padded(self):
+        """Benchmark images are zero-padded 28 -> 32 (the survey's input); folder images resized."""
+        return self.kind != "folder"
 
     def limited(self, n):
         """The first n images of each split: for smoke tests and quick checks, never for results."""

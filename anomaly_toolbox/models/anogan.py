@@ -1,6 +1,6 @@
 """AnoGAN (Schlegl et al. 2017, arXiv 1703.05921).
 
-A DCGAN trained on normal images only: generator G (z -> 32x32 image) and discriminator D, a
+A DCGAN trained on normal images only: generator G (z -> SxS image) and discriminator D, a
 conv trunk whose 4x4 output is the feature layer f, then a logit head. To score x, search the
 latent space for the z whose G(z) best explains x: starting from z0, take Γ gradient steps on
 
@@ -39,7 +39,7 @@ class AnoGAN(AdversarialModel):
 
     def __init__(self, latent_dim, filters, learning_rate, beta_1, search_steps,
                  search_learning_rate, lambda_, search_init, search_k, search_seed, channels=1,
-                 **kwargs):
+                 image_size=32, **kwargs):
         super().__init__(float(learning_rate), float(beta_1), **kwargs)
         self.latent_dim = int(latent_dim)
         self.search_steps = int(search_steps)
@@ -52,9 +52,11 @@ class AnoGAN(AdversarialModel):
         # built), so runs with different train seeds draw different noise, and the step comes
         # from the optimizer's checkpointed counter, so a resumed run draws the same noise.
         self.noise_salt = int(np.random.randint(0, 2**31 - 1))
-        self.g = blocks.decoder(filters, latent_dim, channels, "g")
-        self.d_features = blocks.conv_trunk(filters, channels, "d_features")
-        self.d_logit = blocks.logit_head(filters, "d_logit")
+        self.image_size = image_size
+        self.g = blocks.decoder(filters, latent_dim, channels, "g", image_size=image_size)
+        self.d_features = blocks.conv_trunk(filters, channels, "d_features",
+                                            image_size=image_size)
+        self.d_logit = blocks.logit_head(filters, "d_logit", image_size)
 
     @property
     def generator_variables(self):
@@ -87,7 +89,7 @@ class AnoGAN(AdversarialModel):
     # ---------------------------------------------------------------- latent search
 
     def search_losses(self, x, z, f_x=None):
-        """Per-image L(z) (B,) for images x (B, 32, 32, C) and latent codes z (B, latent_dim)."""
+        """Per-image L(z) (B,) for images x (B, S, S, C) and latent codes z (B, latent_dim)."""
         if f_x is None:
             f_x = self.d_features(x, training=False)
         g_z = self.g(z, training=False)
@@ -111,7 +113,7 @@ class AnoGAN(AdversarialModel):
         if f_x is None:
             f_x = self.d_features(x, training=False)
         candidates = tf.random.stateless_normal([self.search_k, self.latent_dim], seed=seed)
-        g_c = self.g(candidates, training=False)                       # (k, 32, 32, C)
+        g_c = self.g(candidates, training=False)                       # (k, S, S, C)
         f_c = self.d_features(g_c, training=False)                     # (k, 4, 4, F)
         residual = tf.reduce_mean(tf.abs(x[:, None] - g_c[None]), axis=[2, 3, 4])  # (B, k)
         discrimination = tf.reduce_mean(tf.abs(f_x[:, None] - f_c[None]), axis=[2, 3, 4])

@@ -19,11 +19,15 @@ class Autoencoder(keras.Model):
     RANGES = {"latent_dim": POSITIVE, "filters": POSITIVE, "learning_rate": POSITIVE,
               "beta_1": ADAM_BETA}
 
-    def __init__(self, latent_dim, filters, learning_rate, beta_1, channels=1, **kwargs):
+    def __init__(self, latent_dim, filters, learning_rate, beta_1, channels=1, image_size=32,
+                 **kwargs):
         super().__init__(**kwargs)
         self.learning_rate, self.beta_1 = learning_rate, beta_1
-        self.encoder = blocks.encoder(filters, latent_dim, channels, "encoder")
-        self.decoder = blocks.decoder(filters, latent_dim, channels, "decoder")
+        self.image_size = image_size
+        self.encoder = blocks.encoder(filters, latent_dim, channels, "encoder",
+                                      image_size=image_size)
+        self.decoder = blocks.decoder(filters, latent_dim, channels, "decoder",
+                                      image_size=image_size)
 
     def compile(self, optimizer=None, **kwargs):
         """Adam with the config's learning rate and beta_1 unless an optimizer is passed."""

@@ -1,13 +1,31 @@
-"""DCGAN-style building blocks for 32x32 images, shared by every architecture.
+"""DCGAN-style building blocks, shared by every architecture.
 
-Each stride-2 4x4 convolution halves the side: 32 -> 16 -> 8 -> 4 with three widths, then a
-4x4 valid convolution maps to a 1x1 latent code (and the decoder mirrors it).
+Each stride-2 4x4 convolution halves the side down to 4x4, then a 4x4 valid convolution maps to
+a 1x1 latent code (and the decoder mirrors it). At 32x32 the blocks are the config's three
+`filters` widths (32 -> 16 -> 8 -> 4). Larger images get one more block per doubling, as the
+GANomaly reference does for its `isize`, at the deep end and each twice as wide as the one
+before (the reference's pyramid: 64 -> 64, 128, 256, 512 at 64x64). Doubling rather than
+repeating the last width keeps every block's cost about equal (the side halves, the width
+doubles) and the 4x4 code as wide as the reference's, so a paper config means the paper's net.
 """
 
 import keras
 from keras import layers
 
 from anomaly_toolbox.models import replicas
+
+IMAGE_SIZES = (32, 64, 128, 256)
+
+
+def widths(filters, image_size=32):
+    """The stride-2 blocks' widths for `image_size`: `filters`, then one doubled width per
+    doubling of the side beyond 32."""
+    if image_size not in IMAGE_SIZES:
+        raise ValueError(f"image_size {image_size} is not one of {IMAGE_SIZES}")
+    out = list(filters)
+    while 32 * 2 ** (len(out) - len(filters)) < image_size:
+        out.append(out[-1] * 2)
+    return out
 
 
 def dcgan_init():
@@ -30,14 +48,14 @@ def float32_output(model):
     return model
 
 
-def conv_trunk(filters, channels, name, leaky=True, output=True, norm="batch"):
-    """32x32xC -> 4x4xfilters[-1]; `norm` ("batch" or "layer") on every block but the first
+def conv_trunk(filters, channels, name, leaky=True, output=True, norm="batch", image_size=32):
+    """SxSxC -> 4x4xwidths[-1]; `norm` ("batch" or "layer") on every block but the first
     (DCGAN). Layer norm (over each image's H, W, C, as in Gulrajani et al.'s WGAN-GP critic)
     keeps images independent, which a per-image gradient penalty needs. `output`: the trunk is
     a network's output (float32 under a mixed policy), not an inner part."""
     model = keras.Sequential(name=name)
-    model.add(keras.Input((32, 32, channels)))
-    for i, width in enumerate(filters):
+    model.add(keras.Input((image_size, image_size, channels)))
+    for i, width in enumerate(widths(filters, image_size)):
         model.add(layers.Conv2D(width, 4, 2, "same", use_bias=False, kernel_initializer=dcgan_init()))
         if i > 0:
             model.add(batch_norm() if norm == "batch"
@@ -46,24 +64,25 @@ def conv_trunk(filters, channels, name, leaky=True, output=True, norm="batch"):
     return float32_output(model) if output else model
 
 
-def encoder(filters, latent_dim, channels, name, leaky=True):
-    """x (32x32xC) -> z (latent_dim,)."""
-    model = conv_trunk(filters, channels, name, leaky, output=False)
+def encoder(filters, latent_dim, channels, name, leaky=True, image_size=32):
+    """x (SxSxC) -> z (latent_dim,)."""
+    model = conv_trunk(filters, channels, name, leaky, output=False, image_size=image_size)
     model.add(layers.Conv2D(latent_dim, 4, 1, "valid", use_bias=False, kernel_initializer=dcgan_init()))
     model.add(layers.Flatten())
     return float32_output(model)
 
 
-def decoder(filters, latent_dim, channels, name):
-    """z (latent_dim,) -> x (32x32xC) in [-1, 1]."""
+def decoder(filters, latent_dim, channels, name, image_size=32):
+    """z (latent_dim,) -> x (SxSxC) in [-1, 1]."""
+    sizes = widths(filters, image_size)
     model = keras.Sequential(name=name)
     model.add(keras.Input((latent_dim,)))
     model.add(layers.Reshape((1, 1, latent_dim)))
-    model.add(layers.Conv2DTranspose(filters[-1], 4, 1, "valid", use_bias=False,
+    model.add(layers.Conv2DTranspose(sizes[-1], 4, 1, "valid", use_bias=False,
                                      kernel_initializer=dcgan_init()))
     model.add(batch_norm())
     model.add(layers.ReLU())
-    for width in reversed(filters[:-1]):
+    for width in reversed(sizes[:-1]):
         model.add(layers.Conv2DTranspose(width, 4, 2, "same", use_bias=False,
                                          kernel_initializer=dcgan_init()))
         model.add(batch_norm())
@@ -73,11 +92,10 @@ def decoder(filters, latent_dim, channels, name):
     return float32_output(model)
 
 
-def logit_head(filters, name):
-    """4x4 features -> one real/fake logit per image."""
+def logit_head(filters, name, image_size=32):
+    """4x4 features (of the trunk for `image_size`) -> one real/fake logit per image."""
     return float32_output(keras.Sequential([
-        keras.Input((4, 4, filters[-1])),
+        keras.Input((4, 4, widths(filters, image_size)[-1])),
         layers.Conv2D(1, 4, 1, "valid", kernel_initializer=dcgan_init()),
         layers.Flatten(),
     ], name=name))
-

@@ -19,10 +19,11 @@ from anomaly_toolbox.models.hyperparameters import ADAM_BETA, ANY, POSITIVE, UNI
 from anomaly_toolbox.models.registry import register
 
 
-def discriminator(filters, latent_dim, z_units, units, channels, name):
+def discriminator(filters, latent_dim, z_units, units, channels, name, image_size=32):
     """(x, z) -> (logit (B, 1), feature layer f_D (B, units))."""
-    x_in, z_in = keras.Input((32, 32, channels)), keras.Input((latent_dim,))
-    hx = layers.Flatten()(blocks.conv_trunk(filters, channels, f"{name}_x", output=False)(x_in))
+    x_in, z_in = keras.Input((image_size, image_size, channels)), keras.Input((latent_dim,))
+    trunk = blocks.conv_trunk(filters, channels, f"{name}_x", output=False, image_size=image_size)
+    hx = layers.Flatten()(trunk(x_in))
     hz = layers.LeakyReLU(0.2)(layers.Dense(z_units, kernel_initializer=blocks.dcgan_init())(z_in))
     h = layers.Concatenate()([hx, hz])
     features = layers.LeakyReLU(0.2)(layers.Dense(units, kernel_initializer=blocks.dcgan_init())(h))
@@ -45,16 +46,18 @@ class EGBAD(AdversarialModel):
     G_LOSS = "ge_loss"  # G and E are trained jointly, by one optimizer, against D
 
     def __init__(self, latent_dim, filters, d_z_units, d_units, encoder_leaky, learning_rate,
-                 beta_1, alpha, score_discriminator, channels=1, **kwargs):
+                 beta_1, alpha, score_discriminator, channels=1, image_size=32, **kwargs):
         super().__init__(learning_rate, beta_1, **kwargs)
         # Drawn from the global RNG that training seeds before building the model, so a
         # resumed run gets the same value; with the optimizer step it fixes each step's noise.
         self.noise_seed = int(np.random.randint(0, 2**31 - 1))
         self.latent_dim, self.alpha = latent_dim, alpha
         self.score_discriminator = score_discriminator
-        self.e = blocks.encoder(filters, latent_dim, channels, "e", leaky=encoder_leaky)
-        self.g = blocks.decoder(filters, latent_dim, channels, "g")
-        self.d = discriminator(filters, latent_dim, d_z_units, d_units, channels, "d")
+        self.image_size = image_size
+        self.e = blocks.encoder(filters, latent_dim, channels, "e", leaky=encoder_leaky,
+                                image_size=image_size)
+        self.g = blocks.decoder(filters, latent_dim, channels, "g", image_size=image_size)
+        self.d = discriminator(filters, latent_dim, d_z_units, d_units, channels, "d", image_size)
 
     @property
     def generator_variables(self):

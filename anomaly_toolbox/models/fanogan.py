@@ -68,6 +68,7 @@ class FAnoGAN(AdversarialModel):
 
     def __init__(self, latent_dim, filters, gan_epochs, encoder_epochs, n_critic, lambda_gp,
                  kappa, learning_rate, beta_1, beta_2, encoder_learning_rate, channels=1,
+                 image_size=32,
                  **kwargs):
         super().__init__(float(learning_rate), float(beta_1), **kwargs)
         self.latent_dim, self.gan_epochs = int(latent_dim), int(gan_epochs)
@@ -78,10 +79,11 @@ class FAnoGAN(AdversarialModel):
         self.encoding, self.step_kind = False, None
         # As in AnoGAN: noise seeded by (critic step, salt), the salt drawn after the train seed.
         self.noise_salt = int(np.random.randint(0, 2**31 - 3))
-        self.g = blocks.decoder(filters, latent_dim, channels, "g")
-        self.d_features = blocks.conv_trunk(filters, channels, "d_features", norm="layer")
-        self.d_logit = blocks.logit_head(filters, "d_logit")
-        self.e = blocks.encoder(filters, latent_dim, channels, "e")
+        self.g = blocks.decoder(filters, latent_dim, channels, "g", image_size=image_size)
+        self.d_features = blocks.conv_trunk(filters, channels, "d_features", norm="layer",
+                                            image_size=image_size)
+        self.d_logit = blocks.logit_head(filters, "d_logit", image_size)
+        self.e = blocks.encoder(filters, latent_dim, channels, "e", image_size=image_size)
 
     @property
     def generator_variables(self):

@@ -23,14 +23,16 @@ class GANomaly(AdversarialModel):
               "beta_1": ADAM_BETA}
 
     def __init__(self, latent_dim, filters, w_adv, w_con, w_enc, learning_rate, beta_1,
-                 channels=1, **kwargs):
+                 channels=1, image_size=32, **kwargs):
         super().__init__(learning_rate, beta_1, **kwargs)
         self.w_adv, self.w_con, self.w_enc = w_adv, w_con, w_enc
-        self.g_e = blocks.encoder(filters, latent_dim, channels, "g_e")
-        self.g_d = blocks.decoder(filters, latent_dim, channels, "g_d")
-        self.e = blocks.encoder(filters, latent_dim, channels, "e")
-        self.d_features = blocks.conv_trunk(filters, channels, "d_features")
-        self.d_logit = blocks.logit_head(filters, "d_logit")
+        self.image_size = image_size
+        self.g_e = blocks.encoder(filters, latent_dim, channels, "g_e", image_size=image_size)
+        self.g_d = blocks.decoder(filters, latent_dim, channels, "g_d", image_size=image_size)
+        self.e = blocks.encoder(filters, latent_dim, channels, "e", image_size=image_size)
+        self.d_features = blocks.conv_trunk(filters, channels, "d_features",
+                                            image_size=image_size)
+        self.d_logit = blocks.logit_head(filters, "d_logit", image_size)
 
     @property
     def generator_variables(self):

@@ -130,7 +130,8 @@ def build(run_dirs, output_dir, weighting="mean"):
                "test": metrics.evaluate(test, y_test, threshold), "versions": versions()}
     module = EnsembleModule(
         [saved for saved, _ in loaded], centres, scales, weights, threshold,
-        {**loaded[0][1], **identity, "config": {"weighting": weighting}})
+        {**loaded[0][1], **identity, "config": {"weighting": weighting},
+         "anomaly_map": False})  # members' maps are not combined
     export.save_module(module, run_dir.saved_model)
     run_dir.write_scores(val.astype(np.float32), y_val, test.astype(np.float32), y_test)
     if "auprc" in results["test"]:

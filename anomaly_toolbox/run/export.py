@@ -1,15 +1,19 @@
 """SavedModels that a plain `tf.saved_model.load` can score with, without this package.
 
 `loaded.score(images)` takes pixels on the 0..255 scale as uint8, int32, int64, float32 or
-float64, H = W = 28 or 32, shaped
+float64, square, shaped
   (H, W)        one grayscale image,
   (H, W, C)     one image, when C equals the model's channels (1 or 3),
   (N, H, W)     any other rank-3 array: N grayscale images,
   (N, H, W, C)  N images,
-and returns raw anomaly scores (N,). Preprocessing lives inside; a wrong size or channel count
-raises InvalidArgumentError saying which. `loaded.metadata` (JSON string) names the model,
-dataset, anomalous class, config and `threshold_rule`; `loaded.threshold` is the threshold chosen
-on validation data by that rule ("f1" or "fpr:RATE").
+and returns raw anomaly scores (N,). Preprocessing lives inside, as training did it: a model
+trained on a folder resizes any square side to its training size (preprocessing.resize_pixels);
+a benchmark model takes 28 (padded to 32), 32 and its training size. A wrong size or channel
+count raises InvalidArgumentError saying which. Models that reconstruct also have
+`loaded.anomaly_map(images)`: |x - reconstruction| averaged over channels, (N, H, W) float32 at
+the input's resolution. `loaded.metadata` (JSON string) names the model, dataset, anomalous
+class, config, `threshold_rule` and the input handling (image_size, padded, resize);
+`loaded.threshold` is the threshold chosen on validation data by that rule.
 """
 
 import json
@@ -19,7 +23,7 @@ import tempfile
 
 import tensorflow as tf
 
-from anomaly_toolbox.data.preprocessing import IMAGE_SIZE, to_model_input
+from anomaly_toolbox.data.preprocessing import IMAGE_SIZE, RESIZE, to_model_input
 
 FORMAT = "anomaly_toolbox.scoring/1"
 ACCEPTED_SIDES = (28, IMAGE_SIZE)
@@ -41,14 +45,31 @@ def as_batch(images, channels):
     return x
 
 
+def reconstruction_map(model, x):
+    """(B, S, S): |x - reconstruction| averaged over channels, in model-input units (0..2)."""
+    return tf.reduce_mean(tf.abs(x - model.reconstruct(x)), axis=-1)
+
+
+def map_to_input(m, side, image_size, padded):
+    """A (B, S, S) map back on the input's grid: resized (bilinear) to the side the input had
+    before resizing, and a padded input's border cropped off."""
+    target = tf.maximum(side, IMAGE_SIZE) if padded else side
+    m = m[..., tf.newaxis]
+    m = tf.cond(tf.equal(target, image_size), lambda: m,
+                lambda: tf.image.resize(m, [target, target], "bilinear", antialias=True))
+    offset = (target - side) // 2
+    return m[:, offset:offset + side, offset:offset + side, 0]
+
+
 class ScoringModule(tf.Module):
     INPUT_SPECS = [tf.TensorSpec([None] * rank, dtype, name="images")
                    for dtype in DTYPES for rank in (2, 3, 4)]
 
-    def __init__(self, model, channels, threshold, metadata):
+    def __init__(self, model, channels, threshold, metadata, image_size=IMAGE_SIZE,
+                 padded=True):
         super().__init__()
         self.model = model
-        self.channels = channels
+        self.channels, self.image_size, self.padded = channels, image_size, padded
         self.threshold = tf.Variable(float(threshold), trainable=False, name="threshold")
         self.metadata = tf.Variable(json.dumps({"format": FORMAT, **metadata}), trainable=False,
                                     name="metadata")
@@ -57,37 +78,61 @@ class ScoringModule(tf.Module):
     def score(self, images):
         return self.score_batch(as_batch(images, self.channels))
 
-    @tf.function(input_signature=[tf.TensorSpec([None] * 4, tf.float32)])
-    def score_batch(self, x):
-        """The model's graph, traced once and shared by every input signature of `score`."""
+    @tf.function
+    def anomaly_map(self, images):
+        return self.map_batch(as_batch(images, self.channels))
+
+    def _checked_input(self, x):
+        """The model input for a float32 (N, H, W, C) batch, after the checks users can fail."""
         shape = tf.shape(x)
-        checks = [
-            tf.debugging.assert_equal(shape[1], shape[2], message="images must be square"),
-            tf.debugging.assert_equal(
-                tf.reduce_any(tf.equal(shape[1], ACCEPTED_SIDES)), True,
-                message=f"image side must be one of {ACCEPTED_SIDES}"),
+        checks = [tf.debugging.assert_equal(shape[1], shape[2], message="images must be square")]
+        if self.padded:
+            sides = tuple(sorted({*ACCEPTED_SIDES, self.image_size}))
+            checks.append(tf.debugging.assert_equal(
+                tf.reduce_any(tf.equal(shape[1], sides)), True,
+                message=f"image side must be one of {sides}"))
+        checks += [
             tf.debugging.assert_equal(shape[3], self.channels,
                                       message=f"images must have {self.channels} channel(s)"),
             tf.debugging.assert_all_finite(x, "images contain NaN or inf"),
         ]
         with tf.control_dependencies(checks):
-            return self.model.score(to_model_input(tf.identity(x)))
+            return to_model_input(tf.identity(x), self.image_size, self.padded)
+
+    @tf.function(input_signature=[tf.TensorSpec([None] * 4, tf.float32)])
+    def score_batch(self, x):
+        """The model's graph, traced once and shared by every input signature of `score`."""
+        return self.model.score(self._checked_input(x))
+
+    @tf.function(input_signature=[tf.TensorSpec([None] * 4, tf.float32)])
+    def map_batch(self, x):
+        """(N, H, W) anomaly map at the input's resolution, shared by every `anomaly_map` signature."""
+        m = reconstruction_map(self.model, self._checked_input(x))
+        return map_to_input(m, tf.shape(x)[1], self.image_size, self.padded)
 
 
 def _signatures(module):
-    """Trace score for every accepted dtype and rank, so each dispatches after loading."""
+    """Trace score (and anomaly_map, if the model reconstructs) for every accepted dtype and
+    rank, so each dispatches after loading."""
     fns = {}
+    maps = hasattr(getattr(module, "model", None), "reconstruct")
     for spec in getattr(module, "INPUT_SPECS", BASIC_SPECS):
         fn = module.score.get_concrete_function(spec)
+        if maps:
+            module.anomaly_map.get_concrete_function(spec)
         if spec.dtype == tf.uint8 and spec.shape.rank == 4:
             fns["serving_default"] = fn
     return fns
 
 
-def save(model, path, channels, threshold, metadata):
-    """`threshold` may be a metrics.Threshold; its rule is recorded in the metadata."""
-    metadata = {**metadata, "threshold_rule": getattr(threshold, "rule", "f1")}
-    return save_module(ScoringModule(model, channels, threshold, metadata), path)
+def save(model, path, channels, threshold, metadata, image_size=IMAGE_SIZE, padded=True):
+    """`threshold` may be a metrics.Threshold; its rule is recorded in the metadata, with how
+    inputs are brought to the model: `image_size`, `padded` (28 -> 32) and the resize."""
+    metadata = {**metadata, "threshold_rule": getattr(threshold, "rule", "f1"),
+                "image_size": image_size, "padded": padded, "resize": RESIZE,
+                "anomaly_map": hasattr(model, "reconstruct")}
+    module = ScoringModule(model, channels, threshold, metadata, image_size, padded)
+    return save_module(module, path)
 
 
 def save_module(module, path):

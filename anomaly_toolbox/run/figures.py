@@ -96,14 +96,15 @@ def extremes(images, scores, labels, reconstructions, path, n=8, head=""):
     return _save(fig, path)
 
 
-def write_all(run_dir, model, x_test, test_scores, test_labels, threshold, title=""):
+def write_all(run_dir, model, x_test, test_scores, test_labels, threshold, title="",
+              padded=True):
     """Writes the three figures into a RunDir, each headed by `title` (model, dataset, class);
     returns {name: png bytes} for TensorBoard."""
-    from anomaly_toolbox.data.preprocessing import to_model_input
+    from anomaly_toolbox.data.preprocessing import IMAGE_SIZE, to_model_input
 
     order = np.argsort(test_scores)
     picks = np.concatenate([order[::-1][:8], order[:8]])
-    x = to_model_input(x_test[picks]).numpy()
+    x = to_model_input(x_test[picks], getattr(model, "image_size", IMAGE_SIZE), padded).numpy()
     head = heading(title, test_scores, test_labels)
     recon = model.reconstruct(x).numpy() if hasattr(model, "reconstruct") else None
     return {

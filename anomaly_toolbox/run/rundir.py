@@ -98,7 +98,8 @@ class RunDir:
         """A run folder belongs to one (model, data, config, seeds): write the identity, or check it."""
         ensure_writable_dir(self.path)
         if os.path.exists(self.run_json):
-            old, new = _dotted(self.identity()), _dotted(identity)
+            # run folders written before image_size existed trained at 32x32
+            old, new = {"config.image_size": 32, **_dotted(self.identity())}, _dotted(identity)
             diff = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
                     if old.get(k) != new.get(k)]
             if diff:

@@ -19,7 +19,7 @@ import tensorflow as tf
 from anomaly_toolbox import config as config_lib
 from anomaly_toolbox import metrics, models
 from anomaly_toolbox.data import load_splits
-from anomaly_toolbox.data.preprocessing import IMAGE_SIZE, train_dataset
+from anomaly_toolbox.data.preprocessing import train_dataset
 from anomaly_toolbox.errors import DivergenceError
 from anomaly_toolbox.models.precision import policy as precision_policy
 from anomaly_toolbox.run import distribute, export, figures
@@ -57,7 +57,9 @@ def _train(model, cfg, splits, run_dir, train_seed, verbose, test_curve=False):
     first_selectable = getattr(model, "first_selectable_epoch", 1)  # e.g. after a GAN stage
     for epoch in range(int(state["epoch"].numpy()), cfg["epochs"]):
         t0 = time.time()
-        history = model.fit(train_dataset(splits.x_train, cfg["batch_size"], train_seed, epoch),
+        data = train_dataset(splits.x_train, cfg["batch_size"], train_seed, epoch,
+                             cfg["image_size"], splits.padded)
+        history = model.fit(data,
                             initial_epoch=epoch, epochs=epoch + 1, verbose=verbose,
                             shuffle=False,  # the dataset is shuffled per epoch already
                             callbacks=[stop, Progress(cfg["epochs"]), *own_callbacks])
@@ -65,7 +67,7 @@ def _train(model, cfg, splits, run_dir, train_seed, verbose, test_curve=False):
         if stop.bad_step is not None:
             return state, writer, f"loss became NaN/inf in epoch {epoch + 1}, step {stop.bad_step}"
         losses = {k: float(v[-1]) for k, v in history.history.items()}
-        val_scores = score_images(model, splits.x_val)
+        val_scores = score_images(model, splits.x_val, padded=splits.padded)
         if non_finite(val_scores, "validation", epoch + 1):
             return state, writer, non_finite(val_scores, "validation", epoch + 1)
         val = metrics.validation_metrics(val_scores, splits.y_val)
@@ -111,7 +113,7 @@ def _identity(model_name, dataset, anomalous_class, splits, protocol, train_seed
 def run(model_name, dataset, anomalous_class, output_dir, protocol="pooled", config=None,
         epochs=None, batch_size=None, train_seed=0, split_seed=0, data_dir=None, verbose=2,
         deterministic=True, limit=None, threshold="f1", strategy="default", cpu_devices=None,
-        record_test_curve=False, precision=None):
+        record_test_curve=False, precision=None, image_size=None):
     """Trains, selects on validation, tests once, exports; returns the results dict.
 
     `threshold` is the rule choosing the exported threshold on validation scores: "f1"
@@ -128,8 +130,9 @@ def run(model_name, dataset, anomalous_class, output_dir, protocol="pooled", con
     """
     started = time.time()
     model_cls = models.get(model_name)
-    cfg = config_lib.resolve(model_cls, config, epochs, batch_size, precision)
-    splits = load_splits(dataset, anomalous_class, protocol, split_seed, data_dir, limit)
+    cfg = config_lib.resolve(model_cls, config, epochs, batch_size, precision, image_size)
+    splits = load_splits(dataset, anomalous_class, protocol, split_seed, data_dir, limit,
+                         cfg["image_size"])
     identity = _identity(model_name, dataset, anomalous_class, splits, protocol, train_seed,
                          split_seed, limit, cfg)
     distribute.check(strategy, cpu_devices)
@@ -153,7 +156,8 @@ def _run(run_dir, model_cls, cfg, splits, identity, train_seed, deterministic, v
         if deterministic:
             tf.config.experimental.enable_op_determinism()
         with tf_strategy.scope(), precision_policy(cfg["precision"]):
-            model = model_cls(**cfg["model"], channels=splits.channels)
+            model = model_cls(**cfg["model"], channels=splits.channels,
+                              image_size=cfg["image_size"])
             model.compile()
         state, writer, diverged = _train(model, cfg, splits, run_dir, train_seed, verbose,
                                          test_curve)
@@ -191,10 +195,12 @@ def _finish(model, splits, run_dir, identity, cfg, state, writer, diverged, thre
     selected_epoch = int(state["best_epoch"].numpy())
     val_scores = run_dir.best_val_scores(selected_epoch, len(splits.y_val))
     if val_scores is None:
-        val_scores = score_images(model, splits.x_val, progress=verbose == 1)
+        val_scores = score_images(model, splits.x_val, progress=verbose == 1,
+                                  padded=splits.padded)
     threshold = metrics.validation_threshold(val_scores, splits.y_val, threshold)
     val_metrics = metrics.evaluate(val_scores, splits.y_val, threshold)
-    test_scores = score_images(model, splits.x_test, progress=verbose == 1)
+    test_scores = score_images(model, splits.x_test, progress=verbose == 1,
+                               padded=splits.padded)
     if non_finite(test_scores, "test", selected_epoch):
         raise DivergenceError(f"{model_name}: {non_finite(test_scores, 'test', selected_epoch)}, "
                               f"the selected one; nothing was exported")
@@ -203,7 +209,7 @@ def _finish(model, splits, run_dir, identity, cfg, state, writer, diverged, thre
     _log_scalars(writer, cfg["epochs"], {f"test/{k}": v for k, v in test_metrics.items()})
     if "auprc" in test_metrics:
         pngs = figures.write_all(run_dir, model, splits.x_test, test_scores, splits.y_test,
-                                 threshold, title=figures.title(identity))
+                                 threshold, title=figures.title(identity), padded=splits.padded)
         with writer.as_default(step=cfg["epochs"]):
             for name, png in pngs.items():
                 tf.summary.image(f"test/{name}", tf.image.decode_png(png)[tf.newaxis])
@@ -211,9 +217,8 @@ def _finish(model, splits, run_dir, identity, cfg, state, writer, diverged, thre
         export.save(model, run_dir.saved_model, channels=splits.channels, threshold=threshold,
                     metadata={**{k: identity[k] for k in ("model", "dataset", "anomalous_class",
                                                           "protocol", "config")},
-                              "channels": splits.channels,
-                              # folder images were resized, so the scorer must resize too
-                              "resize_to": IMAGE_SIZE if splits.kind == "folder" else None})
+                              "channels": splits.channels},
+                    image_size=cfg["image_size"], padded=splits.padded)
     run_dir.write_scores(val_scores, splits.y_val, test_scores, splits.y_test, splits.val_index,
                          splits.test_index)
     results = {**identity, "dataset": _portable(identity["dataset"]), "data_source": splits.source,
