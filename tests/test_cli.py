@@ -49,7 +49,7 @@ def test_top_level_help_lists_the_commands_and_exits_0():
 def test_train_help_lists_models_datasets_and_what_no_config_means():
     proc = run("anomaly_toolbox", "train", "--help")
     assert proc.returncode == 0 and not proc.stderr.strip()
-    for text in ("anogan, autoencoder, egbad, ganomaly", "folder:PATH", "15 epochs", "hours",
+    for text in ("anogan, autoencoder, egbad, fanogan, ganomaly", "folder:PATH", "15 epochs", "hours",
                  "--threshold", "fpr:0.01"):
         assert text in proc.stdout, text
 
