@@ -43,9 +43,14 @@ def batch_norm():
 def float32_output(model):
     """Under a mixed policy the network computes in bfloat16/float16 but hands float32 to the
     losses and scores (Keras' advice for outputs); under float32 nothing is added."""
-    if keras.config.dtype_policy().compute_dtype != "float32":
+    if mixed_precision():
         model.add(layers.Activation("linear", dtype="float32"))
     return model
+
+
+def mixed_precision():
+    """True while building under a 16-bit compute policy (models/precision.py)."""
+    return keras.config.dtype_policy().compute_dtype != "float32"
 
 
 def conv_trunk(filters, channels, name, leaky=True, output=True, norm="batch", image_size=32):

@@ -28,7 +28,7 @@ def discriminator(filters, latent_dim, z_units, units, channels, name, image_siz
     h = layers.Concatenate()([hx, hz])
     features = layers.LeakyReLU(0.2)(layers.Dense(units, kernel_initializer=blocks.dcgan_init())(h))
     logit = layers.Dense(1, kernel_initializer=blocks.dcgan_init())(features)
-    if keras.config.dtype_policy().compute_dtype != "float32":  # as blocks.float32_output
+    if blocks.mixed_precision():  # float32 outputs, as blocks.float32_output
         logit, features = (layers.Activation("linear", dtype="float32")(t)
                            for t in (logit, features))
     return keras.Model([x_in, z_in], [logit, features], name=name)
