@@ -28,9 +28,21 @@ def test_speed_report_has_positive_numbers(mnist):
     assert row["flops_per_img"] > 0 and row["flops_by_type"]["Conv2DBackpropFilter"] > 0
     assert row["flops_by_type"]["Conv2DBackpropInput"] > 0 and row["flops_by_type"]["Conv2D"] > 0
     assert 0 < row["outside_share"] < 1 and row["of_matmul"] > 0
-    text = speed.render([row], ceiling)
     assert row["score_flops_per_img"] > 0 and row["score_gflops"] > 0
-    assert "| ganomaly | tiny | 4/8/16 |" in text and "GFLOP/s" in text
+    # the same row in bfloat16, rated against a bfloat16 ceiling, side by side with float32
+    ceiling16 = measure_ceiling(windows=2, steps=1, matmul_size=256, conv_shape=(8, 16, 16, 8, 16),
+                                kinds=("matmul", "conv"), dtype="bfloat16")
+    assert ceiling16["dtype"] == "bfloat16" and ceiling16["conv_gflops"] > 0
+    row16 = speed.measure("ganomaly", config, splits, batch_size=16, windows=2, window_steps=2,
+                          score_images=64, fit_batches=3, val_sample=64, ceiling=ceiling16,
+                          precision="mixed_bfloat16")
+    assert row16["precision"] == "mixed_bfloat16" and row16["ceiling_now"]["dtype"] == "bfloat16"
+    text = speed.render([row, row16], [ceiling, ceiling16])
+    assert "| ganomaly | tiny | float32 | 4/8/16 |" in text and "GFLOP/s" in text
+    assert "| ganomaly | tiny | mixed_bfloat16 | 4/8/16 |" in text
+    assert "Machine ceiling in bfloat16" in text and "### bfloat16 beside float32" in text
+    ratio = row16["train_img_s"] / row["train_img_s"]
+    assert f"(**{ratio:.2f}**)" in text
 
 
 @pytest.mark.slow

@@ -3,7 +3,11 @@ one process (rounds alternate, so load on the machine hits both alike).
 
   python -m anomaly_toolbox.bench.precision_speed --model=ganomaly --filters=64,128,256
 
-A first measurement for issue 17 (bfloat16); the full speed report does not rate bfloat16 yet.
+`--filter_grads` times the conv filter gradient (the op bfloat16 gains least on) at the paper
+models' three 4x4 stride-2 shapes, TF's own kernel against an im2col + matmul formulation, in
+both dtypes: the one candidate rewrite, measured before it is written into any model.
+The speed report (`anomaly_toolbox.bench.speed --precisions=float32,mixed_bfloat16`) rates
+every model against the ceiling of its own dtype.
 """
 
 import time
@@ -24,6 +28,8 @@ def define_flags():
     flags.DEFINE_string("data_dir", None, "As for anomaly_toolbox.train.")
     flags.DEFINE_bool("op_profile", False, "Also print each precision's CPU time per train step "
                       "by op type (TF profiler; CPU time, so it holds on a loaded machine).")
+    flags.DEFINE_bool("filter_grads", False, "Only time conv filter gradients: TF's kernel vs "
+                      "im2col + matmul, float32 vs bfloat16, at the paper models' shapes.")
 
 
 def build(model_name, filters, name):
@@ -50,7 +56,54 @@ def window(fn, x, steps):
     return time.perf_counter() - start
 
 
+PAPER_CONVS = ((64, 32, 1, 64), (64, 16, 64, 128), (64, 8, 128, 256))  # batch, side, in, out
+
+
+def filter_grad_study(shapes=PAPER_CONVS, windows=5, steps=3):
+    """Rows (shape, dtype, kernel GFLOP/s, im2col GFLOP/s, relative difference) for a 4x4
+    stride-2 'same' convolution's filter gradient."""
+    import statistics
+
+    import tensorflow as tf
+
+    from anomaly_toolbox.bench.timing import timed_windows
+
+    rows = []
+    for batch, side, cin, cout in shapes:
+        for dtype in ("float32", "bfloat16"):
+            x = tf.cast(tf.random.stateless_normal([batch, side, side, cin], [0, 1]), dtype)
+            dy = tf.cast(tf.random.stateless_normal([batch, side // 2, side // 2, cout], [0, 2]),
+                         dtype)
+            kernel = tf.function(lambda x=x, dy=dy, cin=cin, cout=cout:
+                                 tf.compat.v1.nn.conv2d_backprop_filter(
+                                     x, [4, 4, cin, cout], dy, [1, 2, 2, 1], "SAME"))
+
+            @tf.function
+            def im2col(x=x, dy=dy, cin=cin, cout=cout):
+                patches = tf.image.extract_patches(x, [1, 4, 4, 1], [1, 2, 2, 1], [1, 1, 1, 1],
+                                                   "SAME")
+                return tf.reshape(tf.matmul(tf.reshape(patches, [-1, 16 * cin]),
+                                            tf.reshape(dy, [-1, cout]), transpose_a=True),
+                                  [4, 4, cin, cout])
+
+            a, b = tf.cast(kernel(), tf.float32), tf.cast(im2col(), tf.float32)
+            diff = float(tf.reduce_max(tf.abs(a - b)) / tf.reduce_max(tf.abs(a)))
+            flops = 2 * batch * (side // 2) ** 2 * cout * 16 * cin
+            speed = [flops * steps / statistics.median(timed_windows(lambda i: fn(), windows,
+                                                                      steps)) / 1e9
+                     for fn in (kernel, im2col)]
+            rows.append(((batch, side, cin, cout), dtype, *speed, diff))
+    return rows
+
+
 def body():
+    if FLAGS.filter_grads:
+        print("| conv (batch x side² x in -> out) | dtype | TF kernel GFLOP/s | im2col+matmul "
+              "GFLOP/s | im2col / kernel | max rel. difference |\n|---|---|---|---|---|---|")
+        for (b, side, cin, cout), dtype, kernel, im2col, diff in filter_grad_study():
+            print(f"| {b}x{side}²x{cin} -> {cout} | {dtype} | {kernel:.0f} | {im2col:.0f} | "
+                  f"{im2col / kernel:.2f} | {diff:.1e} |")
+        return
     from anomaly_toolbox.data import load_splits
     from anomaly_toolbox.data.preprocessing import to_model_input
 

@@ -31,7 +31,7 @@ before/after ratios, measured with interleaved windows in one process, of candid
 per-batch callback, a raw step instead of fit), each with the score difference it causes.
 Every number here depends on the load of the machine: the report prints `uptime` with it.
 The parts live beside this module: timing, ceiling, flops, workload, epoch_overhead,
-saved_model_speed and speed_investigation.
+saved_model_speed, speed_investigation and speed_tables (the markdown).
 """
 
 import json
@@ -48,16 +48,20 @@ from anomaly_toolbox.bench.epoch_overhead import outside_step
 from anomaly_toolbox.bench.flops import count_flops
 from anomaly_toolbox.bench.saved_model_speed import SCORE_BATCH, score_saved_model
 from anomaly_toolbox.bench.speed_investigation import investigate
+from anomaly_toolbox.bench.speed_tables import render
 from anomaly_toolbox.bench.timing import load_average, sync, timed_windows
 from anomaly_toolbox.bench.workload import build, config_path, real_batches
 
 FLAGS = flags.FLAGS
+COMPUTE_DTYPE = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
 
 
 def define_flags():
     """Defined on demand, so that importing this module (tests do) defines no flags."""
     flags.DEFINE_list("models", None, "Registered model names (default: all registered).")
     flags.DEFINE_list("profiles", ["paper", "cpu"], "Profiles: experiments/<model>_mnist_<profile>.json.")
+    flags.DEFINE_list("precisions", ["float32"], "Precisions to time every row in (float32, "
+                      "mixed_bfloat16); each row is rated against the ceiling of its own dtype.")
     flags.DEFINE_integer("batch_size", 64, "Training batch size for every row.")
     flags.DEFINE_integer("windows", 5, "Timed windows per measurement (the median is reported).")
     flags.DEFINE_integer("window_steps", 10, "Train steps per timed window.")
@@ -82,14 +86,18 @@ def define_flags():
 
 def measure(model_name, config, data, batch_size=64, windows=5, window_steps=10, profile="",
             score_images=512, slow_score_images=16, fit_batches=20, val_sample=512,
-            ceiling=None):
+            ceiling=None, precision="float32"):
     """One report row: training, FLOPs, SavedModel scoring and outside-step share of one model.
 
-    `data` is a data.Splits (real MNIST); `config` a config.resolve() dict.
+    `data` is a data.Splits (real MNIST); `config` a config.resolve() dict; `ceiling` one of
+    measure_ceiling() in the dtype `precision` computes in.
     """
     import tensorflow as tf
 
-    model = build(model_name, config["model"])
+    from anomaly_toolbox.models.precision import policy
+
+    with policy(precision):
+        model = build(model_name, config["model"])
     batches = real_batches(data.x_train, batch_size)
     step = tf.function(model.train_step)
     for b in batches[:2]:
@@ -99,6 +107,7 @@ def measure(model_name, config, data, batch_size=64, windows=5, window_steps=10,
     total, by_type, graph_total = count_flops(step.get_concrete_function(batches[0]))
     conv_types = ("Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter", "MatMul")
     row = {"model": model_name, "profile": profile or config.get("profile", ""),
+           "precision": precision,
            "filters": list(config["model"]["filters"]),
            "latent_dim": config["model"]["latent_dim"], "batch_size": batch_size,
            "fit_jit_compile": bool(model.jit_compile),
@@ -113,7 +122,7 @@ def measure(model_name, config, data, batch_size=64, windows=5, window_steps=10,
         # The load moves: the ratio uses the ceiling measured again right after this row's
         # windows (the run's start-of-run ceiling is in the header).
         now = measure_ceiling(3, 1, ceiling["matmul_size"], tuple(ceiling["conv_shape"]),
-                              kinds=("matmul", "conv"))
+                              kinds=("matmul", "conv"), dtype=ceiling.get("dtype", "float32"))
         row["ceiling_now"] = now
         row["of_matmul"] = row["gflops"] / now["matmul_gflops"]
         row["of_conv"] = row["gflops"] / now["conv_gflops"]
@@ -134,92 +143,6 @@ def measure(model_name, config, data, batch_size=64, windows=5, window_steps=10,
     return row
 
 
-# ------------------------------------------------------------------------------------ report
-
-def _fmt(v, digits=3):
-    if v is None:
-        return "—"
-    if abs(v) >= 100:
-        return f"{v:,.0f}"
-    return f"{v:.{digits}g}"
-
-
-def render(rows, ceiling, meta=None, investigations=()):
-    """Markdown section: the rows of measure() and the ceiling of measure_ceiling()."""
-    meta = meta or {}
-    lines = ["## Speed report", ""]
-    if meta.get("command"):
-        lines += [f"Command: `{meta['command']}`", ""]
-    if meta.get("load"):
-        lines += [f"Load: `{meta['load']}` (before) / `{meta.get('load_after', '?')}` (after); "
-                  f"{meta.get('machine', '')}", ""]
-    conv = "x".join(str(v) for v in ceiling["conv_shape"][:4]) + \
-        f" -> {ceiling['conv_shape'][-1]} channels"
-    lines += [
-        f"Machine ceiling (this run, median of windows): float32 matmul "
-        f"{ceiling['matmul_size']}^2 **{_fmt(ceiling['matmul_gflops'])} GFLOP/s**; "
-        f"Conv2D 4x4 stride 2 'same' {conv}: forward **{_fmt(ceiling['conv_gflops'])}**, "
-        f"input gradient (= Conv2DTranspose) {_fmt(ceiling.get('conv_input_grad_gflops'))}, "
-        f"filter gradient {_fmt(ceiling.get('conv_filter_grad_gflops'))} GFLOP/s.", "",
-        "| model | profile | filters | train img/s | MFLOP/img (train step) | GFLOP/s | "
-        "of matmul | of conv | score img/s (SavedModel) | score MFLOP/img | score GFLOP/s (of conv) | "
-        "outside steps (fit / val / ckpt / log) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        outside = (f"{100 * r['outside_share']:.1f}% ("
-                   f"{100 * r['outside_fit_overhead_share']:.1f} / "
-                   f"{100 * r['outside_validation_share']:.1f} / "
-                   f"{100 * r['outside_checkpoints_share']:.1f} / "
-                   f"{100 * r['outside_logging_share']:.2f})") if "outside_share" in r else "—"
-        score = _fmt(r.get("score_img_s")) + (f" ({r['score_note']})" if r.get("score_note") else "")
-        score_flops = (f"{_fmt(r['score_flops_per_img'] / 1e6)} | {_fmt(r['score_gflops'])} "
-                       f"({100 * r.get('score_of_conv', 0):.0f}%)" if "score_gflops" in r
-                       else "— (search loop) | —")
-        lines.append(
-            f"| {r['model']} | {r['profile']} | {'/'.join(map(str, r['filters']))} | "
-            f"{_fmt(r['train_img_s'])} | {_fmt(r['flops_per_img'] / 1e6)} | {_fmt(r['gflops'])} | "
-            f"{100 * r.get('of_matmul', 0):.0f}% | {100 * r.get('of_conv', 0):.0f}% | {score} | "
-            f"{score_flops} | {outside} |")
-    lines += ["", "train img/s: tf.function(model.train_step) on real MNIST batches of "
-              f"{rows[0]['batch_size'] if rows else '?'}, after warm-up, median of windows. "
-              "FLOPs: one train step's concrete-function graph (fixed batch shape), TF's registered "
-              "float-op statistics (those tf.compat.v1.profiler's float_operation() sums: Conv2D, "
-              "Conv2DBackpropInput, Conv2DBackpropFilter, MatMul, element-wise ops) over the ops "
-              "the step's outputs and variable updates depend on (the profiler's whole-graph "
-              "total also counts gradient ops TF prunes at run time), / batch. GFLOP/s ratios: "
-              "to a matmul and a conv measured again right after the row (load drifts). Score MFLOP/img: "
-              "model.score's graph at batch 256, counted the same way (not for a latent search, whose "
-              "loop the count cannot see); score GFLOP/s uses the SavedModel's img/s. Outside steps: share of an "
-              "estimated full pooled-MNIST epoch (class 0 split) spent outside raw train steps: "
-              "keras fit's extra per-batch cost (tf.data pipeline, callbacks, logs), validation "
-              "scoring (training.score_images, extrapolated from a sample), the best+last "
-              "checkpoint saves and the TensorBoard scalars."]
-    if rows:
-        lines += ["", "| model | profile | epoch (est.) | raw step | fit step (+ per fit call) | "
-                  "conv+matmul share of FLOPs | whole-graph MFLOP/img (unpruned) | "
-                  "fit jit_compile |", "|---|---|---|---|---|---|---|---|"]
-        for r in rows:
-            if "epoch_s" not in r:
-                continue
-            lines.append(f"| {r['model']} | {r['profile']} | {r['epoch_s']:.0f} s "
-                         f"({r['steps_per_epoch']} steps) | {1e3 * r['raw_step_s']:.0f} ms | "
-                         f"{1e3 * r['fit_step_s']:.0f} ms (+{r['fit_fixed_s']:.1f} s) | "
-                         f"{100 * r['conv_matmul_flop_share']:.1f}% | "
-                         f"{_fmt(r['graph_flops_per_img'] / 1e6)} | {r['fit_jit_compile']} |")
-    for inv in investigations:
-        lines += ["", f"### {inv['model']} ({inv['profile']}): where the step's time goes", ""]
-        prof = inv.get("op_profile") or {}
-        if prof:
-            lines.append("Op-type self-time share (TF profiler, 5 steps, determinism on): " +
-                         ", ".join(f"{t} {100 * s:.0f}%" for t, s in prof["top"]) + ".")
-        lines += ["", "| candidate change | before (s/step) | after (s/step) | after/before | note |",
-                  "|---|---|---|---|---|"]
-        for ab in inv.get("ab", []):
-            lines.append(f"| {ab['change']} | {ab['before_s']:.3f} | {ab['after_s']:.3f} | "
-                         f"**{ab['ratio']:.2f}** | {ab['note']} |")
-    return "\n".join(lines) + "\n"
-
-
 # -------------------------------------------------------------------------------------- main
 
 def body():
@@ -232,29 +155,35 @@ def body():
     from anomaly_toolbox.bench import report
     from anomaly_toolbox.data import datasets, protocols
     from anomaly_toolbox.files import write_atomic
+    from anomaly_toolbox.models import precision as precision_lib
 
     names = FLAGS.models or models.names()
     load_before = load_average()
     raw = datasets.load("mnist", FLAGS.data_dir)
     splits = protocols.make_splits(raw, 0, "pooled", 0)
+    precisions = [precision_lib.resolve(p) for p in FLAGS.precisions]
     print(f"{load_before}\nceiling ...", flush=True)
-    ceiling = measure_ceiling(FLAGS.windows, FLAGS.ceiling_steps, FLAGS.matmul_size)
-    print(json.dumps(ceiling), flush=True)
+    ceilings = {p: measure_ceiling(FLAGS.windows, FLAGS.ceiling_steps, FLAGS.matmul_size,
+                                   dtype=COMPUTE_DTYPE[p]) for p in precisions}
+    print(json.dumps(ceilings), flush=True)
     rows, investigations = [], []
     for profile in FLAGS.profiles:
         for name in names:
-            cfg = config_lib.resolve(models.get(name),
-                                     config_path(name, profile, FLAGS.experiments_dir))
-            t0 = time.time()
-            row = measure(name, cfg, splits, FLAGS.batch_size, FLAGS.windows, FLAGS.window_steps,
-                          profile, FLAGS.score_images, FLAGS.slow_score_images, FLAGS.fit_batches,
-                          FLAGS.val_sample, ceiling)
-            row["load"] = load_average()
-            rows.append(row)
-            print(f"{name} {profile}: {row['train_img_s']:.1f} img/s, "
-                  f"{row['flops_per_img'] / 1e6:.1f} MFLOP/img, {row['gflops']:.2f} GFLOP/s, "
-                  f"score {row['score_img_s']:.1f} img/s, outside {100 * row['outside_share']:.1f}% "
-                  f"({time.time() - t0:.0f}s; {row['load']})", flush=True)
+            for precision in precisions:
+                cfg = config_lib.resolve(models.get(name),
+                                         config_path(name, profile, FLAGS.experiments_dir))
+                t0 = time.time()
+                row = measure(name, cfg, splits, FLAGS.batch_size, FLAGS.windows,
+                              FLAGS.window_steps, profile, FLAGS.score_images,
+                              FLAGS.slow_score_images, FLAGS.fit_batches, FLAGS.val_sample,
+                              ceilings[precision], precision)
+                row["load"] = load_average()
+                rows.append(row)
+                print(f"{name} {profile} {precision}: {row['train_img_s']:.1f} img/s, "
+                      f"{row['flops_per_img'] / 1e6:.1f} MFLOP/img, {row['gflops']:.2f} GFLOP/s, "
+                      f"score {row['score_img_s']:.1f} img/s, "
+                      f"outside {100 * row['outside_share']:.1f}% "
+                      f"({time.time() - t0:.0f}s; {row['load']})", flush=True)
             if name in FLAGS.investigate:
                 inv = investigate(name, cfg, splits, FLAGS.batch_size,
                                   fit_batches=FLAGS.fit_batches)
@@ -263,20 +192,21 @@ def body():
     meta = {"command": "python -m anomaly_toolbox.bench.speed " + " ".join(
                 f"--{k}={','.join(v) if isinstance(v, list) else v}"
                 for k, v in (("models", names), ("profiles", FLAGS.profiles),
+                             ("precisions", precisions),
                              ("batch_size", FLAGS.batch_size), ("windows", FLAGS.windows),
                              ("window_steps", FLAGS.window_steps),
                              ("fit_batches", FLAGS.fit_batches),
                              ("investigate", FLAGS.investigate))),
             "load": load_before, "load_after": load_average(),
             "machine": f"{platform.machine()}, {os.cpu_count()} cpus, TF {tf.__version__}"}
-    text = render(rows, ceiling, meta, investigations)
+    text = render(rows, list(ceilings.values()), meta, investigations)
     print(text)
     os.makedirs(FLAGS.results_dir, exist_ok=True)
     write_atomic(os.path.join(FLAGS.results_dir, report.SPEED_REPORT), text)
     report.write(FLAGS.results_dir, FLAGS.benchmarks_md)
     if FLAGS.json_output:
         write_atomic(FLAGS.json_output, json.dumps(
-            {"ceiling": ceiling, "rows": rows, "investigations": investigations, **meta},
+            {"ceilings": ceilings, "rows": rows, "investigations": investigations, **meta},
             indent=1, default=str) + "\n")
 
 
