@@ -4,6 +4,7 @@ would have reported instead of the validation-selected epoch."""
 
 import csv
 import glob
+import json
 import os
 
 import numpy as np
@@ -13,13 +14,15 @@ def test_curves(results_dir):
     """{(protocol, dataset, model, profile, class, seed): [(epoch, test AUPRC), ...]}."""
     curves = {}
     for path in glob.glob(os.path.join(results_dir, "**", "*.test_curve.csv"), recursive=True):
-        parts = os.path.relpath(path, results_dir).split(os.sep)
-        protocol, dataset, model_profile, name = parts[-4:]
-        model_name, profile = model_profile.rsplit("_", 1)
-        k, seed = name[len("class"):-len(".test_curve.csv")].split("_seed")
+        cell = path[:-len(".test_curve.csv")] + ".json"
+        if not os.path.exists(cell):  # a curve without its finished cell is not reported
+            continue
+        with open(cell) as f:  # the cell names model and profile ("_" may be in either)
+            r = json.load(f)
         with open(path) as f:
-            rows = [(int(r["epoch"]), float(r["test_auprc"])) for r in csv.DictReader(f)]
-        curves[(protocol, dataset, model_name, profile, int(k), int(seed))] = rows
+            rows = [(int(e["epoch"]), float(e["test_auprc"])) for e in csv.DictReader(f)]
+        curves[(r["protocol"], r["dataset"], r["model"], r["config"].get("profile"),
+                r["anomalous_class"], r["train_seed"])] = rows
     return curves
 
 

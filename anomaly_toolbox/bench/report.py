@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
-from anomaly_toolbox.bench import budget, claims, ensembles
+from anomaly_toolbox.bench import budget, claims, ensembles, precision_study
 
 COMMAND = ("python -m anomaly_toolbox.bench.benchmark --models={models} --datasets={dataset} "
            "--classes=0-9 --seeds={seeds} --protocol={protocol} --profile={profile} "
@@ -214,9 +214,9 @@ def write(results_dir, path):
     figures = os.path.join(os.path.dirname(os.path.abspath(path)), "figures")
     rows = load_results(results_dir)
     text = render(rows, figures)
-    study = budget.section(rows, results_dir)
-    if study:
-        text += "\n" + "\n".join(study)
+    for study in (budget.section(rows, results_dir), precision_study.section(rows)):
+        if study:
+            text += "\n" + "\n".join(study)
     for name in SPEED_SECTIONS:
         section = os.path.join(results_dir, name)
         if os.path.exists(section):

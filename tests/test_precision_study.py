@@ -1,0 +1,48 @@
+"""The bfloat16 quality gate reads results files only: a bf16 cell set that moves AUPRC by less
+than float32's own seed spread passes, one that shifts every pair fails."""
+
+import pytest
+
+
+def _row(model, dataset, k, seed, auprc, profile):
+    return {"protocol": "pooled", "dataset": dataset, "model": model, "anomalous_class": k,
+            "train_seed": seed, "config": {"profile": profile}, "test": {"auprc": auprc}}
+
+
+def _rows(shift):
+    rows = []
+    for i, (dataset, k) in enumerate([("mnist", 1), ("mnist", 5), ("fashion_mnist", 1),
+                                      ("fashion_mnist", 5)]):
+        for seed, noise in ((0, -0.05), (1, 0.05), (2, 0.0)):
+            base = 0.5 + 0.05 * i
+            rows.append(_row("egbad", dataset, k, seed, base + noise, "cpu"))
+            if seed < 2:
+                rows.append(_row("egbad", dataset, k, seed, base + noise + shift[seed] + 0.001 * i,
+                                 "cpu_bf16"))
+    return rows
+
+
+def test_small_differences_pass_and_a_consistent_shift_fails():
+    from anomaly_toolbox.bench import precision_study
+
+    ok = precision_study.gate(precision_study._cells(_rows({0: 0.01, 1: -0.01})))
+    g = ok[("pooled", "egbad", "cpu")]
+    assert g["n"] == 4 and g["pairs"] == 8 and g["spread"] == pytest.approx(0.05)
+    assert g["mean_abs_diff"] < g["spread"] and g["passes"]
+    bad = precision_study.gate(precision_study._cells(_rows({0: -0.08, 1: -0.09})))
+    g = bad[("pooled", "egbad", "cpu")]
+    assert g["mean_diff"] < -0.05 and g["p"] < 0.05 and not g["passes"]
+    # a shift smaller than the spread but in every pair still fails on the test
+    small = precision_study.gate(precision_study._cells(_rows({0: -0.03, 1: -0.03})))
+    g = small[("pooled", "egbad", "cpu")]
+    assert g["mean_abs_diff"] < g["spread"] and g["p"] < 0.05 and not g["passes"]
+
+
+def test_section_lists_cells_and_the_verdict():
+    from anomaly_toolbox.bench import precision_study
+
+    text = "\n".join(precision_study.section(_rows({0: 0.01, 1: -0.01})))
+    assert "| pooled | mnist | egbad | `cpu` | 1 | 0.500 (s0 0.450, s1 0.550, s2 0.500) | 0.050 |" in text
+    assert "| pooled | egbad | `cpu` | 4 (8) |" in text and "**passes**" in text
+    assert precision_study.section([r for r in _rows({0: 0, 1: 0}) if "bf16" not in
+                                    r["config"]["profile"]]) == []
