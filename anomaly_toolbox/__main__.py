@@ -19,6 +19,7 @@ COMMANDS = {
     "sweep": ("anomaly_toolbox.bench.sweep", "vary a score-time setting on validation only"),
     "speed": ("anomaly_toolbox.bench.speed", "training and scoring speed report"),
     "ensemble": ("anomaly_toolbox.ensemble", "combine finished runs into one detector"),
+    "export": ("anomaly_toolbox.export", "a finished run's SavedModel again, in another precision"),
 }
 
 

@@ -1,0 +1,37 @@
+"""Export a finished run's detector again, in another precision.
+
+  anomaly-toolbox export --run_dir=runs/ganomaly_folder --precision=float32 \
+      --output_dir=runs/ganomaly_folder/saved_model_float32
+  (or python -m anomaly_toolbox.export ...)
+
+A run trained with --precision=mixed_bfloat16 exports a SavedModel that computes in bfloat16
+(fast on CPUs with AVX512_BF16/AMX); this writes the same weights as a SavedModel computing in
+float32, e.g. for machines without bfloat16 kernels. Scores are float32 either way.
+"""
+
+from absl import flags
+
+from anomaly_toolbox import cli
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    flags.DEFINE_string("run_dir", None, "A finished run folder written by anomaly_toolbox.train.")
+    flags.DEFINE_string("precision", "float32", "float32 or mixed_bfloat16 (mixed_float16: GPU).")
+    flags.DEFINE_string("output_dir", None, "Folder for the new SavedModel (must not exist).")
+
+
+def body():
+    from anomaly_toolbox.errors import UsageError
+    from anomaly_toolbox.run import reexport
+
+    for name in ("run_dir", "output_dir"):
+        if not getattr(FLAGS, name):
+            raise UsageError(name, getattr(FLAGS, name), "a folder")
+    path = reexport.export(FLAGS.run_dir, FLAGS.output_dir, FLAGS.precision)
+    print(f"exported in {FLAGS.precision}: {path}")
+
+
+if __name__ == "__main__":
+    cli.main(define_flags, body)
