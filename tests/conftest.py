@@ -1,5 +1,6 @@
 """Shared fixtures: small real slices of the offline datasets, tiny model configs."""
 
+import json
 import os
 
 import numpy as np
@@ -36,6 +37,31 @@ def batch(images):
     from anomaly_toolbox.data.preprocessing import to_model_input
 
     return to_model_input(images[0])
+
+
+TINY_RUN = {"epochs": 2, "batch_size": 32, "model": TINY}
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """`tiny_run(model)` -> (run folder, results) of a fixed-seed 2-epoch run on MNIST class 3,
+    300 images per split: trained once per session on first use, shared READ-ONLY (copy a run
+    folder before changing it)."""
+    from anomaly_toolbox.run import training
+
+    runs = {}
+
+    def get(model_name):
+        if model_name not in runs:
+            tmp = tmp_path_factory.mktemp(f"tiny_{model_name}")
+            (tmp / "tiny.json").write_text(json.dumps(TINY_RUN))
+            results = training.run(model_name, "mnist", 3, str(tmp / "run"),
+                                   config=str(tmp / "tiny.json"), data_dir=DATA_DIR, limit=300,
+                                   verbose=0)
+            runs[model_name] = (tmp / "run", results)
+        return runs[model_name]
+
+    return get
 
 
 def tiny_model(name, **overrides):

@@ -50,13 +50,16 @@ def test_grid_resumes_after_kill_and_writes_the_table(tmp_path):
 
 
 def test_bad_grid_arguments_exit_2(tmp_path):
-    for flag, message in (("--classes=a-b", "invalid classes"), ("--shard=2/2", "invalid shard"),
-                          ("--models=gan", "invalid model"),
-                          ("--threads_per_worker=0", "invalid threads_per_worker")):
-        proc = subprocess.run([sys.executable, "-m", "anomaly_toolbox.bench.benchmark", flag,
+    cases = (("--classes=a-b", "invalid classes"), ("--shard=2/2", "invalid shard"),
+             ("--models=gan", "invalid model"),
+             ("--threads_per_worker=0", "invalid threads_per_worker"))
+    procs = [subprocess.Popen([sys.executable, "-m", "anomaly_toolbox.bench.benchmark", flag,
                                f"--results_dir={tmp_path}", f"--benchmarks_md={tmp_path / 'b.md'}"],
-                              capture_output=True, text=True)
-        assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-500:]
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for flag, _ in cases]  # independent: side by side
+    for proc, (flag, message) in zip(procs, cases):
+        _, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 2 and message in stderr, (flag, stderr[-500:])
 
 
 def test_grid_runs_class_by_class_and_splits_cores_between_workers(monkeypatch):
@@ -84,22 +87,28 @@ def test_job_array_shards_merge_by_copying_and_the_table_checks_gaps_and_duplica
     experiments.mkdir()
     (experiments / "autoencoder_mnist_tiny.json").write_text(json.dumps(TINY))
     grid_flags = ["--models=autoencoder", "--datasets=mnist", "--classes=1,2", "--profile=tiny",
-                  f"--experiments_dir={experiments}", f"--benchmarks_md={tmp_path / 'b.md'}"]
+                  f"--experiments_dir={experiments}"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     merged = tmp_path / "merged"
-    for task in (0, 1):
-        shard = tmp_path / f"results_{task}"
-        proc = subprocess.run([sys.executable, "-m", "anomaly_toolbox.bench.benchmark",
-                               *grid_flags, f"--shard={task}/2", "--limit=200", "--workers=1",
-                               f"--results_dir={shard}", f"--runs_dir={tmp_path / 'runs'}",
-                               f"--data_dir={DATA_DIR}"], env=env, capture_output=True, text=True)
-        assert proc.returncode == 0, proc.stderr[-2000:]
+    shards = []
+    for task in (0, 1):  # the tasks of a job array run side by side, each on its own folders
+        shard, log = tmp_path / f"results_{task}", tmp_path / f"task{task}.log"
+        with open(log, "w") as out:
+            shards.append((shard, log, subprocess.Popen(
+                [sys.executable, "-m", "anomaly_toolbox.bench.benchmark", *grid_flags,
+                 f"--shard={task}/2", "--limit=200", "--workers=1", f"--results_dir={shard}",
+                 f"--runs_dir={tmp_path / f'runs_{task}'}", f"--data_dir={DATA_DIR}",
+                 f"--benchmarks_md={tmp_path / f'task{task}' / 'b.md'}"], env=env,
+                stdout=out, stderr=subprocess.STDOUT)))
+    for shard, log, proc in shards:
+        assert proc.wait(timeout=600) == 0, log.read_text()[-2000:]
         assert len(list(shard.rglob("class*_seed0.json"))) == 1  # one cell per shard
         shutil.copytree(shard, merged, dirs_exist_ok=True)
 
     def table(*extra):
         return subprocess.run([sys.executable, "-m", "anomaly_toolbox.bench.benchmark",
-                               *grid_flags, "--table_only", f"--results_dir={merged}", *extra],
+                               *grid_flags, "--table_only", f"--results_dir={merged}",
+                               f"--benchmarks_md={tmp_path / 'b.md'}", *extra],
                               env=env, capture_output=True, text=True)
 
     done = table("--require_complete")

@@ -144,13 +144,11 @@ def test_mirrored_run_through_the_train_command_records_its_strategy(tmp_path):
                 *flags]
 
     mirrored = ["--strategy=mirrored", "--cpu_devices=2"]
-    runs = {}
-    for name, flags in (("mirrored", mirrored),):  # one device: the trajectory test above
-        proc = subprocess.run(command(name, *flags), capture_output=True, text=True)
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        runs[name] = json.loads((tmp_path / name / "results.json").read_text())
-    # killed after its first epoch's commit, a mirrored run resumes and ends where one
-    # uninterrupted mirrored run ends
+    # the uninterrupted run and the one killed after its first epoch's commit share nothing:
+    # they run side by side; the killed one resumes and must end where the other ends
+    log = open(tmp_path / "mirrored.err", "w")
+    uninterrupted = subprocess.Popen(command("mirrored", *mirrored), stdout=subprocess.DEVNULL,
+                                     stderr=log)
     killed = subprocess.Popen(command("killed", *mirrored), stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     marker, deadline = tmp_path / "killed" / "checkpoints" / "last" / "checkpoint", time.time() + 300
@@ -160,6 +158,10 @@ def test_mirrored_run_through_the_train_command_records_its_strategy(tmp_path):
     killed.wait()
     resumed = subprocess.run(command("killed", *mirrored), capture_output=True, text=True)
     assert resumed.returncode == 0 and "Resuming" in resumed.stdout, resumed.stderr[-2000:]
+    uninterrupted.wait(timeout=600)
+    log.close()
+    assert uninterrupted.returncode == 0, (tmp_path / "mirrored.err").read_text()[-2000:]
+    runs = {"mirrored": json.loads((tmp_path / "mirrored" / "results.json").read_text())}
     again = json.loads((tmp_path / "killed" / "results.json").read_text())
     assert again["test"] == runs["mirrored"]["test"]
     assert runs["mirrored"]["distribution"] | {"weights_sha256": None} == {

@@ -61,7 +61,10 @@ def test_saved_model_scores_match_in_a_fresh_process(run, mnist):
     splits = make_splits(mnist, 1, "pooled", 0).limited(300)
     stored = np.load(run["dir"] / "scores.npz")
     np.testing.assert_array_equal(stored["test_labels"], splits.y_test)
-    fresh = score_in_fresh_process(run["dir"] / "saved_model", splits.x_test, run["tmp"])
+    # one fresh process scores test and validation images (scores are per image)
+    both = score_in_fresh_process(run["dir"] / "saved_model",
+                                  np.concatenate([splits.x_test, splits.x_val]), run["tmp"])
+    fresh, fresh_val = both[:len(splits.x_test)], both[len(splits.x_test):]
     assert_close(fresh, stored["test_scores"])
     assert ranking_metrics(fresh, splits.y_test)["auprc"] == pytest.approx(
         run["results"]["test"]["auprc"], abs=1e-6)
@@ -69,7 +72,6 @@ def test_saved_model_scores_match_in_a_fresh_process(run, mnist):
     kept = os.listdir(run["dir"] / "checkpoints")
     assert [k for k in kept if k.startswith("best_val_scores")] == [
         f"best_val_scores_epoch{run['results']['selected_epoch']}.npz"]
-    fresh_val = score_in_fresh_process(run["dir"] / "saved_model", splits.x_val, run["tmp"])
     assert_close(fresh_val, stored["val_scores"])
 
 

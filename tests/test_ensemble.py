@@ -1,4 +1,5 @@
-"""Ensembles of tiny finished runs: the SavedModel equals the offline combination, per image."""
+"""Ensembles of tiny finished runs (conftest's shared tiny_run): the SavedModel equals the offline
+combination, per image."""
 
 import json
 import shutil
@@ -9,29 +10,18 @@ import numpy as np
 import pytest
 from conftest import DATA_DIR, score_in_fresh_process
 
-TINY = {"epochs": 1, "batch_size": 32, "model": {"latent_dim": 8, "filters": [4, 8, 16]}}
+
+@pytest.fixture(scope="module")
+def members(tiny_run):
+    """The session's tiny GANomaly and autoencoder runs on class 3 (read-only)."""
+    return {"dirs": [str(tiny_run(name)[0]) for name in ("ganomaly", "autoencoder")]}
 
 
 @pytest.fixture(scope="module")
-def members(tmp_path_factory):
-    from anomaly_toolbox.run import training
-
-    tmp = tmp_path_factory.mktemp("members")
-    config = tmp / "tiny.json"
-    config.write_text(json.dumps(TINY))
-    dirs = []
-    for name in ("ganomaly", "autoencoder"):
-        training.run(name, "mnist", 3, str(tmp / name), config=str(config), data_dir=DATA_DIR,
-                     limit=200, verbose=0)
-        dirs.append(str(tmp / name))
-    return {"dirs": dirs, "tmp": tmp}
-
-
-@pytest.fixture(scope="module")
-def built(members):
+def built(members, tmp_path_factory):
     from anomaly_toolbox.run import ensemble
 
-    out = members["tmp"] / "ensemble"
+    out = tmp_path_factory.mktemp("ensemble") / "ensemble"
     return {"dir": out, "results": ensemble.build(members["dirs"], str(out))}
 
 
@@ -47,7 +37,7 @@ def test_standardisation_uses_validation_normals_only():
 def test_saved_model_equals_offline_combination_and_is_batch_independent(built, mnist, tmp_path):
     from anomaly_toolbox.data import load_splits
 
-    splits = load_splits("mnist", 3, data_dir=DATA_DIR, limit=200)
+    splits = load_splits("mnist", 3, data_dir=DATA_DIR, limit=300)  # as tiny_run
     stored = np.load(built["dir"] / "scores.npz")
     fresh = score_in_fresh_process(built["dir"] / "saved_model", splits.x_test, tmp_path)
     np.testing.assert_allclose(fresh, stored["test_scores"], rtol=1e-4, atol=1e-4)

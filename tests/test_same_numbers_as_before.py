@@ -2,12 +2,8 @@
 the metrics and per-epoch losses that the code before it gave (commit 5d5a856, measured on
 an AVX-512 machine; the tolerance covers kernel rounding between CPUs, not behaviour)."""
 
-import json
-
 import pytest
-from conftest import DATA_DIR
 
-TINY = {"epochs": 2, "batch_size": 32, "model": {"latent_dim": 8, "filters": [4, 8, 16]}}
 BEFORE = {
  "ganomaly": {
   "selected_epoch": 2,
@@ -89,13 +85,10 @@ BEFORE = {
 
 
 @pytest.mark.parametrize("model_name", sorted(BEFORE))
-def test_tiny_fixed_seed_run_matches_the_code_before_the_layout_change(model_name, tmp_path):
-    from anomaly_toolbox.run import training
-
-    config = tmp_path / "tiny.json"
-    config.write_text(json.dumps(TINY))
-    r = training.run(model_name, "mnist", 3, str(tmp_path / "run"), config=str(config),
-                     data_dir=DATA_DIR, limit=300, verbose=0)
+def test_tiny_fixed_seed_run_matches_the_code_before_the_layout_change(model_name, tiny_run):
+    """The run: conftest.TINY_RUN (epochs 2, batch 32, latent 8, filters 4/8/16), class 3,
+    limit 300, seeds 0."""
+    _, r = tiny_run(model_name)
     before = BEFORE[model_name]
     assert r["selected_epoch"] == before["selected_epoch"]
     assert r["validation"]["auprc"] == pytest.approx(before["val_auprc"], abs=2e-3)
