@@ -5,7 +5,7 @@
 
 Members must share dataset, anomalous class, protocol, split seed (and --limit). Each member's
 scores are standardised on its validation normals (median / MAD), then averaged; the threshold
-is chosen on validation. The output folder holds what a run's does (results.json listing the
+is chosen on validation (--threshold, as for a single run). The output folder holds what a run's does (results.json listing the
 members, scores.npz, figures) and one SavedModel that runs every member in one graph.
 """
 
@@ -21,6 +21,9 @@ def define_flags():
     flags.DEFINE_string("output_dir", None, "Folder for the ensemble (like a run folder).")
     flags.DEFINE_string("weighting", "mean", "mean, or val_auprc: weights proportional to each "
                         "member's validation AUPRC (never test).")
+    flags.DEFINE_string("threshold", "f1", "How the ensemble's threshold is chosen on validation, "
+                        "as for a single run: f1 (F1-optimal) or fpr:RATE (RATE of validation "
+                        "normals flagged).")
 
 
 def body():
@@ -29,7 +32,8 @@ def body():
 
     if not FLAGS.output_dir:
         raise UsageError("output_dir", FLAGS.output_dir, "a folder for the ensemble")
-    results = ensemble.build(FLAGS.members or [], FLAGS.output_dir, FLAGS.weighting)
+    results = ensemble.build(FLAGS.members or [], FLAGS.output_dir, FLAGS.weighting,
+                             FLAGS.threshold)
     test = results["test"]
     if "auprc" in test:
         print(f"ensemble of {len(results['members'])}: test AUPRC {test['auprc']:.4f}  "

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from conftest import DATA_DIR, score_in_fresh_process
 
+from anomaly_toolbox.errors import UsageError
+
 
 @pytest.fixture(scope="module")
 def members(tiny_run):
@@ -66,6 +68,21 @@ def test_saved_model_looks_like_a_single_run_and_rejects_bad_input(built):
         loaded.score(np.full((2, 28, 28), np.nan, np.float32))
     with pytest.raises(tf.errors.InvalidArgumentError, match="channel"):
         loaded.score(np.zeros((2, 28, 28, 3), np.uint8))
+
+
+def test_the_threshold_rule_is_the_ensembles_own(members, tmp_path):
+    from anomaly_toolbox.run import ensemble, export
+
+    results = ensemble.build(members["dirs"], str(tmp_path / "fpr"), threshold_rule="fpr:0.05")
+    loaded, metadata = export.load(str(tmp_path / "fpr" / "saved_model"))
+    assert metadata["threshold_rule"] == "fpr:0.05"  # not the members' "f1"
+    val = np.load(tmp_path / "fpr" / "scores.npz")
+    normals = val["val_scores"][val["val_labels"] == 0]
+    assert float(loaded.threshold.numpy()) == pytest.approx(results["test"]["threshold"])
+    assert np.mean(normals > float(loaded.threshold.numpy())) == pytest.approx(0.05, abs=0.02)
+    with pytest.raises(UsageError, match="invalid threshold"):
+        ensemble.build(members["dirs"], str(tmp_path / "bad"), threshold_rule="best")
+    assert not (tmp_path / "bad").exists()
 
 
 def test_val_auprc_weights_come_from_validation(members):

@@ -103,12 +103,15 @@ class EnsembleModule(tf.Module):
         return tf.cast(tf.tensordot(self.weights, z, 1), tf.float32)
 
 
-def build(run_dirs, output_dir, weighting="mean"):
-    """Combines finished runs into one detector written like a run; returns its results dict."""
+def build(run_dirs, output_dir, weighting="mean", threshold_rule="f1"):
+    """Combines finished runs into one detector written like a run; returns its results dict.
+    The threshold is the ensemble's own, chosen on validation by `threshold_rule` as a single
+    run's --threshold (never inherited from a member)."""
     from anomaly_toolbox.files import ensure_writable_dir
     from anomaly_toolbox.run import export, figures
     from anomaly_toolbox.run.provenance import versions
 
+    metrics.parse_threshold(threshold_rule)  # refused before any work
     members = read_members(run_dirs)
     centres, scales, weights = fit(members, weighting)
     loaded = [export.load(RunDir(m["path"]).saved_model) for m in members]
@@ -120,7 +123,7 @@ def build(run_dirs, output_dir, weighting="mean"):
     y_val, y_test = first["val_labels"], first["test_labels"]
     val = combine([m["scores"]["val_scores"] for m in members], centres, scales, weights)
     test = combine([m["scores"]["test_scores"] for m in members], centres, scales, weights)
-    threshold = metrics.validation_threshold(val, y_val)
+    threshold = metrics.validation_threshold(val, y_val, threshold_rule)
     listed = [{"run_dir": m["path"], "model": m["results"]["model"],
                "train_seed": m["results"]["train_seed"], "centre": c, "scale": s, "weight": w}
               for m, c, s, w in zip(members, centres, scales, weights)]
@@ -131,7 +134,7 @@ def build(run_dirs, output_dir, weighting="mean"):
     module = EnsembleModule(
         [saved for saved, _ in loaded], centres, scales, weights, threshold,
         {**loaded[0][1], **identity, "config": {"weighting": weighting},
-         "anomaly_map": False})  # members' maps are not combined
+         "threshold_rule": threshold.rule, "anomaly_map": False})  # maps are not combined
     export.save_module(module, run_dir.saved_model)
     run_dir.write_scores(val.astype(np.float32), y_val, test.astype(np.float32), y_test)
     if "auprc" in results["test"]:
