@@ -84,3 +84,19 @@ def test_whole_cells_give_the_same_results_with_one_or_two_workers(tmp_path):
     assert cells["same_results"], (cells["workers1_auprc"], cells["workers2_auprc"])
     text = speed_settings.render([], "cmd", cells)
     assert "Whole cells (2 cells: ganomaly" in text and "identical" in text
+
+
+def test_bfloat16_bound_weights_each_op_type_by_its_kernel_ratio():
+    from anomaly_toolbox.bench.speed_tables import speedup_bound
+
+    base = {"conv_gflops": 100, "conv_input_grad_gflops": 100, "conv_filter_grad_gflops": 100,
+            "matmul_gflops": 100}
+    fast = {"conv_gflops": 200, "conv_input_grad_gflops": 150, "conv_filter_grad_gflops": 100,
+            "matmul_gflops": 400}
+    # equal FLOPs in forward, input and filter gradients: 3 / (1/2 + 1/1.5 + 1) = 1.385
+    flops = {"Conv2D": 10, "Conv2DBackpropInput": 10, "Conv2DBackpropFilter": 10}
+    assert speedup_bound(flops, base, fast) == pytest.approx(3 / (0.5 + 1 / 1.5 + 1))
+    # element-wise ops are not sped up; a matmul-only step gets the matmul ratio
+    assert speedup_bound({**flops, "Mul": 30}, base, fast) == pytest.approx(
+        6 / (0.5 + 1 / 1.5 + 1 + 3))
+    assert speedup_bound({"MatMul": 5}, base, fast) == pytest.approx(4.0)

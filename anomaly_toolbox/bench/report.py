@@ -15,8 +15,11 @@ COMMAND = ("python -m anomaly_toolbox.bench.benchmark --models={models} --datase
 
 
 def load_results(results_dir):
+    """Every cell file, <protocol>/<dataset>/<model>_<profile>/class<k>_seed<s>.json (other JSON
+    in results_dir, e.g. the speed report's measurements, is not a cell)."""
     rows = []
-    for path in sorted(glob.glob(os.path.join(results_dir, "**", "*.json"), recursive=True)):
+    pattern = os.path.join(results_dir, "*", "*", "*", "class*_seed*.json")
+    for path in sorted(glob.glob(pattern)):
         with open(path) as f:
             rows.append(json.load(f))
     return rows

@@ -78,6 +78,8 @@ def define_flags():
                         "and appended to --benchmarks_md, regenerated from results_dir.")
     flags.DEFINE_string("benchmarks_md", "benchmarks.md", "Table to regenerate with the report.")
     flags.DEFINE_string("json_output", None, "Also write every measurement as JSON here.")
+    flags.DEFINE_string("from_json", None, "Measure nothing: render the report again from a "
+                        "--json_output file (same numbers, current table code).")
     flags.DEFINE_string("data_dir", None, "Folder holding mnist/*-ubyte.gz "
                         "(default: $ANOMALY_TOOLBOX_DATA_DIR, then system folders, then tfds).")
     flags.DEFINE_string("experiments_dir", None, "Folder of <model>_mnist_<profile>.json "
@@ -145,6 +147,16 @@ def measure(model_name, config, data, batch_size=64, windows=5, window_steps=10,
 
 # -------------------------------------------------------------------------------------- main
 
+def _write(text):
+    from anomaly_toolbox.bench import report
+    from anomaly_toolbox.files import write_atomic
+
+    print(text)
+    os.makedirs(FLAGS.results_dir, exist_ok=True)
+    write_atomic(os.path.join(FLAGS.results_dir, report.SPEED_REPORT), text)
+    report.write(FLAGS.results_dir, FLAGS.benchmarks_md)
+
+
 def body():
     import platform
 
@@ -152,11 +164,17 @@ def body():
 
     from anomaly_toolbox import config as config_lib
     from anomaly_toolbox import models
-    from anomaly_toolbox.bench import report
     from anomaly_toolbox.data import datasets, protocols
     from anomaly_toolbox.files import write_atomic
     from anomaly_toolbox.models import precision as precision_lib
 
+    if FLAGS.from_json:
+        with open(FLAGS.from_json) as f:
+            saved = json.load(f)
+        ceilings = saved.get("ceilings") or {"float32": saved["ceiling"]}
+        meta = {k: saved[k] for k in ("command", "load", "load_after", "machine") if k in saved}
+        _write(render(saved["rows"], list(ceilings.values()), meta, saved.get("investigations", ())))
+        return
     names = FLAGS.models or models.names()
     load_before = load_average()
     raw = datasets.load("mnist", FLAGS.data_dir)
@@ -199,11 +217,7 @@ def body():
                              ("investigate", FLAGS.investigate))),
             "load": load_before, "load_after": load_average(),
             "machine": f"{platform.machine()}, {os.cpu_count()} cpus, TF {tf.__version__}"}
-    text = render(rows, list(ceilings.values()), meta, investigations)
-    print(text)
-    os.makedirs(FLAGS.results_dir, exist_ok=True)
-    write_atomic(os.path.join(FLAGS.results_dir, report.SPEED_REPORT), text)
-    report.write(FLAGS.results_dir, FLAGS.benchmarks_md)
+    _write(render(rows, list(ceilings.values()), meta, investigations))
     if FLAGS.json_output:
         write_atomic(FLAGS.json_output, json.dumps(
             {"ceilings": ceilings, "rows": rows, "investigations": investigations, **meta},

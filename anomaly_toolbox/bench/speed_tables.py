@@ -20,8 +20,23 @@ def _ceiling_line(ceiling):
             f"filter gradient {_fmt(ceiling.get('conv_filter_grad_gflops'))} GFLOP/s.")
 
 
-def _precision_table(rows):
-    """bfloat16 beside float32 for every model/profile timed in both, each against its own ceiling."""
+KERNEL_CEILINGS = {"Conv2D": "conv_gflops", "Conv2DBackpropInput": "conv_input_grad_gflops",
+                   "Conv2DBackpropFilter": "conv_filter_grad_gflops", "MatMul": "matmul_gflops"}
+
+
+def speedup_bound(flops_by_type, base, fast):
+    """The train-step speed-up the machine's kernels allow: each op type's FLOPs sped up by the
+    ratio of its ceiling kernel in the two dtypes (other ops: 1x), i.e. the step's time if every
+    kernel ran as fast, relative to itself, as the ceiling's does."""
+    ratios = {t: fast[k] / base[k] for t, k in KERNEL_CEILINGS.items() if k in fast and k in base}
+    total = sum(flops_by_type.values())
+    return total / sum(f / ratios.get(t, 1.0) for t, f in flops_by_type.items())
+
+
+def _precision_table(rows, ceilings=()):
+    """bfloat16 beside float32 for every model/profile timed in both, each against its own
+    ceiling, with the speed-up the kernels allow (speedup_bound)."""
+    by_dtype = {c.get("dtype", "float32"): c for c in ceilings}
     pairs = {}
     for r in rows:
         pairs.setdefault((r["model"], r["profile"]), {})[r.get("precision", "float32")] = r
@@ -29,23 +44,32 @@ def _precision_table(rows):
     if not pairs:
         return []
     lines = ["", "### bfloat16 beside float32", "",
-             "| model | profile | train img/s f32 → bf16 (×) | of own conv ceiling f32 / bf16 | "
+             "| model | profile | train img/s f32 → bf16 (×) | train-step bound (×) | "
+             "of own conv ceiling f32 / bf16 | "
              "SavedModel score img/s f32 → bf16 (×) | score of own conv ceiling f32 / bf16 |",
-             "|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|"]
     for (model, profile), by in pairs.items():
         f32, other = by["float32"], [r for p, r in by.items() if p != "float32"][0]
 
         def pct(r, key):
             return f"{100 * r[key]:.0f}%" if key in r else "—"
 
+        fast = by_dtype.get({"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}.get(
+            other.get("precision"), ""))
+        bound = (f"{speedup_bound(f32['flops_by_type'], by_dtype['float32'], fast):.2f}"
+                 if fast and "float32" in by_dtype and f32.get("flops_by_type") else "—")
         lines.append(
             f"| {model} | {profile} | {_fmt(f32['train_img_s'])} → {_fmt(other['train_img_s'])} "
-            f"(**{other['train_img_s'] / f32['train_img_s']:.2f}**) | {pct(f32, 'of_conv')} / "
+            f"(**{other['train_img_s'] / f32['train_img_s']:.2f}**) | {bound} | "
+            f"{pct(f32, 'of_conv')} / "
             f"{pct(other, 'of_conv')} | {_fmt(f32['score_img_s'])} → "
             f"{_fmt(other['score_img_s'])} (**{other['score_img_s'] / f32['score_img_s']:.2f}**) | "
             f"{pct(f32, 'score_of_conv')} / {pct(other, 'score_of_conv')} |")
     lines += ["", "Rows of both precisions ran one after the other in the same process; each is "
-              "rated against the ceiling (matmul, conv) measured in its own dtype right after it."]
+              "rated against the ceiling (matmul, conv) measured in its own dtype right after it. "
+              "Train-step bound: the speed-up this machine's kernels allow, each op type's FLOPs "
+              "(float32 row) sped up by its ceiling kernel's bfloat16/float32 ratio at the start of "
+              "the run (conv forward, input gradient, filter gradient, matmul; other ops 1x)."]
     return lines
 
 
@@ -97,7 +121,7 @@ def render(rows, ceiling, meta=None, investigations=()):
               "keras fit's extra per-batch cost (tf.data pipeline, callbacks, logs), validation "
               "scoring (training.score_images, extrapolated from a sample), the best+last "
               "checkpoint saves and the TensorBoard scalars."]
-    lines += _precision_table(rows)
+    lines += _precision_table(rows, ceilings)
     if rows:
         lines += ["", "| model | profile | epoch (est.) | raw step | fit step (+ per fit call) | "
                   "conv+matmul share of FLOPs | whole-graph MFLOP/img (unpruned) | "
