@@ -71,3 +71,14 @@ def test_step_study_compares_three_short_runs_with_one_long_run(tmp_path):
                        .read_text())["test"]["auprc"] for k in (0, 1)]
     assert (f"against {np.mean(long):.3f} for one 3-epoch run, and is higher on 0 of 2 "
             "classes.") in text
+
+
+def test_a_profile_with_an_underscore_keeps_its_name(tmp_path):
+    rng = np.random.default_rng(1)
+    y_val, y_test = np.r_[np.zeros(30), np.ones(10)], np.r_[np.zeros(60), np.ones(20)]
+    for seed in (0, 1):
+        _cell(tmp_path, "egbad", 5, seed, rng.normal(size=40) + y_val, rng.normal(size=80) + y_test,
+              y_val, y_test, profile="cpu_bf16")
+    assert ensembles.write_all(str(tmp_path)) == 1
+    made = sorted(p.name for p in (tmp_path / "pooled" / "mnist").iterdir())
+    assert made == ["egbad_cpu_bf16", "egbad_seeds_ensemble_cpu_bf16"]

@@ -10,6 +10,7 @@ normals, mean). Their results files are derived data: rewritten whole on every c
 """
 
 import glob
+import json
 import os
 import re
 import shutil
@@ -24,8 +25,7 @@ from anomaly_toolbox.run.ensemble import combine, robust_scale
 GAN3 = ("ganomaly", "egbad", "anogan")
 MODEL_SETS = {"gan3_ensemble": GAN3, "gan3+ae_ensemble": GAN3 + ("autoencoder",)}
 SEEDS_SUFFIX = "_seeds_ensemble"
-CELL = re.compile(r"(?P<protocol>[^/]+)/(?P<dataset>[^/]+)/(?P<model>[^/]+)_(?P<profile>[^_/]+)/"
-                  r"class(?P<k>\d+)_seed(?P<seed>\d+)\.scores\.npz$")
+CELL = re.compile(r"[^/]+/[^/]+/[^/]+/class\d+_seed\d+\.scores\.npz$")
 
 
 def is_ensemble(model_name):
@@ -36,17 +36,20 @@ def scored_cells(results_dir):
     """{(protocol, dataset, profile, class): {(model, seed): path without .scores.npz}}."""
     cells = defaultdict(dict)
     for path in glob.glob(os.path.join(results_dir, "**", "*.scores.npz"), recursive=True):
-        match = CELL.search(os.path.relpath(path, results_dir).replace(os.sep, "/"))
-        if match and not is_ensemble(match["model"]):
-            key = (match["protocol"], match["dataset"], match["profile"], int(match["k"]))
-            cells[key][(match["model"], int(match["seed"]))] = path[:-len(".scores.npz")]
+        cell = path[:-len(".scores.npz")]
+        if not CELL.search(os.path.relpath(path, results_dir).replace(os.sep, "/")) or \
+                not os.path.exists(cell + ".json"):
+            continue
+        with open(cell + ".json") as f:  # names model and profile ("_" may be in either)
+            r = json.load(f)
+        if not is_ensemble(r["model"]):
+            key = (r["protocol"], r["dataset"], r["config"].get("profile"), r["anomalous_class"])
+            cells[key][(r["model"], r["train_seed"])] = cell
     return cells
 
 
 def ensemble_result(member_paths, model_name, train_seed):
     """A results dict like a cell's, for the mean of the members' standardised scores."""
-    import json
-
     members = [(json.load(open(p + ".json")), np.load(p + ".scores.npz")) for p in member_paths]
     first, scores = members[0]
     y_val, y_test = scores["val_labels"], scores["test_labels"]
