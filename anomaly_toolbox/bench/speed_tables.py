@@ -123,13 +123,15 @@ def render(rows, ceiling, meta=None, investigations=()):
               "checkpoint saves and the TensorBoard scalars."]
     lines += _precision_table(rows, ceilings)
     if rows:
-        lines += ["", "| model | profile | epoch (est.) | raw step | fit step (+ per fit call) | "
-                  "conv+matmul share of FLOPs | whole-graph MFLOP/img (unpruned) | "
-                  "fit jit_compile |", "|---|---|---|---|---|---|---|---|"]
+        lines += ["", "| model | profile | precision | epoch (est.) | raw step | "
+                  "fit step (+ per fit call) | conv+matmul share of FLOPs | "
+                  "whole-graph MFLOP/img (unpruned) | fit jit_compile |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for r in rows:
             if "epoch_s" not in r:
                 continue
-            lines.append(f"| {r['model']} | {r['profile']} | {r['epoch_s']:.0f} s "
+            lines.append(f"| {r['model']} | {r['profile']} | {r.get('precision', 'float32')} | "
+                         f"{r['epoch_s']:.0f} s "
                          f"({r['steps_per_epoch']} steps) | {1e3 * r['raw_step_s']:.0f} ms | "
                          f"{1e3 * r['fit_step_s']:.0f} ms (+{r['fit_fixed_s']:.1f} s) | "
                          f"{100 * r['conv_matmul_flop_share']:.1f}% | "
