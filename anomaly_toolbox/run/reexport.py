@@ -23,8 +23,7 @@ def export(run_path, output_dir, precision):
         raise UsageError("run_dir", run_path, "a finished run folder (with results.json)")
     if os.path.exists(output_dir):
         raise UsageError("output_dir", output_dir, "a folder that does not exist yet")
-    _, metadata = export_lib.load(run_dir.saved_model)
-    loaded = tf.saved_model.load(run_dir.saved_model)
+    loaded, metadata = export_lib.load(run_dir.saved_model)
     config = {**metadata["config"], "precision": precision}
     with precision_lib.policy(precision):
         model = models.get(metadata["model"])(**config["model"], channels=metadata["channels"],
