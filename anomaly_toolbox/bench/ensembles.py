@@ -129,7 +129,8 @@ def step_study_sentences(groups, classes):
             continue
         wins = sum(ens[k] > long[k] for k in ks)
         sentences.append(
-            f"At equal training compute on {dataset} ({protocol}, {len(ks)} classes), GANomaly's "
+            f"At equal training compute on {dataset} ({protocol}, {len(ks)} "
+            f"class{'es' * (len(ks) != 1)}), GANomaly's "
             f"ensemble of three 1-epoch runs has mean test AUPRC "
             f"{np.mean([ens[k] for k in ks]):.3f} against {np.mean([long[k] for k in ks]):.3f} "
             f"for one 3-epoch run, and is higher on {wins} of {len(ks)} classes.")
