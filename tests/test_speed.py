@@ -100,3 +100,18 @@ def test_bfloat16_bound_weights_each_op_type_by_its_kernel_ratio():
     assert speedup_bound({**flops, "Mul": 30}, base, fast) == pytest.approx(
         6 / (0.5 + 1 / 1.5 + 1 + 3))
     assert speedup_bound({"MatMul": 5}, base, fast) == pytest.approx(4.0)
+
+
+def test_fanogan_score_is_set_beside_each_anogan_search_of_the_same_precision():
+    from anomaly_toolbox.bench.speed_tables import _fanogan_table
+
+    rows = [{"model": "fanogan", "profile": "paper", "precision": "float32", "score_img_s": 1000.0},
+            {"model": "anogan", "profile": "paper", "precision": "float32", "score_img_s": 2.0,
+             "score_note": "Γ=500, 16 images only"},
+            {"model": "anogan", "profile": "paper", "precision": "mixed_bfloat16",
+             "score_img_s": 4.0, "score_note": "Γ=500, 16 images only"}]
+    lines = _fanogan_table(rows)
+    assert lines[-1] == ("| float32 | paper | 1,000 | paper (Γ=500, 16 images only) | 2 | "
+                         "**500×** |")
+    assert sum(line.startswith("| float32 | paper") for line in lines) == 1  # bf16 not mixed in
+    assert _fanogan_table(rows[1:]) == []

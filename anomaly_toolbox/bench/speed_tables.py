@@ -73,6 +73,26 @@ def _precision_table(rows, ceilings=()):
     return lines
 
 
+def _fanogan_table(rows):
+    """f-AnoGAN's one-pass score beside AnoGAN's latent search (issue 18), same run, per
+    precision: against every AnoGAN row (the `cpu` profile's Γ and the paper's Γ = 500)."""
+    fast = [r for r in rows if r["model"] == "fanogan" and r.get("score_img_s")]
+    slow = [r for r in rows if r["model"] == "anogan" and r.get("score_img_s")]
+    if not fast or not slow:
+        return []
+    lines = ["", "### f-AnoGAN's score beside AnoGAN's search (SavedModel img/s, this run)", "",
+             "| precision | f-AnoGAN profile | f-AnoGAN img/s | AnoGAN profile | AnoGAN img/s | "
+             "f-AnoGAN speed-up |", "|---|---|---|---|---|---|"]
+    for f in fast:
+        for a in slow:
+            if a.get("precision", "float32") != f.get("precision", "float32"):
+                continue
+            lines.append(f"| {f.get('precision', 'float32')} | {f['profile']} | "
+                         f"{_fmt(f['score_img_s'])} | {a['profile']} ({a.get('score_note', '')}) | "
+                         f"{_fmt(a['score_img_s'])} | **{f['score_img_s'] / a['score_img_s']:,.0f}×** |")
+    return lines
+
+
 def render(rows, ceiling, meta=None, investigations=()):
     """Markdown section: the rows of measure() and the ceiling(s) of measure_ceiling() (one
     dict, or a list with one per precision)."""
@@ -121,7 +141,7 @@ def render(rows, ceiling, meta=None, investigations=()):
               "keras fit's extra per-batch cost (tf.data pipeline, callbacks, logs), validation "
               "scoring (training.score_images, extrapolated from a sample), the best+last "
               "checkpoint saves and the TensorBoard scalars."]
-    lines += _precision_table(rows, ceilings)
+    lines += _precision_table(rows, ceilings) + _fanogan_table(rows)
     if rows:
         lines += ["", "| model | profile | precision | epoch (est.) | raw step | "
                   "fit step (+ per fit call) | conv+matmul share of FLOPs | "
