@@ -8,7 +8,7 @@ from conftest import TINY
 
 
 @pytest.mark.slow
-def test_speed_report_has_positive_numbers(mnist):
+def test_speed_report_has_positive_numbers(mnist, monkeypatch):
     from anomaly_toolbox import models
     from anomaly_toolbox.bench import speed
     from anomaly_toolbox.bench.ceiling import measure_ceiling
@@ -20,8 +20,12 @@ def test_speed_report_has_positive_numbers(mnist):
                                         "conv_filter_grad_gflops"))
     cls = models.get("ganomaly")
     config = {"profile": "tiny", "model": {**cls.DEFAULTS, **TINY}}
+    monkeypatch.setattr(speed, "MIN_WINDOW_S", 0.3)
     row = speed.measure("ganomaly", config, splits, batch_size=16, windows=2, window_steps=2,
                         score_images=64, fit_batches=3, val_sample=64, ceiling=ceiling)
+    # a tiny model's step takes milliseconds: windows get more steps than asked, ~0.3 s each
+    assert row["window_steps"] > 2
+    assert 16 * row["window_steps"] / row["train_img_s"] > 0.15
     assert row["model"] == "ganomaly" and row["profile"] == "tiny"
     assert row["train_img_s"] > 0 and row["score_img_s"] > 0 and row["gflops"] > 0
     # a train step is forward + both conv gradients: more than the forward convs alone

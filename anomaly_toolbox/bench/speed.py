@@ -6,7 +6,7 @@ For every registered model at the `paper` and `cpu` widths (experiments/<model>_
 batch size --batch_size for all so rows compare), on real preprocessed MNIST batches:
 
 * train img/s   tf.function(model.train_step), after warm-up, median of --windows timed windows
-                of --window_steps steps each;
+                of --window_steps steps each (more for fast models: a window lasts >= 2 s);
 * FLOPs/img     float operations of ONE train step, counted from the step's concrete-function
                 graph with TensorFlow's own op statistics (tf.compat.v1.profiler with
                 ProfileOptionBuilder.float_operation(); the registered "flops" statistics count
@@ -35,6 +35,7 @@ saved_model_speed, speed_investigation and speed_tables (the markdown).
 """
 
 import json
+import math
 import os
 import statistics
 import tempfile
@@ -53,6 +54,7 @@ from anomaly_toolbox.bench.timing import load_average, sync, timed_windows
 from anomaly_toolbox.bench.workload import build, config_path, real_batches
 
 FLAGS = flags.FLAGS
+MIN_WINDOW_S = 2.0  # a timed train-step window is at least this long (steps added as needed)
 COMPUTE_DTYPE = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
 
 
@@ -64,7 +66,8 @@ def define_flags():
                       "mixed_bfloat16); each row is rated against the ceiling of its own dtype.")
     flags.DEFINE_integer("batch_size", 64, "Training batch size for every row.")
     flags.DEFINE_integer("windows", 5, "Timed windows per measurement (the median is reported).")
-    flags.DEFINE_integer("window_steps", 10, "Train steps per timed window.")
+    flags.DEFINE_integer("window_steps", 10, "Train steps per timed window (at least; more for "
+                         "fast models, so that a window lasts MIN_WINDOW_S).")
     flags.DEFINE_integer("ceiling_steps", 3, "Ops per timed window of the ceiling measurements.")
     flags.DEFINE_integer("matmul_size", 2048, "Side of the square float32 ceiling matmul.")
     flags.DEFINE_integer("score_images", 512, "Test images scored per SavedModel timing window.")
@@ -104,6 +107,9 @@ def measure(model_name, config, data, batch_size=64, windows=5, window_steps=10,
     step = tf.function(model.train_step)
     for b in batches[:2]:
         sync(step(b))  # trace + warm-up
+    # small models step in ~60 ms: windows of at least MIN_WINDOW_S keep timer and load noise low
+    probe = timed_windows(lambda i: step(batches[i % len(batches)]), 1, 3)[0] / 3
+    window_steps = max(window_steps, math.ceil(MIN_WINDOW_S / probe))
     seconds = timed_windows(lambda i: step(batches[i % len(batches)]), windows, window_steps)
     img_s = batch_size * window_steps / statistics.median(seconds)
     total, by_type, graph_total = count_flops(step.get_concrete_function(batches[0]))
@@ -112,7 +118,7 @@ def measure(model_name, config, data, batch_size=64, windows=5, window_steps=10,
            "precision": precision,
            "filters": list(config["model"]["filters"]),
            "latent_dim": config["model"]["latent_dim"], "batch_size": batch_size,
-           "fit_jit_compile": bool(model.jit_compile),
+           "fit_jit_compile": bool(model.jit_compile), "window_steps": window_steps,
            "train_img_s": img_s, "train_img_s_windows": [batch_size * window_steps / s
                                                           for s in seconds],
            "flops_per_img": total / batch_size,
