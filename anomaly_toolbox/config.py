@@ -95,7 +95,8 @@ def resolve(model_cls, config_path=None, epochs=None, batch_size=None, precision
                                         epochs is not None or "epochs" in data)
     requested = precision or data.get("precision", "auto")
     resolved["precision"] = precision_lib.resolve(requested if isinstance(requested, str)
-                                                  else repr(requested))
+                                                  else repr(requested),
+                                                  getattr(model_cls, "registered_name", None))
     resolved["image_size"] = _image_size(data.get("image_size", DEFAULT_IMAGE_SIZE), image_size,
                                          source)
     resolved["model"] = model_cfg

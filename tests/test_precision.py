@@ -11,17 +11,36 @@ from anomaly_toolbox.errors import UsageError
 from anomaly_toolbox.models import precision
 
 
-def test_resolve_names_bad_values_and_keeps_auto_float32_until_verified(monkeypatch):
+def test_resolve_names_bad_values_and_picks_bfloat16_only_for_verified_models(monkeypatch):
     with pytest.raises(UsageError, match="invalid precision: 'bf16'"):
         precision.resolve("bf16")
     with pytest.raises(UsageError, match="invalid precision: 'mixed_float16'.*GPU"):
         precision.resolve("mixed_float16")
     monkeypatch.setattr(precision, "has_bfloat16", lambda: True)
-    assert precision.resolve("auto") == "float32"
-    monkeypatch.setattr(precision, "BFLOAT16_QUALITY_VERIFIED", True)
-    assert precision.resolve("auto") == "mixed_bfloat16"
+    assert precision.BFLOAT16_QUALITY_VERIFIED == ("ganomaly", "egbad")  # the gate's verdict
+    assert precision.resolve("auto", "ganomaly") == "mixed_bfloat16"
+    assert precision.resolve("auto", "egbad") == "mixed_bfloat16"
+    for other in ("anogan", "autoencoder", "fanogan", None):  # never through the gate
+        assert precision.resolve("auto", other) == "float32"
+    assert precision.resolve("float32", "ganomaly") == "float32"
     monkeypatch.setattr(precision, "has_bfloat16", lambda: False)
-    assert precision.resolve("auto") == "float32"
+    assert precision.resolve("auto", "ganomaly") == "float32"
+
+
+def test_benchmark_profiles_pin_float32_so_cells_compare_across_machines():
+    import glob
+    import os
+
+    from conftest import REPO
+
+    for path in glob.glob(os.path.join(REPO, "experiments", "*.json")):
+        with open(path) as f:
+            wanted = json.load(f).get("precision")
+        name = os.path.basename(path)
+        if "_folder_" in name:
+            assert wanted is None, name  # a user's own images: auto
+        else:
+            assert wanted == ("mixed_bfloat16" if "_bf16" in name else "float32"), name
 
 
 def test_bf16_flag_is_read_from_cpuinfo(tmp_path):

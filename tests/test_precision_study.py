@@ -46,3 +46,26 @@ def test_section_lists_cells_and_the_verdict():
     assert "| pooled | egbad | `cpu` | 4 (8) |" in text and "**passes**" in text
     assert precision_study.section([r for r in _rows({0: 0, 1: 0}) if "bf16" not in
                                     r["config"]["profile"]]) == []
+
+
+def test_a_float32_only_seed_widens_the_spread_but_is_no_precision_difference():
+    from anomaly_toolbox.bench import precision_study
+
+    rows = []
+    for i, k in enumerate((1, 5, 7, 9)):
+        for seed, auprc in ((0, 0.40), (1, 0.50), (2, 0.90)):  # seed 2 ran in float32 only
+            rows.append(_row("egbad", "mnist", k, seed, auprc + 0.01 * i, "cpu"))
+        for seed, auprc in ((0, 0.41), (1, 0.49)):
+            rows.append(_row("egbad", "mnist", k, seed, auprc + 0.01 * i, "cpu_bf16"))
+    g = precision_study.gate(precision_study._cells(rows))[("pooled", "egbad", "cpu")]
+    assert g["mean_abs_diff"] == pytest.approx(0.0)  # not 0.133 from seed 2's 0.90
+    assert g["spread"] == pytest.approx(0.2646, abs=1e-3) and g["passes"]
+
+
+def test_identical_results_pass():
+    from anomaly_toolbox.bench import precision_study
+
+    rows = [_row("ganomaly", "mnist", k, s, 0.5 + 0.1 * s, profile)
+            for k in (1, 5) for s in (0, 1) for profile in ("cpu", "cpu_bf16")]
+    g = precision_study.gate(precision_study._cells(rows))[("pooled", "ganomaly", "cpu")]
+    assert g["mean_abs_diff"] == 0 and g["p"] == 1.0 and g["passes"]

@@ -32,6 +32,7 @@ def sweep(run_dir, key, values, data_dir=None, max_images=None):
     from anomaly_toolbox.data import load_splits
     from anomaly_toolbox.errors import UsageError
     from anomaly_toolbox.run.rundir import RunDir
+    from anomaly_toolbox.models.precision import policy
     from anomaly_toolbox.run.scoring import score_images
 
     run_dir = RunDir(run_dir)
@@ -41,17 +42,20 @@ def sweep(run_dir, key, values, data_dir=None, max_images=None):
     cls = models.get(run["model"])
     if key not in cls.DEFAULTS:
         raise UsageError("key", key, f"one of {sorted(cls.DEFAULTS)}")
+    cfg = run["config"]
     splits = load_splits(run["dataset"], run["anomalous_class"], run["protocol"],
-                         run["split_seed"], data_dir, run["limit"])
+                         run["split_seed"], data_dir, run["limit"], cfg.get("image_size", 32))
     x_val, y_val = splits.x_val[:max_images], splits.y_val[:max_images]
     best = tf.train.latest_checkpoint(run_dir.best_checkpoints)
     rows = []
     for value in values:
-        model = cls(**{**run["config"]["model"], key: value}, channels=splits.channels)
-        model.compile()
+        with policy(cfg.get("precision", "float32")):  # as the run was built and scored
+            model = cls(**{**cfg["model"], key: value}, channels=splits.channels,
+                        image_size=cfg.get("image_size", 32))
+            model.compile()
         tf.train.Checkpoint(model=model).restore(best).assert_existing_objects_matched().expect_partial()
         t0 = time.time()
-        scores = score_images(model, x_val)
+        scores = score_images(model, x_val, padded=splits.padded)
         rows.append({key: value, **metrics.ranking_metrics(scores, y_val),
                      "mean_score": float(scores.mean()),
                      "seconds": round(time.time() - t0, 1), "images": len(scores)})

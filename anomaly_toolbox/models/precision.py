@@ -6,9 +6,11 @@ Layers take the Keras dtype policy in force when they are built, so a model buil
 to the losses and scores (blocks.float32_output), so losses, BCE logits, the latent search and
 the scores stay float32.
 
-`auto` picks bfloat16 only once bfloat16 has been shown to keep test AUPRC within the
-seed-to-seed spread of float32 on the benchmark cells (issue 17's quality gate; benchmarks.md).
-Until then it is float32 everywhere, which also keeps results identical across machines.
+`auto` picks bfloat16, on hardware that has it, only for the models whose bfloat16 cells kept
+test AUPRC within float32's seed-to-seed spread (issue 17's quality gate, benchmarks.md
+"Precision study"): GANomaly and EGBAD. Every other model, and every machine without bfloat16,
+gets float32. The benchmark profiles in experiments/ pin float32, so their cells compare across
+machines.
 """
 
 import contextlib
@@ -19,7 +21,8 @@ import tensorflow as tf
 from anomaly_toolbox.errors import UsageError
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
-BFLOAT16_QUALITY_VERIFIED = False  # benchmarks.md "Precision study": passes for GANomaly, fails for EGBAD
+BFLOAT16_QUALITY_VERIFIED = ("ganomaly", "egbad")  # passed the gate (benchmarks.md); add a model
+# only with its own cells in that table
 
 
 def has_bfloat16(cpuinfo="/proc/cpuinfo"):
@@ -36,12 +39,14 @@ def has_bfloat16(cpuinfo="/proc/cpuinfo"):
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
-def resolve(name):
-    """The concrete precision for `name`, refusing unknown names and float16 without a GPU."""
+def resolve(name, model_name=None):
+    """The concrete precision for `name` (for `model_name`, which `auto` depends on), refusing
+    unknown names and float16 without a GPU."""
     if name not in PRECISIONS:
         raise UsageError("precision", name, f"one of {', '.join(PRECISIONS)}")
     if name == "auto":
-        return "mixed_bfloat16" if BFLOAT16_QUALITY_VERIFIED and has_bfloat16() else "float32"
+        verified = model_name in BFLOAT16_QUALITY_VERIFIED
+        return "mixed_bfloat16" if verified and has_bfloat16() else "float32"
     if name == "mixed_float16" and not tf.config.list_physical_devices("GPU"):
         raise UsageError("precision", name, "a GPU (float16 on a CPU is slower than float32); "
                          "mixed_bfloat16 or float32 on CPUs")
