@@ -56,6 +56,13 @@ def test_bad_arguments_are_refused_and_write_nothing(bf16_run, tmp_path):
         reexport.export(str(bf16_run), str(tmp_path / "a"), "fp8")
     with pytest.raises(UsageError, match="invalid run_dir"):
         reexport.export(str(tmp_path), str(tmp_path / "b"), "float32")
+    import shutil
+
+    trimmed = tmp_path / "trimmed"  # a copied run without its checkpoints
+    shutil.copytree(bf16_run, trimmed, ignore=shutil.ignore_patterns("checkpoints"))
+    with pytest.raises(UsageError, match="invalid run_dir.*checkpoints/best"):
+        reexport.export(str(trimmed), str(tmp_path / "b"), "float32")
+    shutil.rmtree(trimmed)
     (tmp_path / "c").mkdir()
     with pytest.raises(UsageError, match="invalid output_dir"):
         reexport.export(str(bf16_run), str(tmp_path / "c"), "float32")

@@ -172,6 +172,7 @@ def body():
     from anomaly_toolbox import models
     from anomaly_toolbox.data import datasets, protocols
     from anomaly_toolbox.files import write_atomic
+    from anomaly_toolbox.errors import UsageError
     from anomaly_toolbox.models import precision as precision_lib
 
     if FLAGS.from_json:
@@ -181,11 +182,15 @@ def body():
         meta = {k: saved[k] for k in ("command", "load", "load_after", "machine") if k in saved}
         _write(render(saved["rows"], list(ceilings.values()), meta, saved.get("investigations", ())))
         return
+    try:
+        precisions = list(dict.fromkeys(precision_lib.resolve(p) for p in FLAGS.precisions))
+    except UsageError as e:
+        raise UsageError("precisions", ",".join(FLAGS.precisions),
+                         f"each one of {', '.join(precision_lib.PRECISIONS)}") from e
     names = FLAGS.models or models.names()
     load_before = load_average()
     raw = datasets.load("mnist", FLAGS.data_dir)
     splits = protocols.make_splits(raw, 0, "pooled", 0)
-    precisions = [precision_lib.resolve(p) for p in FLAGS.precisions]
     print(f"{load_before}\nceiling ...", flush=True)
     ceilings = {p: measure_ceiling(FLAGS.windows, FLAGS.ceiling_steps, FLAGS.matmul_size,
                                    dtype=COMPUTE_DTYPE[p]) for p in precisions}

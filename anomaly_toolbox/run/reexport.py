@@ -19,11 +19,18 @@ def export(run_path, output_dir, precision):
     its threshold, input handling and metadata are the run's, with config.precision changed."""
     precision = precision_lib.resolve(precision)
     run_dir = RunDir(run_path)
-    if not run_dir.finished():
-        raise UsageError("run_dir", run_path, "a finished run folder (with results.json)")
+    if not run_dir.finished() or not run_dir.has_best_checkpoint():
+        raise UsageError("run_dir", run_path, "a finished run folder (with results.json and "
+                         "checkpoints/best)")
     if os.path.exists(output_dir):
         raise UsageError("output_dir", output_dir, "a folder that does not exist yet")
     loaded, metadata = export_lib.load(run_dir.saved_model)
+    if metadata["model"] not in models.names():
+        raise UsageError("run_dir", run_path,
+                         f"a single model's run folder (this one holds a {metadata['model']!r})")
+    if "image_size" not in metadata:
+        raise UsageError("run_dir", run_path, "a run exported by this version (its SavedModel "
+                         "has no input-handling metadata)")
     config = {**metadata["config"], "precision": precision}
     with precision_lib.policy(precision):
         model = models.get(metadata["model"])(**config["model"], channels=metadata["channels"],
@@ -33,7 +40,7 @@ def export(run_path, output_dir, precision):
     keep = {k: v for k, v in metadata.items()
             if k not in ("format", "threshold_rule", "image_size", "padded", "resize",
                          "anomaly_map")}
-    threshold = Threshold(float(loaded.threshold.numpy()), metadata["threshold_rule"])
+    threshold = Threshold(float(loaded.threshold.numpy()), metadata.get("threshold_rule", "f1"))
     return export_lib.save(model, output_dir, channels=metadata["channels"], threshold=threshold,
                            metadata={**keep, "config": config, "exported_from": run_path},
                            image_size=metadata["image_size"], padded=metadata["padded"])
