@@ -50,8 +50,9 @@ def define_flags():
                         "--batch_size stays the global batch.")
     flags.DEFINE_string("precision", None, "float32, mixed_bfloat16 (CPUs with AVX512_BF16/AMX, "
                         "recent GPUs), mixed_float16 (GPUs, loss scaling) or auto (default: the "
-                        "config's, else auto; auto stays float32 until bfloat16's quality check "
-                        "passes, see README).")
+                        "config's, else auto; auto is mixed_bfloat16 for the models that passed "
+                        "the bfloat16 quality gate (ganomaly, egbad) on hardware with bfloat16, "
+                        "else float32; see README).")
     flags.DEFINE_bool("record_test_curve", False, "Analysis only (the budget study): also score "
                       "the TEST split after every epoch into analysis/test_curve.json; model "
                       "selection never reads it.")
