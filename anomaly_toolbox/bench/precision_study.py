@@ -16,6 +16,8 @@ from collections import defaultdict
 
 import numpy as np
 
+from anomaly_toolbox.bench.ensembles import is_ensemble
+
 SUFFIX = "_bf16"
 ALPHA = 0.05
 
@@ -25,7 +27,7 @@ def _cells(rows):
     cells = defaultdict(lambda: {"bf16": {}, "f32": {}})
     for r in rows:
         profile = r["config"].get("profile") or ""
-        if r.get("limit") or r["model"].endswith("_ensemble"):
+        if r.get("limit") or is_ensemble(r["model"]):
             continue
         base, kind = (profile[:-len(SUFFIX)], "bf16") if profile.endswith(SUFFIX) else (profile, "f32")
         cells[(r["protocol"], r["dataset"], r["model"], base, r["anomalous_class"])][kind][

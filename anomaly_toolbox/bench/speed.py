@@ -49,13 +49,12 @@ from anomaly_toolbox.bench.epoch_overhead import outside_step
 from anomaly_toolbox.bench.flops import count_flops
 from anomaly_toolbox.bench.saved_model_speed import SCORE_BATCH, score_saved_model
 from anomaly_toolbox.bench.speed_investigation import investigate
-from anomaly_toolbox.bench.speed_tables import render
+from anomaly_toolbox.bench.speed_tables import COMPUTE_DTYPE, render
 from anomaly_toolbox.bench.timing import load_average, sync, timed_windows
 from anomaly_toolbox.bench.workload import build, config_path, real_batches
 
 FLAGS = flags.FLAGS
 MIN_WINDOW_S = 2.0  # a timed train-step window is at least this long (steps added as needed)
-COMPUTE_DTYPE = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
 
 
 def define_flags():

@@ -20,6 +20,7 @@ def _ceiling_line(ceiling):
             f"filter gradient {_fmt(ceiling.get('conv_filter_grad_gflops'))} GFLOP/s.")
 
 
+COMPUTE_DTYPE = {"float32": "float32", "mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
 KERNEL_CEILINGS = {"Conv2D": "conv_gflops", "Conv2DBackpropInput": "conv_input_grad_gflops",
                    "Conv2DBackpropFilter": "conv_filter_grad_gflops", "MatMul": "matmul_gflops"}
 
@@ -54,8 +55,7 @@ def _precision_table(rows, ceilings=()):
         def pct(r, key):
             return f"{100 * r[key]:.0f}%" if key in r else "—"
 
-        fast = by_dtype.get({"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}.get(
-            other.get("precision"), ""))
+        fast = by_dtype.get(COMPUTE_DTYPE.get(other.get("precision"), ""))
         bound = (f"{speedup_bound(f32['flops_by_type'], by_dtype['float32'], fast):.2f}"
                  if fast and "float32" in by_dtype and f32.get("flops_by_type") else "—")
         lines.append(

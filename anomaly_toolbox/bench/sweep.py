@@ -32,6 +32,7 @@ def sweep(run_dir, key, values, data_dir=None, max_images=None):
     from anomaly_toolbox.data import load_splits
     from anomaly_toolbox.errors import UsageError
     from anomaly_toolbox.run.rundir import RunDir
+    from anomaly_toolbox.data.preprocessing import IMAGE_SIZE
     from anomaly_toolbox.models.precision import policy
     from anomaly_toolbox.run.scoring import score_images
 
@@ -44,14 +45,14 @@ def sweep(run_dir, key, values, data_dir=None, max_images=None):
         raise UsageError("key", key, f"one of {sorted(cls.DEFAULTS)}")
     cfg = run["config"]
     splits = load_splits(run["dataset"], run["anomalous_class"], run["protocol"],
-                         run["split_seed"], data_dir, run["limit"], cfg.get("image_size", 32))
+                         run["split_seed"], data_dir, run["limit"], cfg.get("image_size", IMAGE_SIZE))
     x_val, y_val = splits.x_val[:max_images], splits.y_val[:max_images]
     best = tf.train.latest_checkpoint(run_dir.best_checkpoints)
     rows = []
     for value in values:
         with policy(cfg.get("precision", "float32")):  # as the run was built and scored
             model = cls(**{**cfg["model"], key: value}, channels=splits.channels,
-                        image_size=cfg.get("image_size", 32))
+                        image_size=cfg.get("image_size", IMAGE_SIZE))
             model.compile()
         tf.train.Checkpoint(model=model).restore(best).assert_existing_objects_matched().expect_partial()
         t0 = time.time()
