@@ -125,14 +125,18 @@ def run_cell(cell, results_dir, runs_dir, data_dir, experiments_dir, limit=None,
     return name, f"done in {time.time() - started:.0f}s"
 
 
-def keep_cell(run_dir, target):
-    """Copies what a finished cell's table and ensembles need into the committed results:
-    results.json and the raw validation/test scores with labels (compressed; no weights)."""
+def keep_scores(scores, target):
+    """`<target>.scores.npz`: a run's raw validation/test scores and labels, compressed."""
     os.makedirs(os.path.dirname(target), exist_ok=True)
-    scores = run_dir.scores()
     write_npz(target + ".scores.npz", compressed=True,
               **{k: scores[k].astype(np.float32 if "scores" in k else bool)
                  for k in ("val_scores", "val_labels", "test_scores", "test_labels")})
+
+
+def keep_cell(run_dir, target):
+    """Copies what a finished cell's table and ensembles need into the committed results:
+    results.json and the raw validation/test scores with labels (compressed; no weights)."""
+    keep_scores(run_dir.scores(), target)
     if os.path.exists(run_dir.test_curve_json):  # analysis only: the budget study's comparison
         rows = run_dir.read_json(run_dir.test_curve_json)
         write_atomic(target + ".test_curve.csv", "epoch,test_auprc,test_auroc\n" + "".join(
