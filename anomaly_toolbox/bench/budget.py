@@ -4,21 +4,21 @@ would have reported instead of the validation-selected epoch."""
 
 import csv
 import glob
-import json
 import os
 
 import numpy as np
+
+from anomaly_toolbox.bench.cells import finished_cell
 
 
 def test_curves(results_dir):
     """{(protocol, dataset, model, profile, class, seed): [(epoch, test AUPRC), ...]}."""
     curves = {}
     for path in glob.glob(os.path.join(results_dir, "**", "*.test_curve.csv"), recursive=True):
-        cell = path[:-len(".test_curve.csv")] + ".json"
-        if not os.path.exists(cell):  # a curve without its finished cell is not reported
+        finished = finished_cell(path, ".test_curve.csv")
+        if not finished:  # a curve without its finished cell is not reported
             continue
-        with open(cell) as f:  # the cell names model and profile ("_" may be in either)
-            r = json.load(f)
+        r = finished[1]
         with open(path) as f:
             rows = [(int(e["epoch"]), float(e["test_auprc"])) for e in csv.DictReader(f)]
         curves[(r["protocol"], r["dataset"], r["model"], r["config"].get("profile"),

@@ -13,7 +13,6 @@ wall times of the cells already in `results/` (same model, dataset, profile and 
 the part's prior `minutes_per_cell`, which says where it comes from).
 """
 
-import glob
 import json
 import os
 import re
@@ -27,6 +26,7 @@ from absl import flags
 
 from anomaly_toolbox import cli
 from anomaly_toolbox.bench import benchmark
+from anomaly_toolbox.bench.cells import cell_files
 from anomaly_toolbox.errors import UsageError
 
 FLAGS = flags.FLAGS
@@ -90,7 +90,7 @@ def measured_minutes(results_dir, since=None):
     with `since` (a time), cells written after it override the others: machines and their load
     differ between sessions by up to 3x (a 3-epoch GANomaly cell: 32 min in one, 9 in the next)."""
     times, fresh = {}, {}
-    for path in glob.glob(os.path.join(results_dir, "*", "*", "*", "class*_seed*.json")):
+    for path in cell_files(results_dir):
         with open(path) as f:
             r = json.load(f)
         seconds = r.get("wall_time_s", {}).get("total_this_invocation")  # none: derived cells
@@ -135,7 +135,7 @@ def clone(commit, clones_dir):
 
 def keep_old_scores(results_dir, runs_dir):
     """A clone older than kept scores copies only results.json: keep its run's scores too."""
-    for path in glob.glob(os.path.join(results_dir, "*", "*", "*", "class*_seed*.json")):
+    for path in cell_files(results_dir):
         cell = os.path.relpath(path, results_dir)[:-len(".json")]
         source = os.path.join(runs_dir, cell, "scores.npz")
         if not os.path.exists(path[:-5] + ".scores.npz") and os.path.exists(source):

@@ -19,6 +19,7 @@ from collections import defaultdict
 import numpy as np
 
 from anomaly_toolbox import metrics
+from anomaly_toolbox.bench.cells import finished_cell
 from anomaly_toolbox.files import write_json
 from anomaly_toolbox.run.ensemble import combine, robust_scale
 
@@ -36,12 +37,10 @@ def scored_cells(results_dir):
     """{(protocol, dataset, profile, class): {(model, seed): path without .scores.npz}}."""
     cells = defaultdict(dict)
     for path in glob.glob(os.path.join(results_dir, "**", "*.scores.npz"), recursive=True):
-        cell = path[:-len(".scores.npz")]
-        if not CELL.search(os.path.relpath(path, results_dir).replace(os.sep, "/")) or \
-                not os.path.exists(cell + ".json"):
+        finished = finished_cell(path, ".scores.npz")
+        if not CELL.search(os.path.relpath(path, results_dir).replace(os.sep, "/")) or not finished:
             continue
-        with open(cell + ".json") as f:  # names model and profile ("_" may be in either)
-            r = json.load(f)
+        cell, r = finished
         if not is_ensemble(r["model"]):
             key = (r["protocol"], r["dataset"], r["config"].get("profile"), r["anomalous_class"])
             cells[key][(r["model"], r["train_seed"])] = cell

@@ -1,6 +1,5 @@
 """benchmarks.md and its bar charts, generated from the results files alone (never by hand)."""
 
-import glob
 import json
 import os
 from collections import Counter, defaultdict
@@ -8,6 +7,7 @@ from collections import Counter, defaultdict
 import numpy as np
 
 from anomaly_toolbox.bench import budget, claims, ensembles, precision_study
+from anomaly_toolbox.bench.cells import cell_files
 
 COMMAND = ("python -m anomaly_toolbox.bench.benchmark --models={models} --datasets={dataset} "
            "--classes=0-9 --seeds={seeds} --protocol={protocol} --profile={profile} "
@@ -15,11 +15,9 @@ COMMAND = ("python -m anomaly_toolbox.bench.benchmark --models={models} --datase
 
 
 def load_results(results_dir):
-    """Every cell file, <protocol>/<dataset>/<model>_<profile>/class<k>_seed<s>.json (other JSON
-    in results_dir, e.g. the speed report's measurements, is not a cell)."""
+    """Every cell's results."""
     rows = []
-    pattern = os.path.join(results_dir, "*", "*", "*", "class*_seed*.json")
-    for path in sorted(glob.glob(pattern)):
+    for path in cell_files(results_dir):
         with open(path) as f:
             rows.append(json.load(f))
     return rows
