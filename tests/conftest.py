@@ -2,6 +2,7 @@
 
 import json
 import os
+import subprocess
 
 import numpy as np
 import pytest
@@ -9,6 +10,22 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_DIR = os.environ.get("ANOMALY_TOOLBOX_DATA_DIR") or os.path.join(REPO, "..", "shared", "data")
 TINY = {"latent_dim": 8, "filters": [4, 8, 16]}
+
+
+@pytest.fixture
+def children():
+    """subprocess.Popen for side-by-side child processes, which are killed at teardown if a
+    failed assert left them running (they would hold a core for the rest of the suite)."""
+    procs = []
+
+    def start(*args, **kwargs):
+        procs.append(subprocess.Popen(*args, **kwargs))
+        return procs[-1]
+    yield start
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
 
 
 @pytest.fixture(scope="session")

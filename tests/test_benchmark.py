@@ -78,7 +78,8 @@ def test_grid_runs_class_by_class_and_splits_cores_between_workers(monkeypatch):
     assert benchmark.worker_env(1, threads=3)["TF_NUM_INTRAOP_THREADS"] == "3"
 
 
-def test_job_array_shards_merge_by_copying_and_the_table_checks_gaps_and_duplicates(tmp_path):
+def test_job_array_shards_merge_by_copying_and_the_table_checks_gaps_and_duplicates(tmp_path,
+                                                                                   children):
     """What a Slurm --array job does (README): shard i of n per task, each into its own results
     folder, then copy the folders together and run --table_only."""
     import shutil
@@ -94,7 +95,7 @@ def test_job_array_shards_merge_by_copying_and_the_table_checks_gaps_and_duplica
     for task in (0, 1):  # the tasks of a job array run side by side, each on its own folders
         shard, log = tmp_path / f"results_{task}", tmp_path / f"task{task}.log"
         with open(log, "w") as out:
-            shards.append((shard, log, subprocess.Popen(
+            shards.append((shard, log, children(
                 [sys.executable, "-m", "anomaly_toolbox.bench.benchmark", *grid_flags,
                  f"--shard={task}/2", "--limit=200", "--workers=1", f"--results_dir={shard}",
                  f"--runs_dir={tmp_path / f'runs_{task}'}", f"--data_dir={DATA_DIR}",

@@ -6,6 +6,7 @@ weight differences), with synchronised batch norm and the same noise, split betw
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -88,22 +89,29 @@ def _free_ports(n):
     return ports
 
 
-def test_two_local_workers_train_to_identical_weights_and_only_the_chief_writes(tmp_path):
-    config = tmp_path / "tiny.json"
-    config.write_text(json.dumps({"epochs": 1, "batch_size": 32,
-                                  "model": {"latent_dim": 8, "filters": [4, 8, 16]}}))
+def _two_workers(tmp_path, config, children):
     workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
     procs = []
     for index in range(2):
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TF_CONFIG": json.dumps(
             {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})}
-        procs.append(subprocess.Popen(
+        procs.append(children(
             [sys.executable, "-m", "anomaly_toolbox.train", "--model=autoencoder",
              "--dataset=mnist", "--anomalous_class=3", f"--config={config}", "--limit=128",
              f"--data_dir={DATA_DIR}", f"--output_dir={tmp_path / f'run{index}'}", "--verbose=2",
              "--strategy=multi_worker"], env=env, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True))
-    outs = [p.communicate(timeout=600) for p in procs]
+    return procs, [p.communicate(timeout=600) for p in procs]
+
+
+def test_two_local_workers_train_to_identical_weights_and_only_the_chief_writes(tmp_path, children):
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({"epochs": 1, "batch_size": 32,
+                                  "model": {"latent_dim": 8, "filters": [4, 8, 16]}}))
+    procs, outs = _two_workers(tmp_path, config, children)
+    if any("already in use" in err for _, err in outs):  # a free port taken in between: once more
+        shutil.rmtree(tmp_path / "run0", ignore_errors=True)
+        procs, outs = _two_workers(tmp_path, config, children)
     assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
     chief = json.loads((tmp_path / "run0" / "results.json").read_text())
     assert chief["distribution"]["strategy"] == "multi_worker"
@@ -131,7 +139,7 @@ def test_bad_distribution_arguments_exit_2_and_write_nothing(tmp_path, flags, en
     assert not out.exists()
 
 
-def test_mirrored_run_through_the_train_command_records_its_strategy(tmp_path):
+def test_mirrored_run_through_the_train_command_records_its_strategy(tmp_path, children):
     """The whole run (fit, selection, export, resume) under --strategy=mirrored --cpu_devices=2,
     and results.json says how it ran (the one-device comparison: the trajectory test above)."""
     config = tmp_path / "tiny.json"
@@ -147,10 +155,9 @@ def test_mirrored_run_through_the_train_command_records_its_strategy(tmp_path):
     # the uninterrupted run and the one killed after its first epoch's commit share nothing:
     # they run side by side; the killed one resumes and must end where the other ends
     log = open(tmp_path / "mirrored.err", "w")
-    uninterrupted = subprocess.Popen(command("mirrored", *mirrored), stdout=subprocess.DEVNULL,
-                                     stderr=log)
-    killed = subprocess.Popen(command("killed", *mirrored), stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    uninterrupted = children(command("mirrored", *mirrored), stdout=subprocess.DEVNULL, stderr=log)
+    killed = children(command("killed", *mirrored), stdout=subprocess.DEVNULL,
+                      stderr=subprocess.DEVNULL)
     marker, deadline = tmp_path / "killed" / "checkpoints" / "last" / "checkpoint", time.time() + 300
     while not marker.exists() and killed.poll() is None and time.time() < deadline:
         time.sleep(0.05)

@@ -21,16 +21,16 @@ def _command(tmp_path, out):
             f"--output_dir={out}", "--verbose=2"]
 
 
-def test_sigkill_then_rerun_matches_an_uninterrupted_run(tmp_path):
+def test_sigkill_then_rerun_matches_an_uninterrupted_run(tmp_path, children):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     killed_dir, straight_dir = tmp_path / "killed", tmp_path / "straight"
     # the uninterrupted run shares nothing with the killed one: it runs beside it (op
     # determinism makes the numbers independent of the load)
     straight_log = open(tmp_path / "straight.err", "w")
-    straight = subprocess.Popen(_command(tmp_path, straight_dir), env=env,
-                                stdout=subprocess.DEVNULL, stderr=straight_log)
-    proc = subprocess.Popen(_command(tmp_path, killed_dir), env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True)
+    straight = children(_command(tmp_path, straight_dir), env=env,
+                        stdout=subprocess.DEVNULL, stderr=straight_log)
+    proc = children(_command(tmp_path, killed_dir), env=env, stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL, text=True)
     marker = killed_dir / "checkpoints" / "last" / "checkpoint"
     deadline = time.time() + 300
     while not marker.exists() and proc.poll() is None and time.time() < deadline:
