@@ -25,7 +25,7 @@ import numpy as np
 from absl import flags
 
 from anomaly_toolbox import cli
-from anomaly_toolbox.bench import benchmark
+from anomaly_toolbox.bench import benchmark, ensembles
 from anomaly_toolbox.bench.cells import cell_files
 from anomaly_toolbox.errors import UsageError
 
@@ -182,9 +182,10 @@ def run_part(part, deadline):
                     continue
                 wall = estimate(left, measured_minutes(results_dir, since=STARTED),
                                 part.get("minutes_per_cell"), FLAGS.workers)
+                about = "?" if wall is None else f"{wall:.0f}"
                 if deadline and (wall is None or time.time() + wall * 60 > deadline):
-                    print(f"{part['name']}: class {k} ({run['profile']}) needs about "
-                          f"{'?' if wall is None else round(wall)} min; stopping here", flush=True)
+                    print(f"{part['name']}: class {k} ({run['profile']}) needs about {about} min; "
+                          "stopping here", flush=True)
                     return False
                 command = [sys.executable, "-m", part.get("module", "anomaly_toolbox.bench.benchmark"),
                            f"--models={','.join(run['models'])}",
@@ -197,8 +198,10 @@ def run_part(part, deadline):
                     ([f"--data_dir={FLAGS.data_dir}"] if FLAGS.data_dir else []) + \
                     (["--record_test_curve"] if run.get("record_test_curve") else [])
                 print(f"{time.strftime('%H:%M')} {part['name']}: class {k}, {len(left)} cells "
-                      f"({run['profile']}), about {wall:.0f} min", flush=True)
+                      f"({run['profile']}), about {about} min", flush=True)
                 subprocess.run(command, cwd=path)
+                keep_old_scores(results_dir, runs_dir)
+                ensembles.write_all(results_dir)  # derived cells by this code, not the clone's
     finally:
         stop.set()
         keep_old_scores(results_dir, runs_dir)
