@@ -112,7 +112,7 @@ def test_the_committed_campaign_plans_and_a_short_deadline_starts_nothing(tmp_pa
         capture_output=True, text=True)
     plan = run("--plan")
     assert plan.returncode == 0, plan.stderr
-    with open(os.path.join(REPO, "experiments", "campaign.json")) as f:
+    with open(os.path.join(REPO, "experiments", "campaigns", "round2.json")) as f:
         names = [p["name"] for p in json.load(f)["parts"]]
     assert [line.split(" | ")[0][2:] for line in plan.stdout.splitlines()[2:]] == names
     bad = run("--hours=0")

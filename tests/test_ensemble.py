@@ -47,7 +47,9 @@ def test_saved_model_equals_offline_combination_and_is_batch_independent(built, 
 
     loaded = tf.saved_model.load(str(built["dir"] / "saved_model"))
     one_by_one = np.concatenate([loaded.score(splits.x_test[i:i + 1]).numpy() for i in range(3)])
-    np.testing.assert_allclose(one_by_one, fresh[:3], rtol=1e-5, atol=1e-6)
+    # batch 1 against the whole split: other oneDNN kernels, and z = (s - median) / scale turns a
+    # member's ~1e-6 relative rounding into up to ~1e-4 (seen on an AVX2 machine: 2.8e-6 absolute)
+    np.testing.assert_allclose(one_by_one, fresh[:3], rtol=1e-4, atol=1e-5)
     r = built["results"]
     assert [m["model"] for m in r["members"]] == ["ganomaly", "autoencoder"]
     assert r["test"]["threshold"] == r["validation"]["threshold"]

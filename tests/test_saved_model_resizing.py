@@ -78,7 +78,10 @@ def test_plain_tf_scores_and_maps_a_64x64_rgb_model_at_any_square_size(rgb_run, 
     anomalous = stored["test_scores"][stored["test_labels"] == 1]
     assert all(np.min(np.abs(np.array(out["s64"]) - s)) < 1e-6 for s in anomalous)
     assert out["map40"] == [8, 40, 40] and out["map64"] == [8, 64, 64]
-    assert out["dtype"] == "float32" and out["map_min"] >= 0 and out["one"] == out["s40"][:1]
+    assert out["dtype"] == "float32" and out["map_min"] >= 0
+    # one image (H, W, C) is scored as a batch of one; oneDNN may pick other kernels for batch 1
+    # than for 8 (AVX2 machines: a relative difference of 2e-7), so equal to float tolerance
+    np.testing.assert_allclose(out["one"], out["s40"][:1], rtol=1e-5)
     meta = out["metadata"]
     assert meta["image_size"] == 64 and meta["padded"] is False and meta["channels"] == 3
     assert meta["resize"]["method"] == "bilinear" and meta["anomaly_map"] is True

@@ -1,5 +1,5 @@
-"""A reproduction campaign that outlives sessions: `experiments/campaign.json` lists its parts in
-order, each a grid run by the benchmark of a clone frozen at one commit.
+"""A reproduction campaign that outlives sessions: `experiments/campaigns/round2.json` lists its
+parts in order, each a grid run by the benchmark of a clone frozen at one commit.
 
   python -m anomaly_toolbox.bench.campaign --plan                 # what remains, and how long
   python -m anomaly_toolbox.bench.campaign --hours=2.5 --commit   # run what fits, commit cells
@@ -39,7 +39,8 @@ CELL_FILE = re.compile(r"^results/[^/]+/[^/]+/[^/]+/class\d+_seed\d+"
 
 
 def define_flags():
-    flags.DEFINE_string("campaign", os.path.join(benchmark.REPO, "experiments", "campaign.json"),
+    flags.DEFINE_string("campaign", os.path.join(benchmark.REPO, "experiments", "campaigns",
+                                                 "round2.json"),
                         "The campaign's parts, in the order they run.")
     flags.DEFINE_list("parts", None, "Only these parts (default: all, in order).")
     flags.DEFINE_bool("plan", False, "Print what remains of each part and its estimated wall "
