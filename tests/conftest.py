@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 
 import numpy as np
@@ -14,18 +15,21 @@ TINY = {"latent_dim": 8, "filters": [4, 8, 16]}
 
 @pytest.fixture
 def children():
-    """subprocess.Popen for side-by-side child processes, which are killed at teardown if a
-    failed assert left them running (they would hold a core for the rest of the suite)."""
+    """subprocess.Popen for side-by-side child processes, each in its own process group, which
+    is killed at teardown if a failed assert left it running (a benchmark's training
+    grandchildren too: they would hold a core for the rest of the suite)."""
     procs = []
 
     def start(*args, **kwargs):
-        procs.append(subprocess.Popen(*args, **kwargs))
+        procs.append(subprocess.Popen(*args, start_new_session=True, **kwargs))
         return procs[-1]
     yield start
     for p in procs:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        p.wait()
 
 
 @pytest.fixture(scope="session")

@@ -51,20 +51,41 @@ def test_plan_counts_finished_cells_and_estimates_from_their_wall_times(tmp_path
                          workers=2)[2].endswith("| 4 | ? |")
 
 
-@pytest.mark.parametrize("change, argument", [
-    ({"epochs": 3}, "campaign part 'p'"),
-    ({"commit": "HEAD~1"}, "campaign part 'p' commit"),
-    ({"runs": [{"models": ["ganomaly"], "seeds": [0]}]}, "campaign part 'p' run"),
-    ({"classes": "one"}, "classes"),
+@pytest.mark.parametrize("change, message", [
+    ({"epochs": 3}, "invalid campaign part 'p' key: 'epochs' (expected one of classes, "),
+    ({"commit": "HEAD~1"}, "invalid campaign part 'p' commit: 'HEAD~1' (expected a hex commit id)"),
+    ({"commit": 95442}, "invalid campaign part 'p' commit: 95442 (expected a hex commit id)"),
+    ({"runs": [{"models": ["ganomaly"], "seeds": [0]}]},
+     "invalid campaign part 'p' run: \"no 'profile'\" (expected the keys models, profile, seeds)"),
+    ({"classes": "one"}, "invalid campaign part 'p' classes: 'one' (expected a range like 0-9"),
 ])
-def test_a_bad_part_is_refused_naming_it(tmp_path, change, argument):
+def test_a_bad_part_is_refused_naming_it(tmp_path, change, message):
     from anomaly_toolbox.bench import campaign
     from anomaly_toolbox.errors import UsageError
 
-    with pytest.raises(UsageError, match=f"invalid {argument}:"):
+    with pytest.raises(UsageError) as e:
         campaign.load(_campaign(tmp_path, [{**PART, **change}]))
+    assert str(e.value).startswith(message)
     with pytest.raises(UsageError, match="invalid parts: 'q' \\(expected one of p\\)"):
         campaign.load(_campaign(tmp_path, [PART]), only=["q"])
+    (tmp_path / "list.json").write_text("[]")
+    with pytest.raises(UsageError, match="expected a JSON object with a 'parts' list"):
+        campaign.load(str(tmp_path / "list.json"))
+
+
+def test_a_clone_is_never_used_at_another_commit(tmp_path):
+    from anomaly_toolbox.bench import campaign
+    from anomaly_toolbox.errors import UsageError
+
+    with pytest.raises(UsageError, match="invalid campaign part 'p' commit: 'deadbee' "
+                                         "\\(expected a commit of this repository\\)"):
+        campaign.clone({**PART, "commit": "deadbee"}, str(tmp_path))
+    assert os.listdir(tmp_path) == []  # nothing half-made
+    head = subprocess.run(["git", "-C", REPO, "rev-parse", "HEAD"], capture_output=True,
+                          text=True).stdout.strip()
+    subprocess.run(["git", "init", "-q", str(tmp_path / f"frozen_{head[:7]}")], check=True)
+    with pytest.raises(UsageError, match="invalid clones_dir: .* \\(expected a clone at "):
+        campaign.clone({**PART, "commit": head[:7]}, str(tmp_path))
 
 
 def test_scores_of_an_old_clone_are_kept_from_its_run_folder(tmp_path):
@@ -94,19 +115,25 @@ def test_only_complete_cells_are_committed(tmp_path, monkeypatch):
     (repo / "notes.txt").write_text("a change of someone else's")
     _cell(repo / "results", "pooled/mnist/ganomaly_cpu/class1_seed0")
     _cell(repo / "results", "pooled/mnist/ganomaly_cpu/class2_seed0", scores=False)  # running
+    _cell(repo / "results", "pooled/mnist/ganomaly_lr0.5/class1_seed0")  # a dot in a folder
     for key in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"):
         monkeypatch.setenv(key, "t")
     committed = campaign.commit_finished(str(repo), "p, issue 14; frozen clone 95442da")
-    assert committed == ["results/pooled/mnist/ganomaly_cpu/class1_seed0"]
+    assert committed == ["results/pooled/mnist/ganomaly_cpu/class1_seed0",
+                         "results/pooled/mnist/ganomaly_lr0.5/class1_seed0"]
     tracked = subprocess.run(git + ["ls-files"], capture_output=True, text=True).stdout.split()
     assert tracked == ["results/pooled/mnist/ganomaly_cpu/class1_seed0.json",
-                       "results/pooled/mnist/ganomaly_cpu/class1_seed0.scores.npz"]
+                       "results/pooled/mnist/ganomaly_cpu/class1_seed0.scores.npz",
+                       "results/pooled/mnist/ganomaly_lr0.5/class1_seed0.json",
+                       "results/pooled/mnist/ganomaly_lr0.5/class1_seed0.scores.npz"]
     message = subprocess.run(git + ["log", "-1", "--format=%s"], capture_output=True, text=True)
     assert message.stdout.strip() == ("Results: pooled/mnist/ganomaly_cpu/class1_seed0 "
+                                      "pooled/mnist/ganomaly_lr0.5/class1_seed0 "
                                       "(p, issue 14; frozen clone 95442da)")
 
 
-def test_the_committed_campaign_plans_and_a_short_deadline_starts_nothing(tmp_path):
+def test_the_committed_campaign_plans_a_short_deadline_starts_nothing_and_a_failure_stops(
+        tmp_path):
     run = lambda *args: subprocess.run(  # noqa: E731
         [sys.executable, "-m", "anomaly_toolbox.bench.campaign", *args], cwd=REPO,
         capture_output=True, text=True)
@@ -120,14 +147,21 @@ def test_the_committed_campaign_plans_and_a_short_deadline_starts_nothing(tmp_pa
         "invalid hours: 0.0 (expected a positive number of hours)")
     head = subprocess.run(["git", "-C", REPO, "rev-parse", "HEAD"], capture_output=True,
                           text=True).stdout.strip()
-    part = {**PART, "commit": head, "classes": "7", "minutes_per_cell": 60,
-            "runs": [{"models": ["egbad"], "profile": "paper", "seeds": [0]}]}
+    # profiles no cell can have: the estimate is the prior, summed over the class's two runs
+    never = [{"models": ["egbad"], "profile": "no_such_profile", "seeds": [0]},
+             {"models": ["ganomaly"], "profile": "no_such_profile", "seeds": [0]}]
+    part = {**PART, "commit": head, "classes": "7", "minutes_per_cell": 60, "runs": never}
     short = run(f"--campaign={_campaign(tmp_path, [part])}", "--hours=0.01",
                 f"--clones_dir={tmp_path}")
     assert short.returncode == 0, short.stderr
-    assert "p: class 7 (paper) needs about 60 min; stopping here" in short.stdout
+    assert "p: class 7 needs about 120 min; stopping here" in short.stdout
     assert os.path.isdir(tmp_path / f"frozen_{head[:7]}" / ".git")
     assert not os.path.exists(tmp_path / f"frozen_{head[:7]}" / "runs")  # nothing trained
+    # the clone's benchmark refuses the profile (exit 2): the campaign stops, naming the cells
+    failing = run(f"--campaign={_campaign(tmp_path, [{**part, 'runs': never[:1]}])}",
+                  f"--clones_dir={tmp_path}")
+    assert "p: 1 cell(s) did not finish" in failing.stdout, failing.stdout + failing.stderr
+    assert "pooled/mnist/egbad_no_such_profile/class7_seed0" in failing.stdout
 
 
 def test_cells_finished_since_the_campaign_started_set_the_estimate(tmp_path):

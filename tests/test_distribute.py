@@ -101,7 +101,13 @@ def _two_workers(tmp_path, config, children):
              f"--data_dir={DATA_DIR}", f"--output_dir={tmp_path / f'run{index}'}", "--verbose=2",
              "--strategy=multi_worker"], env=env, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True))
-    return procs, [p.communicate(timeout=600) for p in procs]
+    deadline = time.time() + 600
+    while any(p.poll() is None for p in procs) and time.time() < deadline:
+        if any(p.poll() not in (None, 0) for p in procs):  # its peer would wait for it forever
+            for p in procs:
+                p.kill()
+        time.sleep(0.2)
+    return procs, [p.communicate(timeout=60) for p in procs]
 
 
 def test_two_local_workers_train_to_identical_weights_and_only_the_chief_writes(tmp_path, children):

@@ -16,6 +16,7 @@ the part's prior `minutes_per_cell`, which says where it comes from).
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -34,7 +35,7 @@ STARTED = time.time()
 PART_KEYS = {"name", "issue", "commit", "module", "protocol", "datasets", "classes", "runs",
              "minutes_per_cell", "why"}
 RUN_KEYS = {"models", "profile", "seeds", "record_test_curve"}
-CELL_FILE = re.compile(r"^results/[^/]+/[^/]+/[^/]+/class\d+_seed\d+"
+CELL_FILE = re.compile(r"^(results/[^/]+/[^/]+/[^/]+/class\d+_seed\d+)"
                        r"\.(json|scores\.npz|test_curve\.csv)$")
 
 
@@ -54,21 +55,35 @@ def define_flags():
     flags.DEFINE_integer("workers", 2, "Passed to the benchmark.")
 
 
+def _check_keys(where, given, allowed, required):
+    for key in sorted(set(given) - allowed):
+        raise UsageError(f"{where} key", key, f"one of {', '.join(sorted(allowed))}")
+    for key in sorted(required - set(given)):
+        raise UsageError(where, f"no {key!r}", f"the keys {', '.join(sorted(required))}")
+
+
 def load(path, only=None):
     """The campaign's parts, checked before anything runs."""
     with open(path) as f:
-        parts = json.load(f)["parts"]
+        parts = json.load(f)
+    if not isinstance(parts, dict) or not isinstance(parts.get("parts"), list):
+        raise UsageError("campaign", path, "a JSON object with a 'parts' list")
+    parts = parts["parts"]
     names = [p.get("name") for p in parts]
     for part in parts:
         where = f"campaign part {part.get('name')!r}"
-        if set(part) - PART_KEYS or not {"name", "commit", "datasets", "classes", "runs"} <= set(part):
-            raise UsageError(where, sorted(part), f"keys among {sorted(PART_KEYS)}")
-        if not (7 <= len(part["commit"]) <= 40 and all(c in "0123456789abcdef" for c in part["commit"])):
-            raise UsageError(f"{where} commit", part["commit"], "a hex commit id")
+        _check_keys(where, part, PART_KEYS, {"name", "commit", "datasets", "classes", "runs"})
+        commit = part["commit"]
+        if not (isinstance(commit, str) and 7 <= len(commit) <= 40
+                and all(c in "0123456789abcdef" for c in commit)):
+            raise UsageError(f"{where} commit", commit, "a hex commit id")
         for run in part["runs"]:
-            if set(run) - RUN_KEYS or not {"models", "profile", "seeds"} <= set(run):
-                raise UsageError(f"{where} run", sorted(run), f"keys among {sorted(RUN_KEYS)}")
-        benchmark.parse_classes(part["classes"])
+            _check_keys(f"{where} run", run, RUN_KEYS, {"models", "profile", "seeds"})
+        try:
+            benchmark.parse_classes(part["classes"])
+        except UsageError:
+            raise UsageError(f"{where} classes", part["classes"], "a range like 0-9 or a list "
+                             "like 1,3,5") from None
     for name in only or []:
         if name not in names:
             raise UsageError("parts", name, f"one of {', '.join(names)}")
@@ -125,12 +140,30 @@ def plan(parts, results_dir, workers):
     return lines
 
 
-def clone(commit, clones_dir):
-    """A clone of this repository checked out at `commit` (made once, reused)."""
+def _head(repo, rev="HEAD"):
+    out = subprocess.run(["git", "-C", repo, "rev-parse", "--verify", "--quiet", rev + "^{commit}"],
+                         capture_output=True, text=True)
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def clone(part, clones_dir):
+    """A clone of this repository at the part's commit: made in a scratch folder and moved into
+    place only once checked out, and checked again on every reuse (never the wrong code)."""
+    commit = _head(benchmark.REPO, part["commit"])
+    if not commit:
+        raise UsageError(f"campaign part {part['name']!r} commit", part["commit"],
+                         "a commit of this repository")
     path = os.path.join(clones_dir, f"frozen_{commit[:7]}")
     if not os.path.isdir(path):
-        subprocess.run(["git", "clone", "--quiet", benchmark.REPO, path], check=True)
-        subprocess.run(["git", "-C", path, "checkout", "--quiet", commit], check=True)
+        scratch = path + ".partial"
+        shutil.rmtree(scratch, ignore_errors=True)
+        subprocess.run(["git", "clone", "--quiet", "--no-checkout", benchmark.REPO, scratch],
+                       check=True)
+        subprocess.run(["git", "-C", scratch, "checkout", "--quiet", commit], check=True)
+        os.replace(scratch, path)
+    if _head(path) != commit:
+        raise UsageError("clones_dir", path, f"a clone at {commit[:7]} (it holds another commit: "
+                         "move it away)")
     return path
 
 
@@ -146,68 +179,85 @@ def keep_old_scores(results_dir, runs_dir):
 def commit_finished(repo, label):
     """Commits every new cell under `repo`/results/ whose .json and .scores.npz both exist (the
     .json is written last, so a cell in progress is never committed half); nothing else."""
-    status = subprocess.run(["git", "-C", repo, "status", "--porcelain", "--untracked-files=all",
-                             "--", "results"], capture_output=True, text=True).stdout
-    files = [line[3:] for line in status.splitlines() if CELL_FILE.search(line[3:])]
-    cells = sorted({f.split(".")[0] for f in files if all(
-        os.path.exists(os.path.join(repo, f.split(".")[0] + end)) for end in (".json", ".scores.npz"))})
-    paths = [f for f in files if f.split(".")[0] in cells]
+    status = subprocess.run(["git", "-C", repo, "status", "--porcelain", "-z",
+                             "--untracked-files=all", "--", "results"],
+                            capture_output=True, text=True).stdout
+    files = [entry[3:] for entry in status.split("\0") if CELL_FILE.search(entry[3:])]
+    cell = lambda f: CELL_FILE.match(f).group(1)  # noqa: E731  (folder names may hold dots)
+    cells = sorted({cell(f) for f in files if all(
+        os.path.exists(os.path.join(repo, cell(f) + end)) for end in (".json", ".scores.npz"))})
+    paths = [f for f in files if cell(f) in cells]
     if paths:
-        subprocess.run(["git", "-C", repo, "add", "--"] + paths, check=True)
+        added = subprocess.run(["git", "-C", repo, "add", "--"] + paths, capture_output=True)
         names = " ".join(c[len("results/"):] for c in cells)
-        subprocess.run(["git", "-C", repo, "commit", "--quiet", "-m", f"Results: {names} ({label})",
-                        "--"] + paths, check=False)  # a busy index: the next round commits them
+        if added.returncode == 0:  # else a busy index (another git command): the next round
+            subprocess.run(["git", "-C", repo, "commit", "--quiet", "-m",
+                            f"Results: {names} ({label})", "--"] + paths, capture_output=True)
     return cells
 
 
+def _command(part, run, k, path, results_dir):
+    return [sys.executable, "-m", part.get("module", "anomaly_toolbox.bench.benchmark"),
+            f"--models={','.join(run['models'])}", f"--datasets={','.join(part['datasets'])}",
+            f"--classes={k}", f"--seeds={','.join(str(s) for s in run['seeds'])}",
+            f"--protocol={part.get('protocol', 'pooled')}", f"--profile={run['profile']}",
+            f"--results_dir={results_dir}", f"--runs_dir={os.path.join(path, 'runs', 'benchmark')}",
+            f"--workers={FLAGS.workers}", f"--benchmarks_md={os.path.join(path, 'benchmarks.md')}",
+            ] + ([f"--data_dir={FLAGS.data_dir}"] if FLAGS.data_dir else []) + (
+        ["--record_test_curve"] if run.get("record_test_curve") else [])
+
+
 def run_part(part, deadline):
-    """Runs the part class by class; False when the deadline stopped it."""
-    path = clone(part["commit"], FLAGS.clones_dir)
+    """Runs the part class by class; False when the deadline or a failed cell stopped it."""
+    path = clone(part, FLAGS.clones_dir)
     results_dir = os.path.join(benchmark.REPO, "results")
     runs_dir = os.path.join(path, "runs", "benchmark")
     label = f"{part['name']}, issue {part.get('issue', '—')}; frozen clone {part['commit'][:7]}"
-    stop = threading.Event()
+    stop, git = threading.Event(), threading.Lock()
 
     def keep_and_commit():
-        while not stop.wait(60):
+        with git:
             keep_old_scores(results_dir, runs_dir)
             if FLAGS.commit:
                 commit_finished(benchmark.REPO, label)
-    watcher = threading.Thread(target=keep_and_commit, daemon=True)
+
+    def watch():
+        while not stop.wait(60):
+            try:
+                keep_and_commit()
+            except Exception as e:  # noqa: BLE001  (the next round tries again)
+                print(f"committing cells failed ({e}); trying again in a minute", flush=True)
+    watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
         for k in benchmark.parse_classes(part["classes"]):
-            for run, cells in class_cells(part, k):
-                left = [c for c in cells if not done(results_dir, c)]
-                if not left:
-                    continue
-                wall = estimate(left, measured_minutes(results_dir, since=STARTED),
-                                part.get("minutes_per_cell"), FLAGS.workers)
-                about = "?" if wall is None else f"{wall:.0f}"
-                if deadline and (wall is None or time.time() + wall * 60 > deadline):
-                    print(f"{part['name']}: class {k} ({run['profile']}) needs about {about} min; "
-                          "stopping here", flush=True)
-                    return False
-                command = [sys.executable, "-m", part.get("module", "anomaly_toolbox.bench.benchmark"),
-                           f"--models={','.join(run['models'])}",
-                           f"--datasets={','.join(part['datasets'])}", f"--classes={k}",
-                           f"--seeds={','.join(str(s) for s in run['seeds'])}",
-                           f"--protocol={part.get('protocol', 'pooled')}",
-                           f"--profile={run['profile']}", f"--results_dir={results_dir}",
-                           f"--runs_dir={runs_dir}", f"--workers={FLAGS.workers}",
-                           f"--benchmarks_md={os.path.join(path, 'benchmarks.md')}"] + \
-                    ([f"--data_dir={FLAGS.data_dir}"] if FLAGS.data_dir else []) + \
-                    (["--record_test_curve"] if run.get("record_test_curve") else [])
+            runs = [(run, [c for c in cells if not done(results_dir, c)])
+                    for run, cells in class_cells(part, k)]
+            runs = [(run, left) for run, left in runs if left]
+            minutes = measured_minutes(results_dir, since=STARTED)
+            walls = [estimate(left, minutes, part.get("minutes_per_cell"), FLAGS.workers)
+                     for _, left in runs]
+            wall = None if None in walls else sum(walls)
+            about = "?" if wall is None else f"{wall:.0f}"
+            if runs and deadline and (wall is None or time.time() + wall * 60 > deadline):
+                print(f"{part['name']}: class {k} needs about {about} min; stopping here", flush=True)
+                return False
+            for run, left in runs:  # the whole class: every run of the part for class k
                 print(f"{time.strftime('%H:%M')} {part['name']}: class {k}, {len(left)} cells "
-                      f"({run['profile']}), about {about} min", flush=True)
-                subprocess.run(command, cwd=path)
-                keep_old_scores(results_dir, runs_dir)
-                ensembles.write_all(results_dir)  # derived cells by this code, not the clone's
+                      f"({run['profile']}), class about {about} min", flush=True)
+                subprocess.run(_command(part, run, k, path, results_dir), cwd=path)
+                with git:
+                    keep_old_scores(results_dir, runs_dir)
+                    ensembles.write_all(results_dir)  # derived cells by this code, not the clone's
+                failed = [benchmark.cell_name(*c) for c in left if not done(results_dir, c)]
+                if failed:  # the benchmark prints FAILED cells but exits 0: stop and look
+                    print(f"{part['name']}: {len(failed)} cell(s) did not finish, see their "
+                          f"train.log under {runs_dir}: {', '.join(failed)}", flush=True)
+                    return False
     finally:
         stop.set()
-        keep_old_scores(results_dir, runs_dir)
-        if FLAGS.commit:
-            commit_finished(benchmark.REPO, label)
+        watcher.join()
+        keep_and_commit()
     return True
 
 
