@@ -37,8 +37,10 @@ def scored_cells(results_dir):
     """{(protocol, dataset, profile, class): {(model, seed): path without .scores.npz}}."""
     cells = defaultdict(dict)
     for path in glob.glob(os.path.join(results_dir, "**", "*.scores.npz"), recursive=True):
+        if not CELL.search(os.path.relpath(path, results_dir).replace(os.sep, "/")):
+            continue
         finished = finished_cell(path, ".scores.npz")
-        if not CELL.search(os.path.relpath(path, results_dir).replace(os.sep, "/")) or not finished:
+        if not finished:
             continue
         cell, r = finished
         if not is_ensemble(r["model"]):
