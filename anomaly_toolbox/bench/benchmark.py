@@ -84,6 +84,11 @@ def cell_name(protocol, dataset, model_name, profile, anomalous_class, seed):
     return os.path.join(protocol, dataset, f"{model_name}_{profile}", f"class{anomalous_class}_seed{seed}")
 
 
+def cell_done(results_dir, cell):
+    """A cell is done once its results JSON exists: `keep_cell` writes it last."""
+    return os.path.exists(os.path.join(results_dir, cell_name(*cell) + ".json"))
+
+
 def grid(models, datasets, classes, seeds, protocol, profile):
     """Class by class, so that a grid stopped early leaves whole rows (every model, every dataset)."""
     return [(protocol, d, m, profile, k, s) for s in seeds for k in classes for d in datasets
@@ -105,8 +110,7 @@ def run_cell(cell, results_dir, runs_dir, data_dir, experiments_dir, limit=None,
              test_curve=False):
     protocol, dataset, model_name, profile, anomalous_class, seed = cell
     name = cell_name(*cell)
-    target = os.path.join(results_dir, name + ".json")
-    if os.path.exists(target):
+    if cell_done(results_dir, cell):
         return name, "skipped (done)"
     run_dir = os.path.join(runs_dir, name)
     os.makedirs(run_dir, exist_ok=True)
@@ -192,8 +196,7 @@ def check_merged(results_dir, cells):
             duplicates.append(f"{os.path.relpath(path, results_dir)} holds {name}"
                               + (f", also in {seen[name]}" if name in seen else ""))
         seen.setdefault(name, os.path.relpath(path, results_dir))
-    missing = [cell_name(*c) for c in cells
-               if not os.path.exists(os.path.join(results_dir, cell_name(*c) + ".json"))]
+    missing = [cell_name(*c) for c in cells if not cell_done(results_dir, c)]
     return missing, duplicates
 
 

@@ -97,10 +97,6 @@ def class_cells(part, k):
             for run in part["runs"]]
 
 
-def done(results_dir, cell):
-    return os.path.exists(os.path.join(results_dir, benchmark.cell_name(*cell) + ".json"))
-
-
 def measured_minutes(results_dir, since=None):
     """{(protocol, dataset, model, profile): mean minutes of one cell} over the finished cells;
     with `since` (a time), cells written after it override the others: machines and their load
@@ -132,7 +128,7 @@ def plan(parts, results_dir, workers):
     for part in parts:
         cells = [c for k in benchmark.parse_classes(part["classes"])
                  for _, cs in class_cells(part, k) for c in cs]
-        left = [c for c in cells if not done(results_dir, c)]
+        left = [c for c in cells if not benchmark.cell_done(results_dir, c)]
         wall = estimate(left, minutes, part.get("minutes_per_cell"), workers)
         lines.append(f"| {part['name']} | {part.get('issue', '—')} | {part['commit'][:7]} | "
                      f"{len(cells) - len(left)} of {len(cells)} | {len(left)} | "
@@ -170,10 +166,10 @@ def clone(part, clones_dir):
 def keep_old_scores(results_dir, runs_dir):
     """A clone older than kept scores copies only results.json: keep its run's scores too."""
     for path in cell_files(results_dir):
-        cell = os.path.relpath(path, results_dir)[:-len(".json")]
-        source = os.path.join(runs_dir, cell, "scores.npz")
-        if not os.path.exists(path[:-5] + ".scores.npz") and os.path.exists(source):
-            benchmark.keep_scores(dict(np.load(source)), path[:-5])
+        target = path[:-len(".json")]
+        source = os.path.join(runs_dir, os.path.relpath(target, results_dir), "scores.npz")
+        if not os.path.exists(target + ".scores.npz") and os.path.exists(source):
+            benchmark.keep_scores(dict(np.load(source)), target)
 
 
 def commit_finished(repo, label):
@@ -231,7 +227,7 @@ def run_part(part, deadline):
     watcher.start()
     try:
         for k in benchmark.parse_classes(part["classes"]):
-            runs = [(run, [c for c in cells if not done(results_dir, c)])
+            runs = [(run, [c for c in cells if not benchmark.cell_done(results_dir, c)])
                     for run, cells in class_cells(part, k)]
             runs = [(run, left) for run, left in runs if left]
             minutes = measured_minutes(results_dir, since=STARTED)
@@ -249,7 +245,7 @@ def run_part(part, deadline):
                 with git:
                     keep_old_scores(results_dir, runs_dir)
                     ensembles.write_all(results_dir)  # derived cells by this code, not the clone's
-                failed = [benchmark.cell_name(*c) for c in left if not done(results_dir, c)]
+                failed = [benchmark.cell_name(*c) for c in left if not benchmark.cell_done(results_dir, c)]
                 if failed:  # the benchmark prints FAILED cells but exits 0: stop and look
                     print(f"{part['name']}: {len(failed)} cell(s) did not finish, see their "
                           f"train.log under {runs_dir}: {', '.join(failed)}", flush=True)
