@@ -6,6 +6,7 @@ weight differences), with synchronised batch norm and the same noise, split betw
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -128,31 +129,47 @@ def test_two_local_workers_train_to_identical_weights_and_only_the_chief_writes(
     assert len(sums) == 2 and sums[0] == sums[1] == chief["distribution"]["weights_sha256"]
 
 
-@pytest.mark.parametrize("flags, env, message", [
-    (["--strategy=ring"], {}, "invalid strategy: 'ring'"),
-    (["--cpu_devices=2"], {}, "invalid cpu_devices: 2 (expected only with --strategy=mirrored)"),
-    (["--strategy=multi_worker"], {"TF_CONFIG": "{not json"}, "invalid TF_CONFIG"),
-    (["--strategy=multi_worker"], {"TF_CONFIG": json.dumps(
-        {"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 3}})},
-     "invalid TF_CONFIG"),
-])
-def test_bad_distribution_arguments_exit_2_and_write_nothing(tmp_path, flags, env, message):
+def test_a_bad_strategy_flag_exits_2_and_writes_nothing(tmp_path):
+    """The command's side of the contract, once; the checks themselves: the next test."""
     out = tmp_path / "out"
     proc = subprocess.run([sys.executable, "-m", "anomaly_toolbox.train", "--model=autoencoder",
-                           f"--data_dir={DATA_DIR}", f"--output_dir={out}", "--limit=64", *flags],
-                          env={**os.environ, **env}, capture_output=True, text=True)
-    assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-1000:]
+                           f"--data_dir={DATA_DIR}", f"--output_dir={out}", "--limit=64",
+                           "--strategy=ring"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "invalid strategy: 'ring'" in proc.stderr, proc.stderr[-1000:]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("strategy, cpu_devices, tf_config, message", [
+    ("ring", None, None, "invalid strategy: 'ring'"),
+    ("default", 2, None, "invalid cpu_devices: 2 (expected only with --strategy=mirrored)"),
+    ("mirrored", 0, None, "invalid cpu_devices: 0 (expected a positive number"),
+    ("multi_worker", None, "{not json", "invalid TF_CONFIG"),
+    ("multi_worker", None, json.dumps({"cluster": {"worker": ["127.0.0.1:1"]},
+                                       "task": {"type": "worker", "index": 3}}), "invalid TF_CONFIG"),
+])
+def test_bad_distribution_arguments_are_refused_before_anything_is_written(
+        tmp_path, monkeypatch, strategy, cpu_devices, tf_config, message):
+    from anomaly_toolbox.errors import UsageError
+    from anomaly_toolbox.run import training
+
+    if tf_config:
+        monkeypatch.setenv("TF_CONFIG", tf_config)
+    out = tmp_path / "out"
+    with pytest.raises(UsageError, match=re.escape(message)):
+        training.run("autoencoder", "mnist", 3, str(out), epochs=1, data_dir=DATA_DIR, limit=64,
+                     strategy=strategy, cpu_devices=cpu_devices)
     assert not out.exists()
 
 
 def test_mirrored_run_through_the_train_command_records_its_strategy(tmp_path, children):
     """The whole run (fit, selection, export, resume) under --strategy=mirrored --cpu_devices=2,
-    and results.json says how it ran (the one-device comparison: the trajectory test above)."""
+    and results.json says how it ran (the one-device comparison: the trajectory test above).
+    The autoencoder: the plumbing is the same for every model, and it runs in 0.65x the time."""
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps({"epochs": 2, "batch_size": 32,
                                   "model": {"latent_dim": 8, "filters": [4, 8, 16]}}))
     def command(name, *flags):
-        return [sys.executable, "-m", "anomaly_toolbox.train", "--model=ganomaly",
+        return [sys.executable, "-m", "anomaly_toolbox.train", "--model=autoencoder",
                 "--dataset=mnist", "--anomalous_class=3", f"--config={config}", "--limit=256",
                 f"--data_dir={DATA_DIR}", f"--output_dir={tmp_path / name}", "--verbose=2",
                 *flags]

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -101,31 +102,65 @@ def test_rerun_with_another_config_is_refused(run):
     assert proc.returncode == 2 and "invalid output_dir" in proc.stderr and "config" in proc.stderr
 
 
-@pytest.mark.parametrize("flag, message", [
-    ("--model=gan", "invalid model: 'gan'"),
-    ("--anomalous_class=10", "invalid anomalous_class: 10"),
-    ("--protocol=leave_one_out", "invalid protocol: 'leave_one_out'"),
-])
-def test_train_bad_flags_exit_2_and_write_nothing(tmp_path, flag, message):
+def test_a_bad_train_flag_exits_2_and_writes_nothing(tmp_path):
+    """The command's side of the contract, once; the checks themselves: the next test."""
     out = tmp_path / "out"
-    proc = cli("train", f"--data_dir={DATA_DIR}", f"--output_dir={out}", "--epochs=1", flag)
-    assert proc.returncode == 2 and message in proc.stderr
-    assert not (out / "results.json").exists() and not (out / "saved_model").exists()
+    proc = cli("train", f"--data_dir={DATA_DIR}", f"--output_dir={out}", "--epochs=1",
+               "--protocol=leave_one_out")
+    assert proc.returncode == 2 and "invalid protocol: 'leave_one_out'" in proc.stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"model_name": "gan"}, "invalid model: 'gan'"),
+    ({"anomalous_class": 10}, "invalid anomalous_class: 10"),
+    ({"protocol": "leave_one_out"}, "invalid protocol: 'leave_one_out'"),
+])
+def test_train_refuses_bad_arguments_before_writing(tmp_path, overrides, message):
+    from anomaly_toolbox.errors import UsageError
+    from anomaly_toolbox.run import training
+
+    out = tmp_path / "out"
+    args = {"model_name": "ganomaly", "dataset": "mnist", "anomalous_class": 1,
+            "output_dir": str(out), "epochs": 1, "data_dir": DATA_DIR, "limit": 64, **overrides}
+    with pytest.raises(UsageError, match=re.escape(message)):
+        training.run(**args)
+    assert not out.exists()
+
+
+@pytest.fixture(scope="module")
+def input_rule(run):
+    """(channels, resize_to, sides): what the score command reads for this run's SavedModel."""
+    from anomaly_toolbox import score
+    from anomaly_toolbox.run import export
+
+    return score.input_rule(export.load(str(run["dir"] / "saved_model"))[1])
+
+
+def test_score_bad_input_exits_2_and_writes_nothing(run, tmp_path):
+    """NaN is found while the batches stream into the model, after it loaded: no csv either."""
+    src, out = tmp_path / "x.npy", tmp_path / "s.csv"
+    np.save(src, np.full((2, 28, 28), np.nan, np.float32))
+    proc = cli("score", f"--saved_model={run['dir'] / 'saved_model'}", f"--input={src}",
+               f"--output={out}")
+    assert proc.returncode == 2 and "NaN or inf" in proc.stderr and not out.exists()
 
 
 @pytest.mark.parametrize("array, message", [
-    (np.full((2, 28, 28), np.nan, np.float32), "NaN or inf"),
     (np.zeros((2, 20, 20), np.uint8), "28x28 or 32x32"),
     (np.zeros((0, 28, 28), np.uint8), "at least one image"),
     (np.zeros((2, 28, 28, 3), np.uint8), "1-channel"),
     (np.zeros((2, 2, 28, 28, 1), np.uint8), "(N, H, W[, C])"),
 ])
-def test_score_bad_input_exit_2(run, tmp_path, array, message):
-    src, out = tmp_path / "x.npy", tmp_path / "s.csv"
+def test_score_input_checks_name_the_input(input_rule, tmp_path, array, message):
+    from anomaly_toolbox import score
+    from anomaly_toolbox.errors import UsageError
+
+    src = tmp_path / "x.npy"
     np.save(src, array)
-    proc = cli("score", f"--saved_model={run['dir'] / 'saved_model'}", f"--input={src}",
-               f"--output={out}")
-    assert proc.returncode == 2 and message in proc.stderr and not out.exists()
+    with pytest.raises(UsageError, match=re.escape(message)) as e:
+        score.read_input(str(src), *input_rule)
+    assert e.value.argument == "input" and e.value.value == str(src)
 
 
 def test_score_refuses_a_folder_that_is_not_our_saved_model(tmp_path, images):

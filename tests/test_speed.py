@@ -79,15 +79,15 @@ def test_whole_cells_give_the_same_results_with_one_or_two_workers(tmp_path):
 
     from anomaly_toolbox.bench import speed_settings
 
-    (tmp_path / "ganomaly_mnist_cpu.json").write_text(json.dumps(
+    (tmp_path / "autoencoder_mnist_cpu.json").write_text(json.dumps(
         {"profile": "cpu", "epochs": 1, "batch_size": 32, "model": TINY}))
-    cells = speed_settings.compare_cells(["ganomaly"], DATA_DIR, limit=200,
+    cells = speed_settings.compare_cells(["autoencoder"], DATA_DIR, limit=200,
                                          experiments_dir=str(tmp_path))
     assert cells["cells"] == 2 and cells["workers1_s"] > 0 and cells["workers2_s"] > 0
     # one thread or two: the same kernels in the same order, so the same numbers
     assert cells["same_results"], (cells["workers1_auprc"], cells["workers2_auprc"])
     text = speed_settings.render([], "cmd", cells)
-    assert "Whole cells (2 cells: ganomaly" in text and "identical" in text
+    assert "Whole cells (2 cells: autoencoder" in text and "identical" in text
 
 
 def test_bfloat16_bound_weights_each_op_type_by_its_kernel_ratio():
