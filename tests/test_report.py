@@ -48,7 +48,7 @@ def test_summary_and_tables_average_seeds_then_classes(tmp_path):
 
 
 def test_machine_label_names_the_vector_isa(tmp_path):
-    """Results record AVX2 vs AVX-512: a cell took 1.6-1.8x less wall time on AVX-512."""
+    """Results record AVX2 vs AVX-512: their kernels round and run differently."""
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text("flags\t\t: fpu sse2 avx avx2 fma\n")
     assert provenance.vector_isa(str(cpuinfo)) == "AVX2"

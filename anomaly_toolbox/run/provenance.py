@@ -19,7 +19,8 @@ def git_commit():
 
 
 def vector_isa(cpuinfo="/proc/cpuinfo"):
-    """Widest x86 vector set: the same 2-core cell trains ~1.6-1.8x faster with AVX-512 than AVX2."""
+    """Widest x86 vector set: AVX2 and AVX-512 kernels round differently, and run at different
+    speeds (a same-load comparison is still to be made; cell wall times vary more with load)."""
     try:
         with open(cpuinfo) as f:
             flags = f.read()
