@@ -110,34 +110,6 @@ def compare_sentences(groups, classes):
     return sentences
 
 
-STEP_STUDY = ("1epoch", "3epochs")  # k = 3 one-epoch runs against one run of three epochs
-
-
-def step_study_sentences(groups, classes):
-    """The survey's "better accuracy within fewer training steps": GANomaly's seed ensemble of
-    three 1-epoch runs against one 3-epoch run (equal training compute), per dataset."""
-    sentences = []
-    for (protocol, dataset, profile), group in sorted(groups.items()):
-        if profile != STEP_STUDY[1]:
-            continue
-        short = groups.get((protocol, dataset, STEP_STUDY[0]), [])
-        ens = {r["anomalous_class"]: r["test"]["auprc"] for r in short
-               if r["model"] == "ganomaly" + SEEDS_SUFFIX and r["train_seed"] == "0+1+2"}
-        long = {r["anomalous_class"]: r["test"]["auprc"] for r in group
-                if r["model"] == "ganomaly" and r["train_seed"] == 0}
-        ks = [k for k in classes if k in ens and k in long]
-        if not ks:
-            continue
-        wins = sum(ens[k] > long[k] for k in ks)
-        sentences.append(
-            f"At equal training compute on {dataset} ({protocol}, {len(ks)} "
-            f"class{'es' * (len(ks) != 1)}), GANomaly's "
-            f"ensemble of three 1-epoch runs has mean test AUPRC "
-            f"{np.mean([ens[k] for k in ks]):.3f} against {np.mean([long[k] for k in ks]):.3f} "
-            f"for one 3-epoch run, and is higher on {wins} of {len(ks)} classes.")
-    return sentences
-
-
 def write_all(results_dir):
     """Rewrites every ensemble cell from the scores present; returns how many it wrote."""
     for folder in glob.glob(os.path.join(results_dir, "*", "*", "*_ensemble_*")):

@@ -6,7 +6,7 @@ from collections import Counter, defaultdict
 
 import numpy as np
 
-from anomaly_toolbox.bench import budget, claims, ensembles, precision_study
+from anomaly_toolbox.bench import budget, claims, ensembles, precision_study, step_study
 from anomaly_toolbox.bench.cells import cell_files
 
 COMMAND = ("python -m anomaly_toolbox.bench.benchmark --models={models} --datasets={dataset} "
@@ -153,8 +153,8 @@ def render(rows, figures_dir):
         claim, verdicts = claims.claim_section(groups, classes, _by_cell)
         said = claims.numbers_say(groups, classes, _by_cell, verdicts,
                                   ensembles.compare_sentences(groups, classes)
-                                  + ensembles.step_study_sentences(groups, classes))
-        out += _summary(groups, classes) + said + claim
+                                  + step_study.sentences(groups))
+        out += _summary(groups, classes) + said + claim + step_study.section(groups)
     else:
         out += ["No results yet.", ""]
     for (protocol, dataset, profile), group in sorted(groups.items()):
