@@ -104,9 +104,10 @@ def compare_sentences(groups, classes):
             f"On {dataset} ({protocol}, `{profile}`; {len(ks)} class{'es' * (len(ks) != 1)}, "
             f"{len(cells)} cell{'s' * (len(cells) != 1)} with a "
             f"3-GAN ensemble), the ensemble's mean test AUPRC is {ens_mean:.3f} against "
-            f"{best_mean:.3f} for the best single model ({best}) on the same cells; it beats every "
-            f"single model on {wins} of {len(ks)} classes, so the ensemble goal (above the best "
-            f"single model) is {'met' if ens_mean > best_mean else 'not met'} there.")
+            f"{best_mean:.3f} for the best single model ({best}) on the same cells, so the "
+            f"ensemble goal (a mean above the best single model's) is "
+            f"{'met' if ens_mean > best_mean else 'not met'} there; per class, it is above every "
+            f"single model on {wins} of {len(ks)}.")
     return sentences
 
 
