@@ -177,3 +177,7 @@ def test_cells_finished_since_the_campaign_started_set_the_estimate(tmp_path):
     assert campaign.measured_minutes(str(results), since=2_000_000)[key] == pytest.approx(10)
     assert campaign.measured_minutes(str(results), since=2_000_000)[("*",) + key[1:]] == \
         pytest.approx(10)
+    # a cell that ran through a pause (SIGSTOP) does not drag the estimate: the median
+    _cell(results, "pooled/mnist/ganomaly_cpu/class3_seed0", minutes=12)
+    _cell(results, "pooled/mnist/ganomaly_cpu/class4_seed0", minutes=50)
+    assert campaign.measured_minutes(str(results), since=2_000_000)[key] == pytest.approx(12)

@@ -98,7 +98,8 @@ def class_cells(part, k):
 
 
 def measured_minutes(results_dir, since=None):
-    """{(protocol, dataset, model, profile): mean minutes of one cell} over the finished cells;
+    """{(protocol, dataset, model, profile): median minutes of one cell} over the finished cells
+    (a median: a cell in flight while the campaign was paused carries the pause in its time);
     with `since` (a time), cells written after it override the others: machines and their load
     differ between sessions by up to 3x (a 3-epoch GANomaly cell: 32 min in one, 9 in the next)."""
     times, fresh = {}, {}
@@ -112,7 +113,7 @@ def measured_minutes(results_dir, since=None):
                 times.setdefault(k, []).append(seconds / 60)
                 if since and os.path.getmtime(path) >= since:
                     fresh.setdefault(k, []).append(seconds / 60)
-    return {k: float(np.mean(v)) for k, v in {**times, **fresh}.items()}
+    return {k: float(np.median(v)) for k, v in {**times, **fresh}.items()}
 
 
 def estimate(cells, minutes, prior, workers):
