@@ -42,20 +42,25 @@ def per_class(groups):
     return out
 
 
-def _test(rows):
+def summary(rows):
+    """(ensemble mean, 3-epoch mean, paired test) over one dataset's (or both datasets') classes."""
     by_cell = {(name, key): [{"auprc": value[i]}] for key, value in rows.items()
                for i, name in enumerate((ENSEMBLE, ONE_RUN))}
-    return claims.paired(by_cell, list(rows), ENSEMBLE, ONE_RUN)
+    return (float(np.mean([v[0] for v in rows.values()])),
+            float(np.mean([v[1] for v in rows.values()])),
+            claims.paired(by_cell, list(rows), ENSEMBLE, ONE_RUN))
 
 
 def sentences(groups):
-    return [f"At equal training compute on {dataset} ({protocol}, {len(rows)} "
-            f"class{'es' * (len(rows) != 1)}), GANomaly's ensemble of three 1-epoch runs has mean "
-            f"test AUPRC {np.mean([v[0] for v in rows.values()]):.3f} against "
-            f"{np.mean([v[1] for v in rows.values()]):.3f} for one 3-epoch run, and is higher on "
-            f"{sum(v[0] > v[1] for v in rows.values())} of {len(rows)} classes "
-            f"({claims.verdict(_test(rows), ENSEMBLE, ONE_RUN)})."
-            for (protocol, dataset), rows in per_class(groups).items()]
+    out = []
+    for (protocol, dataset), rows in per_class(groups).items():
+        ens, long, test = summary(rows)
+        out.append(f"At equal training compute on {dataset} ({protocol}, {len(rows)} "
+                   f"class{'es' * (len(rows) != 1)}), GANomaly's ensemble of three 1-epoch runs "
+                   f"has mean test AUPRC {ens:.3f} against {long:.3f} for one 3-epoch run, and is "
+                   f"higher on {test['a_wins']} of {len(rows)} classes "
+                   f"({claims.verdict(test, ENSEMBLE, ONE_RUN)}).")
+    return out
 
 
 def section(groups):
@@ -79,16 +84,14 @@ def section(groups):
                          f"| {ens - long:+.3f} |")
     lines += ["", "| protocol | dataset | classes | ensemble mean | 3-epoch mean | ensemble higher "
               "on | p (Wilcoxon) | verdict |", "|---" * 8 + "|"]
-    tested = [((p, d), rows) for (p, d), rows in found.items()]
-    for protocol in sorted({p for (p, _), _ in tested}):
-        mine = [(d, rows) for (p, d), rows in tested if p == protocol]
+    for protocol in sorted({p for p, _ in found}):
+        mine = [(d, rows) for (p, d), rows in found.items() if p == protocol]
         if len(mine) > 1:
             mine.append(("both", {(d, k): v for d, rows in mine for k, v in rows.items()}))
         for dataset, rows in mine:
-            test = _test(rows)
+            ens, long, test = summary(rows)
             p = "—" if test["p"] is None else f"{test['p']:.3f}"
-            lines.append(f"| {protocol} | {dataset} | {len(rows)} | "
-                         f"{np.mean([v[0] for v in rows.values()]):.3f} | "
-                         f"{np.mean([v[1] for v in rows.values()]):.3f} | {test['a_wins']} of "
-                         f"{len(rows)} | {p} | {claims.verdict(test, ENSEMBLE, ONE_RUN)} |")
+            lines.append(f"| {protocol} | {dataset} | {len(rows)} | {ens:.3f} | {long:.3f} | "
+                         f"{test['a_wins']} of {len(rows)} | {p} | "
+                         f"{claims.verdict(test, ENSEMBLE, ONE_RUN)} |")
     return lines + [""]
