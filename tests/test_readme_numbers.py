@@ -1,0 +1,78 @@
+"""The README's benchmark numbers are recomputed from the committed cells in results/, so a cell
+the campaign adds (a new seed moves a mean) fails here until the README follows, instead of
+leaving a stale number beside a regenerated benchmarks.md."""
+
+import glob
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+
+from anomaly_toolbox.bench import benchmark
+
+MNIST_CPU = os.path.join(benchmark.REPO, "results", "pooled", "mnist")
+MODELS = ("ganomaly", "egbad", "anogan", "autoencoder")
+
+
+@pytest.fixture(scope="module")
+def readme():
+    with open(os.path.join(benchmark.REPO, "README.md")) as f:
+        return " ".join(f.read().split())  # one line: sentences wrap anywhere
+
+
+def _cells(model, k):
+    rows = []
+    for path in sorted(glob.glob(os.path.join(MNIST_CPU, f"{model}_cpu", f"class{k}_seed*.json"))):
+        with open(path) as f:
+            rows.append(json.load(f))
+    assert rows, (model, k)
+    return rows
+
+
+def _mean_std(rows, metric):
+    values = [r["test"][metric] for r in rows]
+    return f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}"
+
+
+def test_the_main_commands_expectation_is_the_class_4_cells(readme):
+    rows = _cells("ganomaly", 4)
+    share = rows[0]["splits"]["test_anomaly_share"]
+    assert (f"What to expect (benchmarks.md, {len(rows)} seeds): test AUPRC {_mean_std(rows, 'auprc')}, "
+            f"AUROC {_mean_std(rows, 'auroc')}; the test split is {100 * share:.1f} % fours, so a random "
+            f"scorer's AUPRC is {share:.3f}.") in readme
+    per_class = [np.mean([r["test"]["auprc"] for r in _cells("ganomaly", k)]) for k in range(10)]
+    assert f"GANomaly's mean over the ten MNIST classes (AUPRC {np.mean(per_class):.3f})" in readme
+
+
+def test_class_1_is_below_chance_for_every_single_model(readme):
+    rows = _cells("ganomaly", 1)
+    share = rows[0]["splits"]["test_anomaly_share"]
+    mean = lambda rs, m: np.mean([r["test"][m] for r in rs])  # noqa: E731
+    assert all(mean(_cells(m, 1), "auprc") < share for m in MODELS)
+    assert (f"every single model is below chance (GANomaly AUPRC {mean(rows, 'auprc'):.3f} against a "
+            f"{share:.3f} baseline, AUROC {mean(rows, 'auroc'):.3f})") in readme
+
+
+def test_the_f1_threshold_flag_counts_are_the_class_1_cells(readme):
+    rows = _cells("ganomaly", 1)
+    flagged = [round(r["test"]["recall"] * r["splits"]["test_anomalies"] / r["test"]["precision"])
+               for r in rows]
+    listed = ", ".join(f"{n:,}" for n in flagged[:-1]) + f" and {flagged[-1]:,}"
+    match = re.search(r"class-1 GANomaly benchmark runs flag ([\d,]+(?:, [\d,]+)* and [\d,]+) of ([\d,]+) "
+                      r"test digits", readme)
+    assert match and match.group(1) == listed and match.group(2) == f"{rows[0]['splits']['test']:,}"
+
+
+def test_the_precision_gate_numbers_are_the_committed_verdicts(readme):
+    from anomaly_toolbox.bench import precision_study, report
+
+    rows = report.load_results(os.path.join(benchmark.REPO, "results"))
+    v = precision_study.gate(precision_study._cells(rows))
+    g, e = v[("pooled", "ganomaly", "cpu")], v[("pooled", "egbad", "cpu")]
+    assert (f"passes for GANomaly: mean |bf16 − f32| {g['mean_abs_diff']:.3f} against a float32 "
+            f"seed-to-seed std of {g['spread']:.3f}, and no shift over the {g['pairs']} same-seed pairs "
+            f"(Wilcoxon p {g['p']:.2f})") in readme and g["passes"]
+    assert (f"It fails for EGBAD: {e['mean_abs_diff']:.3f} against {e['spread']:.3f} (p {e['p']:.2f})"
+            in readme and not e["passes"])
