@@ -18,8 +18,12 @@ MODELS = ("ganomaly", "egbad", "anogan", "autoencoder")
 
 @pytest.fixture(scope="module")
 def readme():
-    with open(os.path.join(benchmark.REPO, "README.md")) as f:
-        return " ".join(f.read().split())  # one line: sentences wrap anywhere
+    return _one_line("README.md")
+
+
+def _one_line(path):
+    with open(os.path.join(benchmark.REPO, path)) as f:
+        return " ".join(f.read().split())  # sentences wrap anywhere
 
 
 def _cells(model, k):
@@ -42,6 +46,8 @@ def test_the_main_commands_expectation_is_the_class_4_cells(readme):
     assert (f"What to expect (benchmarks.md, {len(rows)} seeds): test AUPRC {_mean_std(rows, 'auprc')}, "
             f"AUROC {_mean_std(rows, 'auroc')}; the test split is {100 * share:.1f} % fours, so a random "
             f"scorer's AUPRC is {share:.3f}.") in readme
+    fanogan = _one_line("anomaly_toolbox/models/README_fanogan.md")
+    assert f"GANomaly's cpu cells, {len(rows)} seeds: {_mean_std(rows, 'auprc')})" in fanogan
     per_class = [np.mean([r["test"]["auprc"] for r in _cells("ganomaly", k)]) for k in range(10)]
     assert f"GANomaly's mean over the ten MNIST classes (AUPRC {np.mean(per_class):.3f})" in readme
 
