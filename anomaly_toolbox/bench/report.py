@@ -83,9 +83,14 @@ def _mean_label(by_cell, model_name, classes, metrics, seeds=False):
     return label + (f" ({', '.join(notes)})" if notes else "")
 
 
+def _columns(rows):
+    """The trained models, then the ensembles derived from them."""
+    return sorted({r["model"] for r in rows}, key=lambda m: (ensembles.is_ensemble(m), m))
+
+
 def _summary(groups, classes):
     """One line per table: the mean test AUPRC and AUROC of each model, to compare at a glance."""
-    models = sorted({r["model"] for group in groups.values() for r in group})
+    models = _columns(r for group in groups.values() for r in group)
     lines = ["## Summary: mean over anomalous classes of test AUPRC / AUROC", "",
              "Each class's seeds are averaged first, so every class weighs the same.", "",
              "| dataset | protocol | profile | " + " | ".join(models) + " |",
@@ -158,7 +163,7 @@ def render(rows, figures_dir):
     else:
         out += ["No results yet.", ""]
     for (protocol, dataset, profile), group in sorted(groups.items()):
-        models = sorted({r["model"] for r in group})
+        models = _columns(group)
         trained = [m for m in models if not ensembles.is_ensemble(m)]
         cells = [r for r in group if r["model"] in trained]  # ensembles: derived, not run
         by_cell = _by_cell(group)
