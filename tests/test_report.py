@@ -69,3 +69,8 @@ def test_claim_is_a_paired_wilcoxon_test_over_class_seed_means(tmp_path):
     assert "EGBAD beats GANomaly on 0 classes and loses on 10" in text
     assert "so the survey's claim is not supported here." in text
     assert "## What the numbers say" in text and "ganomaly has the highest mean test AUPRC" in text
+
+
+def test_columns_put_trained_models_before_the_ensembles_derived_from_them():
+    rows = [{"model": m} for m in ("gan3_ensemble", "ganomaly", "anogan_seeds_ensemble", "anogan", "ganomaly")]
+    assert report._columns(rows) == ["anogan", "ganomaly", "anogan_seeds_ensemble", "gan3_ensemble"]
