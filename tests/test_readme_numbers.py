@@ -2,7 +2,6 @@
 seeds it names, so a changed or re-run cell fails here until the README follows, instead of
 leaving a stale number beside a regenerated benchmarks.md; a later seed (3) leaves them be."""
 
-import glob
 import json
 import os
 import re
