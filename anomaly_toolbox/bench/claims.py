@@ -117,4 +117,4 @@ def numbers_say(groups, classes, by_cell_of, verdicts, more=()):
     if not sentences:
         return []
     return ["## What the numbers say", "", "Generated from the results files.", "",
-            " ".join(sentences), ""]
+            *(f"- {s}" for s in sentences), ""]
