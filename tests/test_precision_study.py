@@ -25,15 +25,15 @@ def _rows(shift):
 def test_small_differences_pass_and_a_consistent_shift_fails():
     from anomaly_toolbox.bench import precision_study
 
-    ok = precision_study.gate(precision_study._cells(_rows({0: 0.01, 1: -0.01})))
+    ok = precision_study.verdicts(_rows({0: 0.01, 1: -0.01}))
     g = ok[("pooled", "egbad", "cpu")]
     assert g["n"] == 4 and g["pairs"] == 8 and g["spread"] == pytest.approx(0.05)
     assert g["mean_abs_diff"] < g["spread"] and g["passes"]
-    bad = precision_study.gate(precision_study._cells(_rows({0: -0.08, 1: -0.09})))
+    bad = precision_study.verdicts(_rows({0: -0.08, 1: -0.09}))
     g = bad[("pooled", "egbad", "cpu")]
     assert g["mean_diff"] < -0.05 and g["p"] < 0.05 and not g["passes"]
     # a shift smaller than the spread but in every pair still fails on the test
-    small = precision_study.gate(precision_study._cells(_rows({0: -0.03, 1: -0.03})))
+    small = precision_study.verdicts(_rows({0: -0.03, 1: -0.03}))
     g = small[("pooled", "egbad", "cpu")]
     assert g["mean_abs_diff"] < g["spread"] and g["p"] < 0.05 and not g["passes"]
 
@@ -57,7 +57,7 @@ def test_a_float32_only_seed_widens_the_spread_but_is_no_precision_difference():
             rows.append(_row("egbad", "mnist", k, seed, auprc + 0.01 * i, "cpu"))
         for seed, auprc in ((0, 0.41), (1, 0.49)):
             rows.append(_row("egbad", "mnist", k, seed, auprc + 0.01 * i, "cpu_bf16"))
-    g = precision_study.gate(precision_study._cells(rows))[("pooled", "egbad", "cpu")]
+    g = precision_study.verdicts(rows)[("pooled", "egbad", "cpu")]
     assert g["mean_abs_diff"] == pytest.approx(0.0)  # not 0.133 from seed 2's 0.90
     assert g["spread"] == pytest.approx(0.2646, abs=1e-3) and g["passes"]
 
@@ -67,7 +67,7 @@ def test_identical_results_pass():
 
     rows = [_row("ganomaly", "mnist", k, s, 0.5 + 0.1 * s, profile)
             for k in (1, 5) for s in (0, 1) for profile in ("cpu", "cpu_bf16")]
-    g = precision_study.gate(precision_study._cells(rows))[("pooled", "ganomaly", "cpu")]
+    g = precision_study.verdicts(rows)[("pooled", "ganomaly", "cpu")]
     assert g["mean_abs_diff"] == 0 and g["p"] == 1.0 and g["passes"]
 
 
@@ -80,7 +80,7 @@ def test_auto_picks_bfloat16_for_exactly_the_models_the_committed_cells_pass():
     from anomaly_toolbox.models import precision
 
     rows = report.load_results(os.path.join(benchmark.REPO, "results"))
-    verdicts = precision_study.gate(precision_study._cells(rows))
+    verdicts = precision_study.verdicts(rows)
     gated = {model for (_, model, _) in verdicts}
     passed = {m for m in gated if all(g["passes"] for (_, model, _), g in verdicts.items() if model == m)}
     assert gated >= {"ganomaly", "egbad"}

@@ -78,7 +78,7 @@ def test_the_precision_gate_numbers_are_the_committed_verdicts(readme):
     from anomaly_toolbox.bench import precision_study, report
 
     rows = report.load_results(os.path.join(benchmark.REPO, "results"))
-    v = precision_study.gate(precision_study._cells(rows))
+    v = precision_study.verdicts(rows)
     g, e = v[("pooled", "ganomaly", "cpu")], v[("pooled", "egbad", "cpu")]
     assert (f"passes for GANomaly: mean |bf16 − f32| {g['mean_abs_diff']:.3f} against a float32 "
             f"seed-to-seed std of {g['spread']:.3f}, and no shift over the {g['pairs']} same-seed pairs "
