@@ -132,7 +132,7 @@ def test_only_complete_cells_are_committed(tmp_path, monkeypatch):
                                       "(p, issue 14; frozen clone 95442da)")
 
 
-def test_the_committed_campaign_plans_a_short_deadline_starts_nothing_and_a_failure_stops(
+def test_the_committed_campaign_plans_a_short_deadline_skips_to_what_fits_a_failure_stops(
         tmp_path):
     run = lambda *args: subprocess.run(  # noqa: E731
         [sys.executable, "-m", "anomaly_toolbox.bench.campaign", *args], cwd=REPO,
@@ -154,14 +154,22 @@ def test_the_committed_campaign_plans_a_short_deadline_starts_nothing_and_a_fail
     short = run(f"--campaign={_campaign(tmp_path, [part])}", "--hours=0.01",
                 f"--clones_dir={tmp_path}")
     assert short.returncode == 0, short.stderr
-    assert "p: class 7 needs about 120 min; stopping here" in short.stdout
+    assert "p: class 7 needs about 120 min; not starting it" in short.stdout
+    assert "not finished for lack of time: p" in short.stdout
     assert os.path.isdir(tmp_path / f"frozen_{head[:7]}" / ".git")
     assert not os.path.exists(tmp_path / f"frozen_{head[:7]}" / "runs")  # nothing trained
-    # the clone's benchmark refuses the profile (exit 2): the campaign stops, naming the cells
-    failing = run(f"--campaign={_campaign(tmp_path, [{**part, 'runs': never[:1]}])}",
+    # a later part whose class fits still runs; its clone's benchmark refuses the profile
+    # (exit 2): the campaign stops, naming the cells, and starts no part after it
+    quick = {**part, "name": "q", "classes": "3", "minutes_per_cell": 0.001, "runs": never[:1]}
+    after = {**quick, "name": "r"}
+    failing = run(f"--campaign={_campaign(tmp_path, [part, quick, after])}", "--hours=0.01",
                   f"--clones_dir={tmp_path}")
-    assert "p: 1 cell(s) did not finish" in failing.stdout, failing.stdout + failing.stderr
-    assert "pooled/mnist/egbad_no_such_profile/class7_seed0" in failing.stdout
+    out = failing.stdout + failing.stderr
+    assert "p: class 7 needs about 120 min; not starting it" in failing.stdout, out
+    assert "q: 1 cell(s) did not finish" in failing.stdout, out
+    assert "pooled/mnist/egbad_no_such_profile/class3_seed0" in failing.stdout
+    assert "r: class 3" not in failing.stdout
+    assert "not finished for lack of time: p (" in failing.stdout
 
 
 def test_cells_finished_since_the_campaign_started_set_the_estimate(tmp_path):

@@ -205,7 +205,8 @@ def _command(part, run, k, path, results_dir):
 
 
 def run_part(part, deadline):
-    """Runs the part class by class; False when the deadline or a failed cell stopped it."""
+    """Runs the part class by class: "done", "deadline" (its next class does not fit) or
+    "failed" (a cell did not finish)."""
     path = clone(part, FLAGS.clones_dir)
     results_dir = os.path.join(benchmark.REPO, "results")
     runs_dir = os.path.join(path, "runs", "benchmark")
@@ -237,8 +238,9 @@ def run_part(part, deadline):
             wall = None if None in walls else sum(walls)
             about = "?" if wall is None else f"{wall:.0f}"
             if runs and deadline and (wall is None or time.time() + wall * 60 > deadline):
-                print(f"{part['name']}: class {k} needs about {about} min; stopping here", flush=True)
-                return False
+                print(f"{part['name']}: class {k} needs about {about} min; not starting it",
+                      flush=True)
+                return "deadline"
             for run, left in runs:  # the whole class: every run of the part for class k
                 print(f"{time.strftime('%H:%M')} {part['name']}: class {k}, {len(left)} cells "
                       f"({run['profile']}), class about {about} min", flush=True)
@@ -250,12 +252,12 @@ def run_part(part, deadline):
                 if failed:  # the benchmark prints FAILED cells but exits 0: stop and look
                     print(f"{part['name']}: {len(failed)} cell(s) did not finish, see their "
                           f"train.log under {runs_dir}: {', '.join(failed)}", flush=True)
-                    return False
+                    return "failed"
     finally:
         stop.set()
         watcher.join()
         keep_and_commit()
-    return True
+    return "done"
 
 
 def body():
@@ -268,9 +270,16 @@ def body():
     if FLAGS.plan:
         return
     deadline = time.time() + FLAGS.hours * 3600 if FLAGS.hours else None
-    for part in parts:
-        if not run_part(part, deadline):
+    waiting = []  # parts whose next class did not fit: a later part's smaller class may still
+    for part in parts:  # fit, and the order only says which part goes first when time allows
+        ended = run_part(part, deadline)
+        if ended == "failed":
             break
+        if ended == "deadline":
+            waiting.append(part["name"])
+    if waiting:
+        print(f"not finished for lack of time: {', '.join(waiting)} (the same command resumes "
+              "them first)", flush=True)
 
 
 if __name__ == "__main__":
