@@ -35,8 +35,7 @@ def test_summary_and_tables_average_seeds_then_classes(tmp_path):
             "x86_64 2 cpus, AVX-512: 1 cell.") in lines
     assert ("Survey claim (EGBAD outperforms GANomaly), paired over 2 classes (seed means, 1–2 "
             "seeds): EGBAD − GANomaly test AUPRC per class 0: -0.200, 1: +0.400; mean +0.100; "
-            "EGBAD higher on 1, GANomaly on 1; Wilcoxon signed-rank: no significant difference "
-            "(p = 1.000).") in lines
+            "EGBAD higher on 1, GANomaly on 1; Wilcoxon signed-rank: too few classes to test.") in lines
     assert "--seeds=0,1 --protocol=pooled" in text  # the command reproduces the table's seeds
     assert (tmp_path / "benchmark_pooled_mnist_cpu.png").stat().st_size > 1000
     anogan = _row("anogan", 0, 0, 0.4)
@@ -69,6 +68,21 @@ def test_claim_is_a_paired_wilcoxon_test_over_class_seed_means(tmp_path):
     assert "EGBAD beats GANomaly on 0 classes and loses on 10" in text
     assert "so the survey's claim is not supported here." in text
     assert "## What the numbers say" in text and "ganomaly has the highest mean test AUPRC" in text
+
+
+def test_fewer_than_six_classes_are_too_few_to_test_not_no_difference(tmp_path):
+    """5 classes all one way: the exact p is 2/2^5 = 0.0625, so no result could be significant."""
+    from anomaly_toolbox.bench import claims
+
+    def test(n):
+        by_cell = {(m, k): [{"auprc": v + 0.01 * k}] for k in range(n)
+                   for m, v in (("egbad", 0.3), ("ganomaly", 0.6))}
+        return claims.paired(by_cell, range(n))
+    assert test(5)["p"] == 0.0625 and claims.verdict(test(5)) == "too few classes to test"
+    assert claims.verdict(test(6)) == "ganomaly is better (p = 0.031)"
+    rows = [_row(m, k, 0, v) for k in range(5) for m, v in (("egbad", 0.3), ("ganomaly", 0.6))]
+    assert ("EGBAD beats GANomaly on 0 classes and loses on 5: too few classes to test yet, so "
+            "nothing is concluded.") in report.render(rows, str(tmp_path))
 
 
 def test_columns_put_trained_models_before_the_ensembles_derived_from_them():
