@@ -35,5 +35,7 @@ def test_test_curve_is_recorded_for_analysis_and_selection_ignores_it(tmp_path):
     best = max(r["auprc"] for r in curve)
     assert "for comparison only" in text
     assert (f"| pooled | mnist | 1 | 0 | ganomaly | `paper` | 3 (selected "
-            f"{results['selected_epoch']}) | 0.250 | {results['test']['auprc']:.3f} | "
+            f"{results['selected_epoch']}) | "
+            f"{(results['wall_time_s']['train'] + results['wall_time_s']['evaluate']) / 60:.0f} | "
+            f"0.250 | {results['test']['auprc']:.3f} | "
             f"{best:.3f}") in text
