@@ -39,3 +39,30 @@ def test_test_curve_is_recorded_for_analysis_and_selection_ignores_it(tmp_path):
             f"{(results['wall_time_s']['train'] + results['wall_time_s']['evaluate']) / 60:.0f} | "
             f"0.250 | {results['test']['auprc']:.3f} | "
             f"{best:.3f}") in text
+
+
+def test_generated_sentences_pair_each_budget_cell_with_its_cpu_cell():
+    from anomaly_toolbox.bench import budget
+
+    def row(model, profile, k, auprc, epochs):
+        return {"model": model, "anomalous_class": k, "train_seed": 0, "test": {"auprc": auprc},
+                "config": {"profile": profile, "epochs": epochs}}
+    groups = {("pooled", "mnist", "paper"): [row("ganomaly", "paper", 1, 0.5, 15),
+                                              row("ganomaly", "paper", 5, 0.9, 15)],
+              ("pooled", "mnist", "paper_clock"): [row("egbad", "paper_clock", 1, 0.7, 42)],
+              ("pooled", "mnist", "cpu"): [row("ganomaly", "cpu", 1, 0.4, 2),
+                                            row("ganomaly", "cpu", 5, 0.95, 2),
+                                            row("egbad", "cpu", 1, 0.3, 2),
+                                            row("egbad", "cpu", 3, 0.3, 2)]}
+    said = budget.sentences(groups)
+    assert said[0] == ("At the papers' budget (`paper_clock`, 42 epochs), egbad's mean test AUPRC "
+                       "over its 1 budget-study cell is 0.700 against 0.300 for the same cells at "
+                       "`cpu`, higher on 1 of 1.")
+    assert said[1].startswith("At the papers' budget (`paper`, 15 epochs), ganomaly's mean test "
+                              "AUPRC over its 2 budget-study cells is 0.700 against 0.675")
+    assert said[1].endswith("higher on 1 of 2.")
+    # class 1 only: EGBAD - GANomaly = 0.7 - 0.5 at the papers' budget, 0.3 - 0.4 at cpu
+    assert said[2] == ("On the 1 cell both models ran at both budgets, EGBAD − GANomaly test "
+                       "AUPRC is +0.200 at the papers' budget against -0.100 at `cpu` (EGBAD "
+                       "ahead on 1 and 0 of them); too few cells for a test.")
+    assert budget.sentences({k: v for k, v in groups.items() if k[2] == "cpu"}) == []

@@ -10,6 +10,8 @@ import numpy as np
 
 from anomaly_toolbox.bench.cells import finished_cell
 
+BUDGET_PROFILES = ("paper", "paper_clock")  # GANomaly's published budget; EGBAD at its clock
+
 
 def test_curves(results_dir):
     """{(protocol, dataset, model, profile, class, seed): [(epoch, test AUPRC), ...]}."""
@@ -24,6 +26,47 @@ def test_curves(results_dir):
         curves[(r["protocol"], r["dataset"], r["model"], r["config"].get("profile"),
                 r["anomalous_class"], r["train_seed"])] = rows
     return curves
+
+
+def _matched(groups):
+    """{(protocol, dataset, model, class, seed): (papers'-budget row, `cpu` row)} of the cells
+    that ran at both budgets."""
+    cpu = {(p, d, r["model"], r["anomalous_class"], r["train_seed"]): r
+           for (p, d, profile), g in groups.items() if profile == "cpu" for r in g}
+    out = {}
+    for (p, d, profile), g in groups.items():
+        for r in g:
+            key = (p, d, r["model"], r["anomalous_class"], r["train_seed"])
+            if profile in BUDGET_PROFILES and key in cpu:
+                out[key] = (r, cpu[key])
+    return out
+
+
+def sentences(groups):
+    """For "What the numbers say": per model, the papers' budget against `cpu` on the same cells,
+    and whether EGBAD - GANomaly changes sign between the budgets on the cells both ran."""
+    matched = _matched(groups)
+    out = []
+    for model in sorted({k[2] for k in matched}):
+        pairs = [v for k, v in sorted(matched.items()) if k[2] == model]
+        big = np.mean([b["test"]["auprc"] for b, _ in pairs])
+        small = np.mean([c["test"]["auprc"] for _, c in pairs])
+        higher = sum(b["test"]["auprc"] > c["test"]["auprc"] for b, c in pairs)
+        out.append(f"At the papers' budget (`{pairs[0][0]['config']['profile']}`, "
+                   f"{pairs[0][0]['config']['epochs']} epochs), {model}'s mean test AUPRC over its "
+                   f"{len(pairs)} budget-study cell{'s' * (len(pairs) != 1)} is {big:.3f} against "
+                   f"{small:.3f} for the same cells at `cpu`, higher on {higher} of {len(pairs)}.")
+    both = [k for k in matched if k[2] == "egbad"
+            and (k[0], k[1], "ganomaly", k[3], k[4]) in matched]
+    if both:
+        gap = [[matched[k][i]["test"]["auprc"] - matched[(k[0], k[1], "ganomaly") + k[3:]][i][
+            "test"]["auprc"] for k in both] for i in (0, 1)]
+        out.append(f"On the {len(both)} cell{'s' * (len(both) != 1)} both models ran at both "
+                   f"budgets, EGBAD − GANomaly test AUPRC is {np.mean(gap[0]):+.3f} at the papers' "
+                   f"budget against {np.mean(gap[1]):+.3f} at `cpu` (EGBAD ahead on "
+                   f"{sum(g > 0 for g in gap[0])} and {sum(g > 0 for g in gap[1])} of them); too few "
+                   "cells for a test.")
+    return out
 
 
 def _wall_minutes(result):

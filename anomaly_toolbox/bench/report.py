@@ -158,7 +158,7 @@ def render(rows, figures_dir):
         claim, verdicts = claims.claim_section(groups, classes, _by_cell)
         said = claims.numbers_say(groups, classes, _by_cell, verdicts,
                                   ensembles.compare_sentences(groups, classes)
-                                  + step_study.sentences(groups))
+                                  + step_study.sentences(groups) + budget.sentences(groups))
         out += _summary(groups, classes) + said + claim + step_study.section(groups)
     else:
         out += ["No results yet.", ""]
