@@ -69,6 +69,11 @@ def sentences(groups):
     return out
 
 
+def _signed(x):
+    """+0.000, never -0.000: the curve's CSV and results.json round the same AUPRC apart."""
+    return f"{round(float(x), 3) + 0.0:+.3f}"
+
+
 def _wall_minutes(result):
     wall = result.get("wall_time_s", {})
     return f"{(wall['train'] + wall.get('evaluate', 0)) / 60:.0f}" if "train" in wall else "—"
@@ -103,9 +108,9 @@ def section(rows, results_dir):
             f"{result['config']['epochs']} (selected {result['selected_epoch']}) | "
             f"{_wall_minutes(result)} | " + (f"{cpu['test']['auprc']:.3f}" if cpu else "—")
             + f" | {result['test']['auprc']:.3f} | {best:.3f} (epoch {best_epoch}; "
-            f"+{best - result['test']['auprc']:.3f}) |")
+            f"{_signed(best - result['test']['auprc'])}) |")
     gaps = [max(a for _, a in c) - by_key[k]["test"]["auprc"] for k, c in curves.items()
             if k in by_key]
-    lines += ["", f"Selecting on test would have added {np.mean(gaps):+.3f} test AUPRC on "
+    lines += ["", f"Selecting on test would have added {_signed(np.mean(gaps))} test AUPRC on "
               f"average over these {len(gaps)} cells.", ""]
     return lines
