@@ -56,11 +56,10 @@ def sentences(groups):
                    f"{pairs[0][0]['config']['epochs']} epochs), {model}'s mean test AUPRC over its "
                    f"{len(pairs)} budget-study cell{'s' * (len(pairs) != 1)} is {big:.3f} against "
                    f"{small:.3f} for the same cells at `cpu`, higher on {higher} of {len(pairs)}.")
-    both = [k for k in matched if k[2] == "egbad"
-            and (k[0], k[1], "ganomaly", k[3], k[4]) in matched]
-    if both:
-        gap = [[matched[k][i]["test"]["auprc"] - matched[(k[0], k[1], "ganomaly") + k[3:]][i][
-            "test"]["auprc"] for k in both] for i in (0, 1)]
+    auprc = lambda k, model, budget: matched[k[:2] + (model,) + k[3:]][budget]["test"]["auprc"]  # noqa: E731
+    both = [k for k in matched if k[2] == "egbad" and k[:2] + ("ganomaly",) + k[3:] in matched]
+    if both:  # budget 0: the papers', 1: `cpu`
+        gap = [[auprc(k, "egbad", b) - auprc(k, "ganomaly", b) for k in both] for b in (0, 1)]
         out.append(f"On the {len(both)} cell{'s' * (len(both) != 1)} both models ran at both "
                    f"budgets, EGBAD − GANomaly test AUPRC is {np.mean(gap[0]):+.3f} at the papers' "
                    f"budget against {np.mean(gap[1]):+.3f} at `cpu` (EGBAD ahead on "
