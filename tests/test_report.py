@@ -88,3 +88,12 @@ def test_fewer_than_six_classes_are_too_few_to_test_not_no_difference(tmp_path):
 def test_columns_put_trained_models_before_the_ensembles_derived_from_them():
     rows = [{"model": m} for m in ("gan3_ensemble", "ganomaly", "anogan_seeds_ensemble", "anogan", "ganomaly")]
     assert report._columns(rows) == ["anogan", "ganomaly", "anogan_seeds_ensemble", "gan3_ensemble"]
+
+
+def test_a_cells_wall_time_is_train_plus_evaluate_and_none_when_unrecorded():
+    from anomaly_toolbox.bench.cells import wall_seconds
+
+    assert wall_seconds({"wall_time_s": {"train": 60.5, "evaluate": 29.5}}) == 90.0
+    assert wall_seconds({"wall_time_s": {"train": 60.0}}) == 60.0
+    assert wall_seconds({"wall_time_s": {"evaluate": 3.0}}) is None
+    assert wall_seconds({}) is None

@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from anomaly_toolbox.bench.cells import finished_cell
+from anomaly_toolbox.bench.cells import finished_cell, wall_seconds
 
 BUDGET_PROFILES = ("paper", "paper_clock")  # GANomaly's published budget; EGBAD at its clock
 
@@ -74,8 +74,8 @@ def _signed(x):
 
 
 def _wall_minutes(result):
-    wall = result.get("wall_time_s", {})
-    return f"{(wall['train'] + wall.get('evaluate', 0)) / 60:.0f}" if "train" in wall else "—"
+    seconds = wall_seconds(result)
+    return "—" if seconds is None else f"{seconds / 60:.0f}"
 
 
 def section(rows, results_dir):

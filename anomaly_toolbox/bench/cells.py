@@ -20,3 +20,10 @@ def finished_cell(kept_path, suffix):
         return None
     with open(cell + ".json") as f:
         return cell, json.load(f)
+
+
+def wall_seconds(result):
+    """A cell's wall time as its JSON recorded it, train + evaluate (an ensemble's: its members'
+    sum); None when the JSON records no training time."""
+    wall = result.get("wall_time_s", {})
+    return wall["train"] + wall.get("evaluate", 0) if "train" in wall else None

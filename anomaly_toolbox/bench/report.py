@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 import numpy as np
 
 from anomaly_toolbox.bench import budget, claims, ensembles, precision_study, step_study
-from anomaly_toolbox.bench.cells import cell_files
+from anomaly_toolbox.bench.cells import cell_files, wall_seconds
 
 COMMAND = ("python -m anomaly_toolbox.bench.benchmark --models={models} --datasets={dataset} "
            "--classes=0-9 --seeds={seeds} --protocol={protocol} --profile={profile} "
@@ -176,7 +176,7 @@ def render(rows, figures_dir):
         settings = sorted({", ".join(f"{k}={r['versions'].get(k, 'unset')}" for k in
                                      ("TF_ENABLE_ONEDNN_OPTS", "TF_NUM_INTRAOP_THREADS"))
                            for r in cells})
-        total = sum(r["wall_time_s"]["train"] + r["wall_time_s"]["evaluate"] for r in cells)
+        total = sum(wall_seconds(r) for r in cells)
         out += [f"## {dataset}, {protocol} protocol, `{profile}` profile", "",
                 f"- Test anomaly share: {min(shares):.1%} – {max(shares):.1%} (by class); a random "
                 "scorer's expected AUPRC equals it (dashed line in the chart).",
@@ -193,7 +193,7 @@ def render(rows, figures_dir):
         out += ["| model | budget | mean wall time per cell (train + evaluate) |", "|---|---|---|"]
         for m in models:
             rs = [r for r in group if r["model"] == m]
-            wall = np.mean([r["wall_time_s"]["train"] + r["wall_time_s"]["evaluate"] for r in rs])
+            wall = np.mean([wall_seconds(r) for r in rs])
             out.append(f"| {m} | {_budget(rs)} | {wall / 60:.1f} min |")
         out += ["", "Test AUPRC:", ""] + _metric_table(by_cell, models, classes, "auprc")
         out += ["", "Test AUROC:", ""] + _metric_table(by_cell, models, classes, "auroc") + [""]
