@@ -18,6 +18,7 @@ def test_summary_and_tables_average_seeds_then_classes(tmp_path):
     rows = [_row("egbad", 0, 0, 0.2), _row("egbad", 0, 1, 0.4), _row("egbad", 1, 0, 0.9),
             _row("ganomaly", 0, 0, 0.5), _row("ganomaly", 1, 0, 0.5, machine="x86_64 2 cpus, AVX-512"),
             _row("ganomaly", 3, 0, 0.8, dataset="fashion_mnist")]
+    rows[4]["wall_time_s"]["train"] = 120.0
     text = report.render(rows, str(tmp_path))
     lines = text.splitlines()
     summary = lines.index("| dataset | protocol | profile | egbad | ganomaly |")
@@ -43,6 +44,13 @@ def test_summary_and_tables_average_seeds_then_classes(tmp_path):
                                       lambda_=0.1)
     assert ("| anogan | 2 epochs, batch 64, filters [4, 8, 16], search Γ = 10 steps from best of "
             "8 starts, lambda 0.1 | 1.5 min |") in report.render([anogan], str(tmp_path))
+    # ganomaly's two mnist cells ran on two kinds of CPU: its wall time is given per kind
+    assert ("| ganomaly | 2 epochs, batch 64, filters [4, 8, 16] | 1.5 min on x86_64 2 cpus (1 "
+            "cell); 2.5 min on x86_64 2 cpus, AVX-512 (1 cell) |") in lines
+    assert "| egbad | 2 epochs, batch 64, filters [4, 8, 16] | 1.5 min |" in lines
+    one_epoch = _row("egbad", 0, 0, 0.4)
+    one_epoch["config"]["epochs"] = 1
+    assert "| egbad | 1 epoch, batch 64," in report.render([one_epoch], str(tmp_path))
     assert report.render([], str(tmp_path)).endswith("No results yet.\n")
 
 
