@@ -39,6 +39,8 @@ def test_test_curve_is_recorded_for_analysis_and_selection_ignores_it(tmp_path):
             f"{(results['wall_time_s']['train'] + results['wall_time_s']['evaluate']) / 60:.0f} | "
             f"0.250 | {results['test']['auprc']:.3f} | "
             f"{best:.3f}") in text
+    same = int(best - results["test"]["auprc"] < 1e-5)
+    assert (f"the validation-selected epoch was also the best test epoch on {same} of 1.") in text
 
 
 def test_generated_sentences_pair_each_budget_cell_with_its_cpu_cell():
