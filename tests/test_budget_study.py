@@ -41,6 +41,8 @@ def test_test_curve_is_recorded_for_analysis_and_selection_ignores_it(tmp_path):
             f"{best:.3f}") in text
     same = int(best - results["test"]["auprc"] < 1e-5)
     assert (f"the validation-selected epoch was also the best test epoch on {same} of 1.") in text
+    # the `cpu` cell is not a budget cell: only the listed cell's hardware is counted
+    assert f"Hardware of these cells: {results['versions']['machine']}: 1 cell." in text
 
 
 def test_generated_sentences_pair_each_budget_cell_with_its_cpu_cell():

@@ -8,7 +8,7 @@ import os
 
 import numpy as np
 
-from anomaly_toolbox.bench.cells import finished_cell, wall_seconds
+from anomaly_toolbox.bench.cells import finished_cell, hardware, wall_seconds
 
 BUDGET_PROFILES = ("paper", "paper_clock")  # GANomaly's published budget; EGBAD at its clock
 
@@ -108,10 +108,14 @@ def section(rows, results_dir):
             f"{_wall_minutes(result)} | " + (f"{cpu['test']['auprc']:.3f}" if cpu else "—")
             + f" | {result['test']['auprc']:.3f} | {best:.3f} (epoch {best_epoch}; "
             f"{_signed(best - result['test']['auprc'])}) |")
+    listed = [by_key[k] for k in curves if k in by_key]
     gaps = [max(a for _, a in c) - by_key[k]["test"]["auprc"] for k, c in curves.items()
             if k in by_key]
     same = sum(g < 1e-5 for g in gaps)  # the curve's CSV keeps 6 decimals
     lines += ["", f"Selecting on test would have added {_signed(np.mean(gaps))} test AUPRC on "
               f"average over these {len(gaps)} cells; the validation-selected epoch was also the "
-              f"best test epoch on {same} of {len(gaps)}.", ""]
+              f"best test epoch on {same} of {len(gaps)}.", "",
+              f"Hardware of these cells: {hardware(listed)}. The wall clocks match only on the kind "
+              "of CPU that `paper_clock`'s epochs were measured on (its profile's description "
+              "names it); on another, the wall column shows by how much they differ.", ""]
     return lines

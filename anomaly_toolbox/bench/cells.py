@@ -4,6 +4,7 @@ the files kept beside one (`<cell>.scores.npz`, `<cell>.test_curve.csv`)."""
 import glob
 import json
 import os
+from collections import Counter
 
 
 def cell_files(results_dir):
@@ -27,3 +28,15 @@ def wall_seconds(result):
     sum); None when the JSON records no training time."""
     wall = result.get("wall_time_s", {})
     return wall["train"] + wall.get("evaluate", 0) if "train" in wall else None
+
+
+def machine(result):
+    """The hardware a cell recorded; cells from before provenance.vector_isa say so."""
+    name = result["versions"]["machine"]
+    return name if "," in name else name + ", vector set not recorded"
+
+
+def hardware(results):
+    """"<machine>: <n> cells; ..." over the cells, for a table's hardware line."""
+    counts = Counter(machine(r) for r in results)
+    return "; ".join(f"{m}: {n} cell{'s' * (n != 1)}" for m, n in sorted(counts.items()))

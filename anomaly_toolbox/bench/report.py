@@ -2,12 +2,12 @@
 
 import json
 import os
-from collections import Counter, defaultdict
+from collections import defaultdict
 
 import numpy as np
 
 from anomaly_toolbox.bench import budget, claims, ensembles, precision_study, step_study
-from anomaly_toolbox.bench.cells import cell_files, wall_seconds
+from anomaly_toolbox.bench.cells import cell_files, hardware, machine, wall_seconds
 
 COMMAND = ("python -m anomaly_toolbox.bench.benchmark --models={models} --datasets={dataset} "
            "--classes=0-9 --seeds={seeds} --protocol={protocol} --profile={profile} "
@@ -46,18 +46,12 @@ def _budget(rows):
     return ", ".join(parts)
 
 
-def _machine(result):
-    """The hardware a cell recorded; cells from before provenance.vector_isa say so."""
-    machine = result["versions"]["machine"]
-    return machine if "," in machine else machine + ", vector set not recorded"
-
-
 def _wall_by_machine(rows):
     """Mean wall time per cell, split by hardware when the cells ran on more than one kind: a
     model whose cells ran mostly on the slower CPUs must not look like the slower model."""
     by_machine = defaultdict(list)
     for r in rows:
-        by_machine[_machine(r)].append(wall_seconds(r) / 60)
+        by_machine[machine(r)].append(wall_seconds(r) / 60)
     if len(by_machine) == 1:
         return f"{np.mean(next(iter(by_machine.values()))):.1f} min"
     return "; ".join(f"{np.mean(w):.1f} min on {m} ({len(w)} cell{'s' * (len(w) != 1)})"
@@ -189,7 +183,6 @@ def render(rows, figures_dir):
         present = {(r["model"], r["anomalous_class"], r["train_seed"]) for r in cells}
         missing = len(trained) * len(classes) * len(seeds) - len(present)
         shares = [r["splits"]["test_anomaly_share"] for r in cells]
-        machines = Counter(_machine(r) for r in cells)
         tf_versions = sorted({r["versions"]["tensorflow"] for r in cells})
         settings = sorted({", ".join(f"{k}={r['versions'].get(k, 'unset')}" for k in
                                      ("TF_ENABLE_ONEDNN_OPTS", "TF_NUM_INTRAOP_THREADS"))
@@ -198,8 +191,7 @@ def render(rows, figures_dir):
         out += [f"## {dataset}, {protocol} protocol, `{profile}` profile", "",
                 f"- Test anomaly share: {min(shares):.1%} – {max(shares):.1%} (by class); a random "
                 "scorer's expected AUPRC equals it (dashed line in the chart).",
-                "- Hardware, CPU only (wall times depend on it): "
-                + "; ".join(f"{m}: {n} cell{'s' * (n != 1)}" for m, n in sorted(machines.items())) + ".",
+                f"- Hardware, CPU only (wall times depend on it): {hardware(cells)}.",
                 f"- TensorFlow {', '.join(tf_versions)}; {'; '.join(settings)}.",
                 "- Command: `" + COMMAND.format(
                     models=",".join(trained), dataset=dataset, protocol=protocol, profile=profile,
