@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 from conftest import DATA_DIR
 
@@ -41,6 +42,12 @@ def test_test_curve_is_recorded_for_analysis_and_selection_ignores_it(tmp_path):
             f"{best:.3f}") in text
     same = int(best - results["test"]["auprc"] < 1e-5)
     assert (f"the validation-selected epoch was also the best test epoch on {same} of 1.") in text
+    # why the two pick alike or not: each epoch's validation AUPRC against its test AUPRC
+    val = [h["val_auprc"] for h in results["history"]]
+    test = [r["auprc"] for r in curve]
+    assert (f"Pearson r ≥ {np.corrcoef(val, test)[0, 1]:.3f} in each of these 1 cells, largest "
+            f"gap {np.abs(np.subtract(val, test)).max():.3f}, on {results['splits']['val']}–"
+            f"{results['splits']['val']} validation images per cell.") in text
     # the `cpu` cell is not a budget cell: only the listed cell's hardware is counted
     assert f"Hardware of these cells: {results['versions']['machine']}: 1 cell." in text
 

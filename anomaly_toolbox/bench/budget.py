@@ -78,6 +78,25 @@ def _wall_minutes(result):
     return "—" if seconds is None else f"{seconds / 60:.0f}"
 
 
+def _tracking(curves, by_key):
+    """Why test selection gains little or much: how closely each epoch's validation AUPRC
+    follows its test AUPRC, and on how many validation images."""
+    fits = []
+    for key, curve in curves.items():
+        result = by_key.get(key)
+        val = {h["epoch"]: h.get("val_auprc") for h in (result or {}).get("history", [])}
+        pairs = [(val[e], a) for e, a in curve if val.get(e) is not None]
+        if len(pairs) >= 3:
+            v, t = np.array(pairs).T
+            fits.append((np.corrcoef(v, t)[0, 1], np.abs(v - t).max(), result["splits"]["val"]))
+    if not fits:
+        return ""
+    r, gap, n = zip(*fits)
+    return (f" Per epoch, validation AUPRC against test AUPRC: Pearson r ≥ {min(r):.3f} in each "
+            f"of these {len(fits)} cells, largest gap {max(gap):.3f}, on {min(n)}–{max(n)} "
+            "validation images per cell.")
+
+
 def section(rows, results_dir):
     """Markdown lines; empty when no cell recorded a test curve."""
     curves = test_curves(results_dir)
@@ -114,7 +133,7 @@ def section(rows, results_dir):
     same = sum(g < 1e-5 for g in gaps)  # the curve's CSV keeps 6 decimals
     lines += ["", f"Selecting on test would have added {_signed(np.mean(gaps))} test AUPRC on "
               f"average over these {len(gaps)} cells; the validation-selected epoch was also the "
-              f"best test epoch on {same} of {len(gaps)}.", "",
+              f"best test epoch on {same} of {len(gaps)}." + _tracking(curves, by_key), "",
               f"Hardware of these cells: {hardware(listed)}. The wall clocks match only on the kind "
               "of CPU that `paper_clock`'s epochs were measured on (its profile's description "
               "names it); on another, the wall column shows by how much they differ.", ""]
