@@ -58,6 +58,9 @@ def test_ensemble_cells_standardise_on_validation_normals_and_average(tmp_path):
     assert said, text
     assert (said.group(4) == "met") == (float(said.group(1)) > float(said.group(2)))
     assert "--models=anogan,autoencoder,egbad,ganomaly " in text  # ensembles are not trained
+    # an ensemble's wall time is its members' (3 x 66 s), and the table's header says so
+    assert "an ensemble's is the sum of its members', not a cost of its own" in text
+    assert re.search(r"\| gan3_ensemble \| [^|]+ \| 3\.3 min \|", text), text
     assert ensembles.write_all(str(tmp_path)) == written  # derived data: rewritten, not added
 
 

@@ -200,7 +200,8 @@ def render(rows, figures_dir):
                 f"{len(trained) * len(classes) * len(seeds)}.",
                 f"- Total wall time of the {len(cells)} trained cells (train + evaluate, as measured per "
                 f"cell; cells may have run two at a time): {total / 3600:.2f} h.", ""]
-        out += ["| model | budget | mean wall time per cell (train + evaluate) |", "|---|---|---|"]
+        out += ["| model | budget | mean wall time per cell (train + evaluate; an ensemble's is "
+                "the sum of its members', not a cost of its own) |", "|---|---|---|"]
         for m in models:
             rs = [r for r in group if r["model"] == m]
             out.append(f"| {m} | {_budget(rs)} | {_wall_by_machine(rs)} |")
