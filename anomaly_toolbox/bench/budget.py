@@ -83,12 +83,14 @@ def _tracking(curves, by_key):
     follows its test AUPRC, and on how many validation images."""
     fits = []
     for key, curve in curves.items():
-        result = by_key.get(key)
-        val = {h["epoch"]: h.get("val_auprc") for h in (result or {}).get("history", [])}
+        if key not in by_key:  # as in the table: a curve without its cell is not reported
+            continue
+        val = {h["epoch"]: h.get("val_auprc") for h in by_key[key].get("history", [])}
         pairs = [(val[e], a) for e, a in curve if val.get(e) is not None]
         if len(pairs) >= 3:
             v, t = np.array(pairs).T
-            fits.append((np.corrcoef(v, t)[0, 1], np.abs(v - t).max(), result["splits"]["val"]))
+            fits.append((np.corrcoef(v, t)[0, 1], np.abs(v - t).max(),
+                         by_key[key]["splits"]["val"]))
     if not fits:
         return ""
     r, gap, n = zip(*fits)
