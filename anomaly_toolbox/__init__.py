@@ -26,11 +26,19 @@ def _missing_tensorflow():
 
 
 def _entry_point():
-    """True under `python -m anomaly_toolbox...` or an `anomaly-toolbox` console script."""
-    argv = getattr(sys, "orig_argv", sys.argv)
-    module = argv[argv.index("-m") + 1] if "-m" in argv[:-1] else ""
-    return module.startswith("anomaly_toolbox") or \
-        os.path.basename(sys.argv[0] if sys.argv else "").startswith("anomaly-toolbox")
+    """True when this import is on behalf of a command line: a module `anomaly_toolbox...` that
+    runpy is about to run as __main__ (`python -m`, however spelled, or runpy.run_module), or
+    `anomaly_toolbox.__main__`, which the `anomaly-toolbox` console script imports. Read from the
+    import's own frames, not argv: `-mNAME`, `python -c` + runpy and wrappers defeat argv parsing."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        module, names = frame.f_globals.get("__name__"), frame.f_locals
+        if module == "runpy" and str(names.get("mod_name", "")).startswith("anomaly_toolbox"):
+            return True
+        if module == "importlib._bootstrap" and names.get("name") == "anomaly_toolbox.__main__":
+            return True
+        frame = frame.f_back
+    return False
 
 
 if _missing_tensorflow():

@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import DATA_DIR, REPO, tiny_model
+from conftest import DATA_DIR, tiny_model
 from PIL import Image
 
 from anomaly_toolbox import cli, config as config_lib, files, models
@@ -40,24 +40,6 @@ def _config(tmp_path, **overrides):
     path = tmp_path / "c.json"
     path.write_text(json.dumps({**TINY, **overrides}))
     return str(path)
-
-
-def test_without_tensorflow_the_install_command_is_named(tmp_path):
-    (tmp_path / "sitecustomize.py").write_text(
-        "import sys\n"
-        "class Hide:\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in ('tensorflow', 'keras'):\n"
-        "            raise ModuleNotFoundError(name)\n"
-        "sys.meta_path.insert(0, Hide())\n")
-    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{REPO}"}
-    proc = subprocess.run([sys.executable, "-m", "anomaly_toolbox.train"], capture_output=True,
-                          text=True, env=env, cwd=str(tmp_path))
-    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
-    assert 'pip install -e ".[cpu]"' in proc.stderr and '".[gpu]"' in proc.stderr
-    lib = subprocess.run([sys.executable, "-c", "import anomaly_toolbox"], capture_output=True,
-                         text=True, env=env, cwd=str(tmp_path))
-    assert "ModuleNotFoundError" in lib.stderr and 'pip install -e ".[cpu]"' in lib.stderr
 
 
 def test_offline_without_data_fails_within_seconds(tmp_path, monkeypatch):
