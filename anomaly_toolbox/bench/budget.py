@@ -13,8 +13,8 @@ from anomaly_toolbox.bench.cells import finished_cell, hardware, wall_seconds
 BUDGET_PROFILES = ("paper", "paper_clock")  # GANomaly's published budget; EGBAD at its clock
 
 
-def test_curves(results_dir):
-    """{(protocol, dataset, model, profile, class, seed): [(epoch, test AUPRC), ...]}."""
+def test_curves(results_dir, with_auroc=False):
+    """{(protocol, dataset, model, profile, class, seed): [(epoch, test AUPRC[, test AUROC]), ...]}."""
     curves = {}
     for path in glob.glob(os.path.join(results_dir, "**", "*.test_curve.csv"), recursive=True):
         finished = finished_cell(path, ".test_curve.csv")
@@ -22,7 +22,8 @@ def test_curves(results_dir):
             continue
         r = finished[1]
         with open(path) as f:
-            rows = [(int(e["epoch"]), float(e["test_auprc"])) for e in csv.DictReader(f)]
+            rows = [(int(e["epoch"]), float(e["test_auprc"]))
+                    + ((float(e["test_auroc"]),) if with_auroc else ()) for e in csv.DictReader(f)]
         curves[(r["protocol"], r["dataset"], r["model"], r["config"].get("profile"),
                 r["anomalous_class"], r["train_seed"])] = rows
     return curves

@@ -6,7 +6,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from anomaly_toolbox.bench import budget, claims, ensembles, precision_study, step_study
+from anomaly_toolbox.bench import budget, budget_curve, claims, ensembles, precision_study, step_study
 from anomaly_toolbox.bench.cells import cell_files, hardware, machine, wall_seconds
 
 COMMAND = ("python -m anomaly_toolbox.bench.benchmark --models={models} --datasets={dataset} "
@@ -154,7 +154,8 @@ def _chart(by_cell, models, classes, path, title, chance):
     os.replace(tmp, path)
 
 
-def render(rows, figures_dir):
+def render(rows, figures_dir, headline=(), headline_said=()):
+    """benchmarks.md's text; `headline` (the papers'-budget curve) comes right after the claim."""
     groups = defaultdict(list)
     for r in rows:
         profile = r["config"].get("profile", "?")
@@ -170,8 +171,10 @@ def render(rows, figures_dir):
         claim, verdicts = claims.claim_section(groups, classes, _by_cell)
         said = claims.numbers_say(groups, classes, _by_cell, verdicts,
                                   ensembles.compare_sentences(groups, classes)
-                                  + step_study.sentences(groups) + budget.sentences(groups))
-        out += _summary(groups, classes) + said + claim + step_study.section(groups)
+                                  + list(headline_said) + step_study.sentences(groups)
+                                  + budget.sentences(groups))
+        out += (_summary(groups, classes) + said + claim + list(headline)
+                + step_study.section(groups))
     else:
         out += ["No results yet.", ""]
     for (protocol, dataset, profile), group in sorted(groups.items()):
@@ -229,7 +232,8 @@ def write(results_dir, path):
 
     figures = os.path.join(os.path.dirname(os.path.abspath(path)), "figures")
     rows = load_results(results_dir)
-    text = render(rows, figures)
+    text = render(rows, figures, budget_curve.section(rows, results_dir, figures),
+                  budget_curve.sentences(rows, results_dir))
     for study in (budget.section(rows, results_dir), precision_study.section(rows)):
         if study:
             text += "\n" + "\n".join(study)
