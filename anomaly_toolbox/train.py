@@ -25,7 +25,8 @@ def define_flags():
     flags.DEFINE_string("dataset", "mnist", "mnist, fashion_mnist or folder:PATH (your own "
                         "images: PATH/train/ normal, optional PATH/test/{normal,anomalous}/).")
     flags.DEFINE_integer("anomalous_class", 0, "The class held out as the anomaly.")
-    flags.DEFINE_string("protocol", "pooled", "pooled (survey) or official.")
+    flags.DEFINE_string("protocol", "pooled", "pooled (Zenati et al.'s EGBAD protocol) or "
+                        "official (the official split).")
     flags.DEFINE_string("config", None, "JSON file from experiments/; flags below override it. "
                         "Left out: the paper's settings (15 epochs, full-width networks: hours "
                         "on a CPU); experiments/*_cpu.json trains in minutes.")

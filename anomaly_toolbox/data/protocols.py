@@ -1,9 +1,9 @@
 """Leave-one-class-out splits: one class is the anomaly, the others are normal.
 
-`pooled` (Zenati et al. 2018, used by the survey): train + test pooled; 80 % of the normal
+`pooled` (Zenati et al. 2018's EGBAD protocol): train + test pooled; 80 % of the normal
 images train; the rest of the normals plus every anomalous image form the evaluation pool,
-of which a stratified 25 % is validation and 75 % test (so training data is exactly the
-survey's, and test is a random subset of the survey's test with the same anomaly share).
+of which a stratified 25 % is validation and 75 % test (test is a random subset of Zenati's
+test with the same anomaly share). Which protocol the survey used is unchecked (README).
 
 `official`: train on the official train split without the anomalous class (10 % of those
 normals held out for validation), test on the official test split untouched. Validation
