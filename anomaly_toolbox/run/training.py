@@ -20,7 +20,7 @@ from anomaly_toolbox import config as config_lib
 from anomaly_toolbox import metrics, models
 from anomaly_toolbox.data import load_splits
 from anomaly_toolbox.data.preprocessing import train_dataset
-from anomaly_toolbox.errors import DivergenceError
+from anomaly_toolbox.errors import DivergenceError, UsageError
 from anomaly_toolbox.models.precision import policy as precision_policy
 from anomaly_toolbox.run import distribute, export, figures
 from anomaly_toolbox.run.checkpoints import checkpoint_managers, publish_best, repair_best
@@ -151,7 +151,7 @@ def _run(run_dir, model_cls, cfg, splits, identity, train_seed, deterministic, v
     with run_dir.locked():
         run_dir.claim(identity)
         if run_dir.finished():
-            return _already_finished(run_dir)
+            return _already_finished(run_dir, threshold)
         keras.utils.set_random_seed(train_seed)
         if deterministic:
             tf.config.experimental.enable_op_determinism()
@@ -166,9 +166,20 @@ def _run(run_dir, model_cls, cfg, splits, identity, train_seed, deterministic, v
                        started, verbose, distribution)
 
 
-def _already_finished(run_dir):
-    """A finished run is not trained, tested or logged again; a diverged one stays an error."""
+def _already_finished(run_dir, threshold="f1"):
+    """A finished run is not trained, tested or logged again; a diverged one stays an error, and
+    another threshold rule is refused like any other difference: its SavedModel, figures and
+    test F1 hold the old one (f1 asked of a run without validation anomalies is its fpr:0.01)."""
     results = run_dir.results()
+    validation = results.get("validation", {})
+    kept = validation.get("threshold_target_fpr")
+    kept = "f1" if kept is None else f"fpr:{kept:g}"
+    kind, rate = metrics.parse_threshold(threshold)
+    asked = f"fpr:{rate or 0.01:g}" if kind == "fpr" or "auprc" not in validation else "f1"
+    if asked != kept:
+        raise UsageError("output_dir", run_dir.path, f"an empty directory or one holding this "
+                         f"same run; it holds a finished run with threshold: {kept!r} -> "
+                         f"{threshold!r}; choose a new --output_dir")
     print(f"already finished: {run_dir.results_json}", flush=True)
     if results.get("diverged"):
         raise DivergenceError(f"already finished: {run_dir.results_json} ({results['diverged']})")
