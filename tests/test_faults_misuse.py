@@ -1,12 +1,13 @@
 """Quiet misuse and small faults (issue 40): no TensorFlow, a finished run asked for another
 threshold, the RGB extremes figure, an output folder the user cannot write."""
 
+import json
 import os
 import subprocess
 import sys
 
 import pytest
-from conftest import REPO
+from conftest import DATA_DIR, REPO
 
 ADVICE = 'pip install -e ".[cpu]"'
 HIDE_TENSORFLOW = (
@@ -62,3 +63,64 @@ def test_without_tensorflow_a_library_import_raises_with_the_advice(tmp_path):
         "try:\n    import anomaly_toolbox\nexcept ModuleNotFoundError as e:\n"
         "    print(e.name)")])
     assert proc.returncode == 0 and proc.stdout == "tensorflow\n", proc.stderr
+
+
+# ------------------------------------------------ a finished run asked for another threshold
+
+def _finished_copy(tiny_run, tmp_path):
+    """A private copy of the shared tiny GANomaly run (finished with the default f1 rule)."""
+    import shutil
+
+    run, _ = tiny_run("ganomaly")
+    shutil.copytree(run, tmp_path / "run")
+    return tmp_path / "run", str(run.parent / "tiny.json")
+
+
+def test_the_api_refuses_another_threshold_for_a_finished_run(tiny_run, tmp_path, capsys):
+    import anomaly_toolbox as atb
+    from anomaly_toolbox.errors import UsageError
+
+    out, config = _finished_copy(tiny_run, tmp_path)
+    before = (out / "results.json").read_bytes()
+    options = dict(config=config, data_dir=DATA_DIR, limit=300, verbose=0)
+    with pytest.raises(UsageError, match=r"threshold: 'f1' -> 'fpr:0.01'; choose a new"):
+        atb.api.train("ganomaly", "mnist", 3, out, threshold="fpr:0.01", **options)
+    assert (out / "results.json").read_bytes() == before
+    assert "already finished" not in capsys.readouterr().out
+    assert atb.api.train("ganomaly", "mnist", 3, out, threshold="f1", **options)["test"] == \
+        json.loads(before)["test"]
+    assert "already finished" in capsys.readouterr().out
+
+
+def test_the_cli_refuses_another_threshold_for_a_finished_run(tiny_run, tmp_path):
+    out, config = _finished_copy(tiny_run, tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "anomaly_toolbox.train", "--model=ganomaly", "--dataset=mnist",
+         "--anomalous_class=3", f"--config={config}", f"--data_dir={DATA_DIR}", "--limit=300",
+         f"--output_dir={out}", "--threshold=fpr:0.05"], capture_output=True, text=True,
+        timeout=300)
+    assert proc.returncode == 2 and proc.stderr.splitlines() == [proc.stderr.strip()], proc.stderr
+    assert proc.stderr.startswith(f"error: invalid output_dir: '{out}'")
+    assert "threshold: 'f1' -> 'fpr:0.05'" in proc.stderr and "already" not in proc.stdout
+
+
+@pytest.mark.parametrize("validation, asked, same", [
+    ({"auprc": 0.5, "threshold": 1.0}, "f1", True),
+    ({"auprc": 0.5, "threshold": 1.0, "threshold_target_fpr": 0.01}, "fpr:0.010", True),
+    ({"auprc": 0.5, "threshold": 1.0, "threshold_target_fpr": 0.01}, "fpr:0.02", False),
+    ({"auprc": 0.5, "threshold": 1.0, "threshold_target_fpr": 0.01}, "f1", False),
+    # without validation anomalies f1 cannot be computed: the run used (and recorded) fpr:0.01
+    ({"mean_normal_score": 1.0, "threshold": 1.0, "threshold_target_fpr": 0.01}, "f1", True),
+    ({"mean_normal_score": 1.0, "threshold": 1.0, "threshold_target_fpr": 0.01}, "fpr:0.1", False),
+])
+def test_the_rule_compared_is_the_one_the_run_used(tmp_path, validation, asked, same):
+    from anomaly_toolbox.errors import UsageError
+    from anomaly_toolbox.run import training
+    from anomaly_toolbox.run.rundir import RunDir
+
+    (tmp_path / "results.json").write_text(json.dumps({"validation": validation}))
+    if same:
+        assert training._already_finished(RunDir(tmp_path), asked)["validation"] == validation
+    else:
+        with pytest.raises(UsageError, match=f"-> '{asked}'"):
+            training._already_finished(RunDir(tmp_path), asked)
