@@ -102,3 +102,28 @@ def test_a_profile_with_an_underscore_keeps_its_name(tmp_path):
     assert ensembles.write_all(str(tmp_path)) == 1
     made = sorted(p.name for p in (tmp_path / "pooled" / "mnist").iterdir())
     assert made == ["egbad_cpu_bf16", "egbad_seeds_ensemble_cpu_bf16"]
+
+
+def test_papers_budget_ensemble_joins_ganomaly_paper_and_egbad_paper_clock(tmp_path):
+    from anomaly_toolbox.bench import budget_curve
+    from anomaly_toolbox.metrics import ranking_metrics
+
+    rng = np.random.default_rng(1)
+    y_val, y_test = np.r_[np.zeros(50), np.ones(20)], np.r_[np.zeros(100), np.ones(40)]
+    signal = {m: (rng.normal(size=70) + 2 * y_val, rng.normal(size=140) + 2 * y_test)
+              for m in ("ganomaly", "egbad")}
+    _cell(tmp_path, "ganomaly", 2, 0, *signal["ganomaly"], y_val, y_test, profile="paper")
+    _cell(tmp_path, "egbad", 2, 0, 1e3 * signal["egbad"][0], 1e3 * signal["egbad"][1], y_val,
+          y_test, profile="paper_clock")
+    _cell(tmp_path, "egbad", 3, 0, *signal["egbad"], y_val, y_test, profile="paper_clock")
+    assert ensembles.write_all(str(tmp_path)) == 1  # class 3 has no GANomaly `paper` cell
+    cell = json.loads((tmp_path / "pooled/mnist/egbad+ganomaly_ensemble_paper/class2_seed0.json")
+                      .read_text())
+    assert cell["config"]["model"]["members"] == ["ganomaly seed 0 (`paper`)",
+                                                  "egbad seed 0 (`paper_clock`)"]
+    mads = {m: 1.4826 * np.median(np.abs(v[:50] - np.median(v[:50])))
+            for m, (v, _) in signal.items()}
+    z = np.mean([(signal[m][1] - np.median(signal[m][0][:50])) / mads[m] for m in signal], axis=0)
+    assert cell["test"]["auprc"] == pytest.approx(ranking_metrics(z, y_test)["auprc"])
+    lines = budget_curve.ensemble_lines(report.load_results(str(tmp_path)))
+    assert f"mean test AUPRC {cell['test']['auprc']:.3f} over 1 cells" in lines[-1]
