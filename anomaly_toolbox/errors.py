@@ -20,4 +20,14 @@ class DivergenceError(RuntimeError):
     """Training stopped on a non-finite loss; the best epoch so far was still evaluated and exported."""
 
 
-USER_ERRORS = (UsageError, DataError, DivergenceError)
+class DiskFullError(RuntimeError):
+    """A write failed for lack of space (ENOSPC, EFBIG, EDQUOT): the user's to fix. The message
+    names the file or folder; what was there before is intact, so the same command resumes."""
+
+    def __init__(self, path, reason):
+        self.path = path
+        super().__init__(f"disk full writing {path} ({reason}); free space and run the same "
+                         f"command again")
+
+
+USER_ERRORS = (UsageError, DataError, DivergenceError, DiskFullError)

@@ -1,27 +1,76 @@
-"""Atomic writes: a killed run never leaves a file that looks complete and is not."""
+"""Atomic writes: a killed run never leaves a file that looks complete and is not, a full disk
+is named with the file it stopped, and what is written gets the permissions the user's umask
+gives, as `open()` would (mkstemp / mkdtemp make 0600 / 0700: a model another user cannot load)."""
 
+import contextlib
+import errno
 import hashlib
 import io
 import json
 import os
+import secrets
 import tempfile
 
 import numpy as np
 
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+# what TensorFlow's C++ writers (checkpoints, SavedModel, events) put in their OpError instead
+DISK_FULL_MESSAGES = ("No space left on device", "File too large", "Disk quota exceeded")
+
+
+def disk_full_reason(e):
+    """The reason if `e` (an OSError or a TensorFlow error) says the disk is full, else None."""
+    if isinstance(e, OSError) and e.errno in DISK_FULL_ERRNOS:
+        return e.strerror or os.strerror(e.errno)
+    if type(e).__module__.startswith("tensorflow"):
+        return next((m for m in DISK_FULL_MESSAGES if m in str(e)), None)
+    return None
+
+
+@contextlib.contextmanager
+def naming_disk_full(path):
+    """Turns a full disk while writing `path` into DiskFullError naming it; other errors pass."""
+    try:
+        yield
+    except Exception as e:
+        reason = disk_full_reason(e)
+        if reason is None:
+            raise
+        from anomaly_toolbox.errors import DiskFullError
+
+        raise DiskFullError(path, reason) from e
+
+
+def _beside(path, create):
+    """`create(tmp)` for a new hidden name next to `path` (O_EXCL / mkdir: never someone else's)."""
+    folder, name = os.path.split(os.path.abspath(path))
+    while True:
+        tmp = os.path.join(folder, f".{name}-{secrets.token_hex(4)}")
+        try:
+            return create(tmp), tmp
+        except FileExistsError:
+            continue
+
+
+def temp_dir_beside(path):
+    """An empty folder to build `path` in before renaming it into place, mode 0777 & ~umask."""
+    return _beside(path, lambda tmp: os.mkdir(tmp, 0o777))[1]
+
 
 def write_atomic(path, data, mode="w"):
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + "-", dir=folder)
-    try:
-        with os.fdopen(fd, mode) as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with naming_disk_full(path):
+        fd, tmp = _beside(path, lambda tmp: os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                                                    0o666))
+        try:
+            with os.fdopen(fd, mode) as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
 
 
 def write_json(path, obj):
@@ -38,9 +87,10 @@ def ensure_writable_dir(path, argument="output_dir"):
     from anomaly_toolbox.errors import UsageError
 
     try:
-        os.makedirs(path, exist_ok=True)
-        probe = tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-")
-        probe.close()
+        with naming_disk_full(path):
+            os.makedirs(path, exist_ok=True)
+            probe = tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-")
+            probe.close()
     except OSError as e:
         raise UsageError(argument, path, f"a writable directory ({e.strerror})") from e
 

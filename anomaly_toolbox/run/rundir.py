@@ -19,13 +19,15 @@
 
 import contextlib
 import fcntl
+import glob
 import json
 import os
+import struct
 
 import numpy as np
 
 from anomaly_toolbox.errors import UsageError
-from anomaly_toolbox.files import ensure_writable_dir, write_json, write_npz
+from anomaly_toolbox.files import ensure_writable_dir, naming_disk_full, write_json, write_npz
 
 FIGURES = {"curves": "test_curves.png", "histogram": "test_score_histogram.png",
            "extremes": "test_extremes.png"}
@@ -54,11 +56,12 @@ class RunDir:
 
     def append_test_curve(self, row):
         """Analysis only: written here, read by the benchmark report, never by training."""
-        os.makedirs(os.path.dirname(self.test_curve_json), exist_ok=True)
         rows = []
         if os.path.exists(self.test_curve_json):
             rows = [r for r in self.read_json(self.test_curve_json) if r["epoch"] < row["epoch"]]
-        write_json(self.test_curve_json, rows + [row])
+        with self.writing(self.test_curve_json):
+            os.makedirs(os.path.dirname(self.test_curve_json), exist_ok=True)
+            write_json(self.test_curve_json, rows + [row])
 
     def figure(self, name):
         return self.file(FIGURES[name])
@@ -82,7 +85,7 @@ class RunDir:
     def locked(self):
         """One process at a time trains into a folder; the OS drops the lock if that process dies."""
         ensure_writable_dir(self.path)
-        fd = os.open(self.file(".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.file(".lock"), os.O_RDWR | os.O_CREAT, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -107,18 +110,25 @@ class RunDir:
                                  f"an empty directory or one holding this same run; it holds a run "
                                  f"with {', '.join(diff)}; choose a new --output_dir")
         else:
-            with self.writing():
+            with self.writing(self.run_json):
                 write_json(self.run_json, identity)
 
     @contextlib.contextmanager
-    def writing(self):
+    def writing(self, path=None):
         """A full disk or a folder made read-only mid-run is the user's to fix: one line, not a
-        traceback (the atomic writes leave the previous file in place)."""
+        traceback (the atomic writes leave the previous file in place). A full disk, also as
+        TensorFlow's writers report it, is DiskFullError naming `path` (default: the folder)."""
         try:
-            yield
+            with naming_disk_full(path or self.path):
+                yield
         except OSError as e:
             raise UsageError("output_dir", self.path,
                              f"a writable directory with free space ({e.strerror or e})") from e
+
+    def summary_writer(self):
+        """TensorBoard's writer for logs/, checked at each flush (see EventWriter)."""
+        with self.writing(self.logs):
+            return EventWriter(self.logs)
 
     # ------------------------------------------------------------------------- history
 
@@ -128,7 +138,7 @@ class RunDir:
     def append_history(self, row):
         """An epoch re-run after a kill replaces its row."""
         rows = [r for r in self.history() if r["epoch"] < row["epoch"]]
-        with self.writing():
+        with self.writing(self.history_json):
             write_json(self.history_json, rows + [row])
 
     # ------------------------------------------------------------ best validation scores
@@ -140,7 +150,7 @@ class RunDir:
         """Kept with the best checkpoint, so the final evaluation need not score validation again
         (scoring is deterministic; for AnoGAN's search that saves a quarter of the evaluation)."""
         path = self._val_scores_path(epoch)
-        with self.writing():
+        with self.writing(path):
             os.makedirs(self.checkpoints, exist_ok=True)
             write_npz(path, scores=scores)
         for name in os.listdir(self.checkpoints):
@@ -159,7 +169,7 @@ class RunDir:
     def write_scores(self, val_scores, val_labels, test_scores, test_labels, val_index=None,
                      test_index=None):
         indices = {} if val_index is None else {"val_index": val_index, "test_index": test_index}
-        with self.writing():
+        with self.writing(self.scores_npz):
             write_npz(self.scores_npz, val_scores=val_scores, val_labels=val_labels,
                       test_scores=test_scores, test_labels=test_labels, **indices)
 
@@ -167,11 +177,50 @@ class RunDir:
         return dict(np.load(self.scores_npz))
 
     def write_results(self, results):
-        with self.writing():
+        with self.writing(self.results_json):
             write_json(self.results_json, results)
 
     def results(self):
         return self.read_json(self.results_json)
+
+
+class EventWriter:
+    """tf.summary's file writer, which loses events without a word when the disk is full (no
+    error, no log line). Each flush checks that the event file it writes grew and ends on a whole
+    TFRecord (8-byte length, 4-byte CRC, data, 4-byte CRC); if not, DiskFullError names it."""
+
+    def __init__(self, logs):
+        import tensorflow as tf
+
+        os.makedirs(logs, exist_ok=True)
+        before = set(glob.glob(os.path.join(glob.escape(logs), "events.out.tfevents.*")))
+        self._writer = tf.summary.create_file_writer(logs)
+        new = set(glob.glob(os.path.join(glob.escape(logs), "events.out.tfevents.*"))) - before
+        self.path = new.pop() if len(new) == 1 else None  # unknown: not checked
+        self._checked = 0  # end of the last whole record seen
+
+    def as_default(self, step=None):
+        return self._writer.as_default(step=step)
+
+    def flush(self):
+        self._writer.flush()
+        if self.path is None:
+            return
+        end = self._checked
+        with open(self.path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            while end < size:
+                f.seek(end)
+                header = f.read(8)
+                if len(header) < 8:
+                    break
+                end += 8 + 4 + struct.unpack("<Q", header)[0] + 4
+        if end != size or size <= self._checked:
+            from anomaly_toolbox.errors import DiskFullError
+
+            raise DiskFullError(self.path, "TensorFlow wrote a partial event record" if
+                                end != size else "TensorFlow's event writer wrote nothing")
+        self._checked = end
 
 
 def _dotted(d, prefix=""):
