@@ -19,11 +19,11 @@ class, config, `threshold_rule` and the input handling (image_size, padded, resi
 import json
 import os
 import shutil
-import tempfile
 
 import tensorflow as tf
 
 from anomaly_toolbox.data.preprocessing import IMAGE_SIZE, RESIZE, to_model_input
+from anomaly_toolbox.files import naming_disk_full, temp_dir_beside
 
 FORMAT = "anomaly_toolbox.scoring/1"
 ACCEPTED_SIDES = (28, IMAGE_SIZE)
@@ -136,12 +136,14 @@ def save(model, path, channels, threshold, metadata, image_size=IMAGE_SIZE, padd
 
 
 def save_module(module, path):
-    """Writes the SavedModel to a temporary folder beside `path`, then renames it into place."""
+    """Writes the SavedModel to a temporary folder beside `path`, then renames it into place; a
+    full disk is DiskFullError naming `path`, with the previous SavedModel (if any) intact."""
     parent = os.path.dirname(os.path.abspath(path))
     os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".saved_model-", dir=parent)
+    tmp = temp_dir_beside(path)  # the umask's mode: a serving process of another user loads it
     try:
-        tf.saved_model.save(module, tmp, signatures=_signatures(module))
+        with naming_disk_full(path):
+            tf.saved_model.save(module, tmp, signatures=_signatures(module))
         if os.path.exists(path):
             old = tmp + ".old"
             os.rename(path, old)

@@ -51,7 +51,7 @@ def _train(model, cfg, splits, run_dir, train_seed, verbose, test_curve=False):
         last.checkpoint.restore(last.latest_checkpoint).assert_existing_objects_matched()
         repair_best(run_dir, state, last.latest_checkpoint)
         print(f"Resuming {run_dir} after epoch {int(state['epoch'].numpy())}", flush=True)
-    writer = tf.summary.create_file_writer(run_dir.logs)
+    writer = run_dir.summary_writer()  # a full disk names logs/ instead of losing events
     stop = StopOnNonFinite()
     own_callbacks = model.fit_callbacks() if hasattr(model, "fit_callbacks") else []
     first_selectable = getattr(model, "first_selectable_epoch", 1)  # e.g. after a GAN stage
@@ -80,9 +80,10 @@ def _train(model, cfg, splits, run_dir, train_seed, verbose, test_curve=False):
         run_dir.append_history({"epoch": epoch + 1, "seconds": round(time.time() - t0, 1),
                                 **{f"val_{k}": v for k, v in val.items()}, **losses})
         state["epoch"].assign(epoch + 1)
-        with run_dir.writing():
+        with run_dir.writing(run_dir.last_checkpoints):  # disk full: the previous one stays
             last.save()  # the commit: what resume and selection trust
-            if improved:
+        if improved:
+            with run_dir.writing(run_dir.best_checkpoints):
                 publish_best(run_dir, last.latest_checkpoint, epoch + 1)
         if test_curve and metrics.has_both_classes(splits.y_test):  # analysis only, never read
             run_dir.append_test_curve({"epoch": epoch + 1, **metrics.ranking_metrics(
@@ -224,7 +225,8 @@ def _finish(model, splits, run_dir, identity, cfg, state, writer, diverged, thre
         with writer.as_default(step=cfg["epochs"]):
             for name, png in pngs.items():
                 tf.summary.image(f"test/{name}", tf.image.decode_png(png)[tf.newaxis])
-    with run_dir.writing():
+        writer.flush()
+    with run_dir.writing(run_dir.saved_model):
         export.save(model, run_dir.saved_model, channels=splits.channels, threshold=threshold,
                     metadata={**{k: identity[k] for k in ("model", "dataset", "anomalous_class",
                                                           "protocol", "config")},
