@@ -124,3 +124,58 @@ def test_the_rule_compared_is_the_one_the_run_used(tmp_path, validation, asked, 
     else:
         with pytest.raises(UsageError, match=f"-> '{asked}'"):
             training._already_finished(RunDir(tmp_path), asked)
+
+
+# ----------------------------------------------------------------- the RGB extremes figure
+
+def test_an_rgb_run_draws_the_error_as_one_heat_map_without_warnings(mnist, tmp_path,
+                                                                     monkeypatch):
+    import logging
+    import warnings
+
+    import numpy as np
+    from PIL import Image
+
+    from anomaly_toolbox.run import figures, training
+
+    normal, threes = mnist.x_test[mnist.y_test != 3], mnist.x_test[mnist.y_test == 3]
+    for folder, images in (("train", normal[:48]), ("test/normal", normal[48:64]),
+                           ("test/anomalous", threes[:16])):
+        (tmp_path / "rgb" / folder).mkdir(parents=True)
+        for i, image in enumerate(images):  # a coloured digit: the channels differ
+            rgb = (image[..., None] * np.array([1.0, 0.6, 0.3])).astype(np.uint8)
+            Image.fromarray(rgb).save(tmp_path / "rgb" / folder / f"{i:02d}.png")
+    (tmp_path / "tiny.json").write_text(json.dumps(
+        {"epochs": 1, "batch_size": 16, "model": {"latent_dim": 8, "filters": [4, 8, 16]}}))
+
+    drawn, heard = {}, []
+    save, write_all = figures._save, figures.write_all
+
+    def spy_save(fig, path):
+        drawn[os.path.basename(path)] = [[im.get_array() for im in ax.get_images()]
+                                         for ax in fig.axes]
+        return save(fig, path)
+
+    def listening_write_all(*args, **kwargs):
+        handler = logging.Handler(logging.WARNING)
+        handler.emit = heard.append  # matplotlib's clipping notice is a log record
+        logging.getLogger("matplotlib").addHandler(handler)
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                return write_all(*args, **kwargs)
+        finally:
+            logging.getLogger("matplotlib").removeHandler(handler)
+            heard.extend(caught)
+
+    monkeypatch.setattr(figures, "_save", spy_save)
+    monkeypatch.setattr(figures, "write_all", listening_write_all)
+    training.run("ganomaly", f"folder:{tmp_path / 'rgb'}", 0, str(tmp_path / "run"),
+                 config=str(tmp_path / "tiny.json"), verbose=0)
+    assert heard == [], [str(getattr(h, "msg", h)) for h in heard]
+    assert (tmp_path / "run" / "test_extremes.png").stat().st_size > 0
+    panels = [images for images in drawn["test_extremes.png"] if images]  # not the colour bar
+    assert len(panels) == 3 * 16
+    inputs, errors = panels[:16], panels[32:]
+    assert all(np.ndim(a) == 3 and a.shape[-1] == 3 for (a,) in inputs)  # colour stays colour
+    assert all(np.ndim(e) == 2 for (e,) in errors)  # one value per pixel, read on the colour bar

@@ -70,19 +70,20 @@ def histogram(scores, labels, threshold, path, head=None):
 
 def extremes(images, scores, labels, reconstructions, path, n=8, head=""):
     """Rows: input, reconstruction, |input - reconstruction| (with its colour bar), for the n
-    highest and n lowest."""
+    highest and n lowest. The error row is a heat map of |x - x^| averaged over channels (what
+    the SavedModel's anomaly_map returns), so one colour bar reads every image, grey or RGB."""
     order = np.argsort(scores)
     picks = np.concatenate([order[::-1][:n], order[:n]])
     rows = 3 if reconstructions is not None else 1
     fig, axes = plt.subplots(rows, 2 * n, figsize=(2 * n * 1.1, rows * 1.5 + 1.2), squeeze=False)
     for col, i in enumerate(picks):
-        panels = [images[i]]
+        panels = [_picture(images[i])]
         if reconstructions is not None:
-            panels += [reconstructions[i], np.abs(images[i] - reconstructions[i])]
+            panels += [_picture(reconstructions[i]),
+                       np.mean(np.abs(images[i] - reconstructions[i]), axis=-1)]
         for row, panel in enumerate(panels):
             ax = axes[row, col]
-            shown = ax.imshow(panel[..., 0] if panel.shape[-1] == 1 else (panel + 1) / 2,
-                              cmap="gray" if row < 2 else "inferno", vmin=-1 if row < 2 else 0,
+            shown = ax.imshow(panel, cmap="gray" if row < 2 else "inferno", vmin=0,
                               vmax=1 if row < 2 else 2)
             ax.set_xticks([]), ax.set_yticks([])
         axes[0, col].set_title(f"{scores[i]:.3g}\n{'anom' if labels[i] else 'norm'}", fontsize=9)
@@ -94,6 +95,13 @@ def extremes(images, scores, labels, reconstructions, path, n=8, head=""):
     fig.suptitle(f"{head + chr(10) if head else ''}{n} highest (left) and {n} lowest "
                  f"(right) scored test images, score and true label above each", fontsize=11)
     return _save(fig, path)
+
+
+def _picture(image):
+    """A model-input image in [-1, 1] as imshow takes it: (H, W) grey or (H, W, 3) RGB in [0, 1]
+    (clipped: a reconstruction a hair outside would make matplotlib warn)."""
+    picture = np.clip((np.asarray(image, np.float32) + 1) / 2, 0, 1)
+    return picture[..., 0] if picture.shape[-1] == 1 else picture
 
 
 def write_all(run_dir, model, x_test, test_scores, test_labels, threshold, title="",
