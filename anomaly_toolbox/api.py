@@ -52,37 +52,43 @@ class Detector:
 
     def __init__(self, saved_model_dir):
         from anomaly_toolbox.run import export
-        from anomaly_toolbox.score import input_rule
+        from anomaly_toolbox.score import input_rule, pixel_range
 
         self.path = str(saved_model_dir)
         self._loaded, self.metadata = export.load(self.path)
         self.channels, self._resize_to, self._sides = input_rule(self.metadata)
+        self.pixel_range = pixel_range(self.metadata)  # the scale it was trained on
 
     @property
     def threshold(self):
         """The threshold chosen on validation (rule in metadata["threshold_rule"], "f1" if absent)."""
         return float(self._loaded.threshold.numpy())
 
-    def score(self, images, batch_size=256):
-        """Raw scores (N,) of a numpy array on the 0..255 scale: (N, H, W[, C]) or one image
-        (H, W[, C]), any integer or float dtype."""
-        return self._score_batches(self._batches(images, batch_size))
+    def score(self, images, batch_size=256, input_range=None):
+        """Raw scores (N,) of a numpy array on the model's pixel scale (`pixel_range`, 0..255):
+        (N, H, W[, C]) or one image (H, W[, C]), any integer or float dtype. A float array
+        already scaled to 0..1 is refused unless input_range="0..1" asks to rescale it."""
+        return self._score_batches(self._batches(images, batch_size, input_range))
 
-    def anomaly_map(self, images, batch_size=256):
+    def anomaly_map(self, images, batch_size=256, input_range=None):
         """Per-pixel maps (N, H, W) float32 of a numpy array, at its own resolution: |x - x^|
-        averaged over channels (models that reconstruct: metadata["anomaly_map"])."""
+        averaged over channels (models that reconstruct: metadata["anomaly_map"]);
+        `input_range` as in score."""
         from anomaly_toolbox.errors import UsageError
 
         if not self.metadata.get("anomaly_map"):
             raise UsageError("saved_model", self.path, "a model with anomaly_map")
         return np.concatenate([self._loaded.anomaly_map(b).numpy()
-                               for b in self._batches(images, batch_size)])
+                               for b in self._batches(images, batch_size, input_range)])
 
-    def _batches(self, images, batch_size):
-        from anomaly_toolbox.score import as_image_batch, as_pixels
+    def _batches(self, images, batch_size, input_range=None):
+        from anomaly_toolbox.score import (as_image_batch, as_pixels, parse_input_range,
+                                           to_model_range)
 
+        declared = parse_input_range(input_range, "input_range")
         images = as_image_batch(_native(np.asarray(images)), self.channels, "images", self._sides)
-        return (as_pixels(images[i:i + batch_size], "images")
+        return (to_model_range(as_pixels(images[i:i + batch_size], "images"), "images",
+                               self.pixel_range, declared, 'input_range="{}"')
                 for i in range(0, len(images), batch_size))
 
     def score_folder(self, path, batch_size=256):

@@ -10,6 +10,11 @@ folder takes any size (files are resized as training resized them, arrays in the
 benchmark model 28, 32 or its training size. Arrays are
 (N, H, W, C), (N, H, W), one image (H, W) or (H, W, C) when C is the model's channel count.
 Inputs are read batch by batch (a .npy is memory-mapped), so their size is not limited by RAM.
+An image over 16,777,216 pixels (4096 x 4096), file or array, is refused by name; a file's size is
+read from its header, before decoding (decompression bombs).
+Arrays must hold pixels on the scale the model was trained on (metadata pixel_range, 0..255):
+a float array whose values all lie in 0..1 is refused, unless --input_range=0..1 says to
+rescale it.
 --maps_dir=DIR also writes DIR/<id>_map.png per image (image | map overlaid | colour bar, one
 scale per call) and adds map_max to the CSV.
 """
@@ -25,17 +30,22 @@ from anomaly_toolbox import cli
 
 FLAGS = flags.FLAGS
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+MODEL_RANGE = (0, 255)  # the pixel scale of SavedModels without metadata pixel_range
+INPUT_RANGES = {"0..255": (0, 255), "0..1": (0, 1)}
 
 
 def define_flags():
     flags.DEFINE_string("saved_model", None, "SavedModel folder written by anomaly_toolbox.train.")
     flags.DEFINE_string("input", None, ".npy file, IDX images file, PNG/JPEG image or a folder "
-                        "of them.")
+                        "of them; images of at most 4096 x 4096 pixels.")
     flags.DEFINE_string("output", "scores.csv", "CSV to write.")
     flags.DEFINE_integer("batch_size", 256, "Images read and scored at a time.")
     flags.DEFINE_string("maps_dir", None, "Also write, per image, <id>_map.png: the image and "
                         "its anomaly map overlaid (one colour scale for the whole call, with a "
                         "colour bar); the CSV gains map_max. Models that reconstruct only.")
+    flags.DEFINE_string("input_range", None, "The pixel scale of a .npy --input, if not the "
+                        "model's (0..255): 0..1 rescales it to the model's. Image and IDX files "
+                        "are always 0..255.")
 
 
 def input_rule(metadata):
@@ -52,14 +62,33 @@ def input_rule(metadata):
     return channels, size, None
 
 
-def read_batches(path, channels=1, resize_to=None, batch_size=256, sides=(28, 32)):
+def pixel_range(metadata):
+    """The pixel scale a SavedModel was trained on (every model so far: 0..255)."""
+    return tuple(metadata.get("pixel_range", MODEL_RANGE))
+
+
+def parse_input_range(value, argument="input_range"):
+    """None (the model's own scale) or "0..1" / "0..255" -> (low, high)."""
+    from anomaly_toolbox.errors import UsageError
+
+    if value is None or value in INPUT_RANGES:
+        return INPUT_RANGES.get(value)
+    raise UsageError(argument, value, " or ".join(INPUT_RANGES))
+
+
+def read_batches(path, channels=1, resize_to=None, batch_size=256, sides=(28, 32),
+                 model_range=MODEL_RANGE, input_range=None):
     """(ids, iterator of (B, H, W, C) uint8/float32 batches): a folder is opened batch by batch
     and a .npy memory-mapped, so only one batch is ever in memory. Files are resized to
-    `resize_to` if given; `sides` are the accepted square sides (None: any)."""
+    `resize_to` if given; `sides` are the accepted square sides (None: any). Arrays are checked
+    against `model_range` (see to_model_range); `input_range` applies to arrays only."""
     from anomaly_toolbox.errors import UsageError
 
     if path is None or not os.path.exists(path):
         raise UsageError("input", path, "an existing .npy, IDX or image file, or image folder")
+    if input_range is not None and not path.endswith(".npy"):
+        raise UsageError("input_range", "..".join(map(str, input_range)),
+                         "no --input_range for image and IDX files: they hold 0..255 pixels")
     if os.path.isdir(path):
         ids = image_files(path)
         return ids, folder_batches(path, [os.path.join(path, n) for n in ids], channels,
@@ -68,8 +97,9 @@ def read_batches(path, channels=1, resize_to=None, batch_size=256, sides=(28, 32
         return [os.path.basename(path)], iter([read_image_files([path], channels, resize_to,
                                                                 path, sides=sides)])
     images = as_image_batch(read_array(path), channels, path, sides)
-    return list(range(len(images))), (as_pixels(images[i:i + batch_size], path)
-                                      for i in range(0, len(images), batch_size))
+    return list(range(len(images))), (
+        to_model_range(as_pixels(images[i:i + batch_size], path), path, model_range, input_range)
+        for i in range(0, len(images), batch_size))
 
 
 def read_input(path, channels=1, resize_to=None, sides=(28, 32)):
@@ -151,6 +181,10 @@ def check_shape(images, channels, name, sides=(28, 32)):
         raise UsageError("input", name, "at least one image, got none")
     if images.shape[1] != images.shape[2]:
         raise UsageError("input", name, f"square images, got {images.shape[1:3]}")
+    from anomaly_toolbox.data.folders import CAP, MAX_PIXELS
+
+    if images.shape[1] * images.shape[2] > MAX_PIXELS:
+        raise UsageError("input", name, f"images of at most {CAP}, got {images.shape[1:3]}")
     if sides and images.shape[1] not in sides:
         raise UsageError("input", name, f"{' or '.join(f'{s}x{s}' for s in sides)} images, "
                          f"got {images.shape[1:3]}")
@@ -168,6 +202,39 @@ def as_pixels(batch, name="input"):
     batch = np.asarray(batch, np.float32)
     if not np.all(np.isfinite(batch)):
         raise UsageError("input", name, "finite pixel values, found NaN or inf")
+    return batch
+
+
+def to_model_range(batch, name="input", model_range=MODEL_RANGE, input_range=None,
+                   option="--input_range={}"):
+    """`batch` on the model's pixel scale. Values outside it are refused, and so is a float
+    batch whose values all lie in 0..1 given to a 0..255 model (already scaled: it would be
+    scored as a nearly black image, silently); `input_range` (the user's `option`) declares
+    the batch's scale instead, and rescales it; `option` formats how the user passes it."""
+    from anomaly_toolbox.errors import UsageError
+
+    low, high = model_range
+    if batch.dtype == np.uint8 and input_range is None and model_range == MODEL_RANGE:
+        return batch
+    least, most = (float(batch.min()), float(batch.max())) if batch.size else (low, low)
+    got = f"got values from {least:g} to {most:g}"
+    if input_range is not None:
+        in_low, in_high = input_range
+        if least < in_low or most > in_high:
+            raise UsageError("input", name, f"pixels on {in_low}..{in_high}, as "
+                             f"{option.format(f'{in_low}..{in_high}')} says; {got}")
+        if tuple(input_range) == tuple(model_range):
+            return batch
+        scale = (high - low) / (in_high - in_low)
+        return ((np.asarray(batch, np.float32) - in_low) * scale + low).astype(np.float32)
+    if least < low or most > high:
+        hint = (f"; divide by 255, or pass {option.format('0..255')} to have them rescaled"
+                if high <= 1 and least >= 0 and most <= 255 else "")
+        raise UsageError("input", name, f"pixels on {low}..{high}, the model's scale; {got}{hint}")
+    if high > 1 and np.issubdtype(batch.dtype, np.floating) and 0 < most <= 1:
+        raise UsageError("input", name, f"pixels on {low}..{high}, the model's scale; these float "
+                         f"values all lie in 0..1: multiply them by 255, or pass "
+                         f"{option.format('0..1')} to have them rescaled")
     return batch
 
 
@@ -250,16 +317,17 @@ def body():
         raise UsageError("batch_size", FLAGS.batch_size, "a positive integer")
     if FLAGS.saved_model is None or not os.path.isdir(FLAGS.saved_model):
         raise UsageError("saved_model", FLAGS.saved_model, "an existing SavedModel folder")
+    input_range = parse_input_range(FLAGS.input_range)
     if FLAGS.maps_dir is not None:
         ensure_writable_dir(FLAGS.maps_dir, "maps_dir")  # before the slow model load
     loaded, metadata = export.load(FLAGS.saved_model)
     check_maps_dir(FLAGS.maps_dir, metadata, FLAGS.saved_model)
     channels, resize_to, sides = input_rule(metadata)
-    ids, _ = read_batches(FLAGS.input, channels, resize_to, FLAGS.batch_size, sides)
-    scores, map_max = scores_and_maps(
-        loaded, ids,
-        lambda: read_batches(FLAGS.input, channels, resize_to, FLAGS.batch_size, sides)[1],
-        FLAGS.maps_dir)
+    how = dict(channels=channels, resize_to=resize_to, batch_size=FLAGS.batch_size, sides=sides,
+               model_range=pixel_range(metadata), input_range=input_range)
+    ids, _ = read_batches(FLAGS.input, **how)
+    scores, map_max = scores_and_maps(loaded, ids, lambda: read_batches(FLAGS.input, **how)[1],
+                                      FLAGS.maps_dir)
     threshold = float(loaded.threshold.numpy())
     write_csv(FLAGS.output, ids, scores, threshold, map_max)
     print(f"scored {len(scores)} images ({int((scores >= threshold).sum())} at or above the "

@@ -12,6 +12,8 @@ threshold is the 99th percentile of its scores.
 """
 
 import os
+import re
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,13 +22,19 @@ import tensorflow as tf
 from anomaly_toolbox.data.preprocessing import IMAGE_SIZE, resize_if_needed
 from anomaly_toolbox.data.protocols import POOLED_VAL_SHARE
 from anomaly_toolbox.data.splits import Splits, split_stratified
-from anomaly_toolbox.errors import UsageError
+from anomaly_toolbox.errors import DataError, UsageError
 from anomaly_toolbox.files import sha256
 
 PREFIX = "folder:"
 SUFFIXES = (".png", ".jpg", ".jpeg")
 GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 HOLDOUT_SHARE = 0.1
+# Largest image read, in pixels, checked on the header before decoding: 256x the largest
+# training size (256x256), a 12-megapixel photo fits; decoding and resizing one as float32 RGB
+# takes about 200 MB. Decompression bombs (a 15,000 x 15,000 PNG of a few hundred KB) do not.
+MAX_PIXELS = 4096 * 4096
+CAP = f"{MAX_PIXELS:,} pixels (4096 x 4096)"
+_STREAMED = re.compile(r"UsageError: (invalid dataset: .*)")
 
 
 def image_names(path, argument="input"):
@@ -39,30 +47,73 @@ def image_names(path, argument="input"):
     return names
 
 
-def channels_of(paths, argument="input"):
-    """1 if every image is grayscale, else 3; reads headers only, naming any unreadable file."""
-    from PIL import Image, UnidentifiedImageError
+def too_large(path, pixels, argument="input"):
+    return UsageError(argument, str(path), f"an image of at most {CAP}, got {pixels:,} pixels")
 
+
+def open_image(path, argument="input"):
+    """The PIL image of `path` with only its header read; an image over MAX_PIXELS (checked
+    before any pixel is decoded) or an unreadable file is refused by name."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():  # PIL's own bomb warning: our cap is lower
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(path)
+    except Image.DecompressionBombError as e:  # over PIL's limit, itself far over MAX_PIXELS
+        pixels = re.search(r"\((\d+) pixels\)", str(e))
+        raise too_large(path, int(pixels.group(1)) if pixels else MAX_PIXELS + 1, argument) from e
+    except Exception as e:  # hostile files raise more than OSError (SyntaxError, ValueError...)
+        raise UsageError(argument, str(path), f"a readable image ({e})") from e
+    if im.size[0] * im.size[1] > MAX_PIXELS:
+        im.close()
+        raise too_large(path, im.size[0] * im.size[1], argument)
+    return im
+
+
+def channels_of(paths, argument="input"):
+    """1 if every image is grayscale, else 3; reads headers only, naming any unreadable or too
+    large file."""
     gray = True
     for path in paths:
-        try:
-            with Image.open(path) as im:
-                gray = gray and im.mode in GRAY_MODES
-        except (UnidentifiedImageError, OSError) as e:
-            raise UsageError(argument, path, f"a readable image ({e})") from e
+        with open_image(path, argument) as im:
+            gray = gray and im.mode in GRAY_MODES
+    return 1 if gray else 3
+
+
+def verify_images(paths, argument="input"):
+    """channels_of, after decoding every file once: files that are read only later (train/
+    streams from disk) fail here, by name, not in the middle of training. PIL's verify() misses
+    truncated JPEGs, so each file is decoded (JPEGs at 1/8 scale: the whole entropy-coded
+    stream is still read)."""
+    gray = True
+    for path in paths:
+        with open_image(path, argument) as im:
+            gray = gray and im.mode in GRAY_MODES
+            try:
+                if im.format == "JPEG":
+                    im.draft(im.mode, (1, 1))
+                im.load()
+            except Exception as e:
+                raise UsageError(argument, str(path), f"a readable image ({e})") from e
     return 1 if gray else 3
 
 
 def read_image(path, channels, argument="input"):
-    """uint8 (H, W, channels) at the file's own size; an unreadable file is named."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
+    """uint8 (H, W, channels) at the file's own size; an unreadable or too large file is named."""
+    with open_image(path, argument) as im:
+        try:
             im = im.convert("L" if channels == 1 else "RGB")
             return np.asarray(im).reshape(im.size[1], im.size[0], channels)
-    except (UnidentifiedImageError, OSError) as e:
-        raise UsageError(argument, str(path), f"a readable image ({e})") from e
+        except Exception as e:
+            raise UsageError(argument, str(path), f"a readable image ({e})") from e
+
+
+def stream_error(e):
+    """For a tf.data error raised by ImageFiles.load (a train/ file that stopped decoding
+    after verify_images): a DataError with its one line naming the file; else None."""
+    found = _STREAMED.search(str(e))
+    return DataError(found.group(1)) if found else None
 
 
 def fit_to(image, size):
@@ -103,8 +154,8 @@ class ImageFiles:
     def load(self, path):
         """A tf.data map: a path -> uint8 (size, size, channels), decoded by PIL (as the scorer
         decodes) and resized in the graph."""
-        image = tf.numpy_function(lambda p: read_image(p.decode(), self.channels), [path],
-                                  tf.uint8, stateful=False)
+        image = tf.numpy_function(lambda p: read_image(p.decode(), self.channels, "dataset"),
+                                  [path], tf.uint8, stateful=False)
         image.set_shape([None, None, self.channels])
         x = resize_if_needed(tf.cast(image[tf.newaxis], tf.float32), self.size)[0]
         return tf.ensure_shape(tf.cast(x, tf.uint8), [self.size, self.size, self.channels])
@@ -133,7 +184,7 @@ def load_splits(spec, split_seed=0, image_size=IMAGE_SIZE):
     train_paths = [os.path.join(train_dir, n) for n in train_names]
     if len(train_paths) < 2:
         raise UsageError("dataset", spec, f"at least 2 images in {train_dir}, found 1")
-    channels = channels_of(train_paths, "dataset")
+    channels = verify_images(train_paths, "dataset")  # streamed later: decoded once now
     train = ImageFiles(tuple(train_paths), channels, image_size)
     names = [f"train/{n}" for n in train_names]
     rng = np.random.default_rng(split_seed)

@@ -9,6 +9,7 @@ per-image or per-batch statistics, so a score never depends on what else is in t
 import tensorflow as tf
 
 IMAGE_SIZE = 32  # the side benchmark images are padded to, and the default model side
+PIXEL_RANGE = (0, 255)  # the stored pixel scale every model trains on (SavedModel metadata)
 # What resize_pixels does, recorded in every SavedModel's metadata.
 RESIZE = {"method": "bilinear", "antialias": True, "rounded": True,
           "aspect": "stretched to a square (no crop, no padding)"}

@@ -22,7 +22,7 @@ import shutil
 
 import tensorflow as tf
 
-from anomaly_toolbox.data.preprocessing import IMAGE_SIZE, RESIZE, to_model_input
+from anomaly_toolbox.data.preprocessing import IMAGE_SIZE, PIXEL_RANGE, RESIZE, to_model_input
 from anomaly_toolbox.files import naming_disk_full, temp_dir_beside
 
 FORMAT = "anomaly_toolbox.scoring/1"
@@ -127,9 +127,11 @@ def _signatures(module):
 
 def save(model, path, channels, threshold, metadata, image_size=IMAGE_SIZE, padded=True):
     """`threshold` may be a metrics.Threshold; its rule is recorded in the metadata, with how
-    inputs are brought to the model: `image_size`, `padded` (28 -> 32) and the resize."""
+    inputs are brought to the model: `image_size`, `padded` (28 -> 32), the resize and
+    `pixel_range`, the pixel scale it was trained on (the graph does not check it: readers do)."""
     metadata = {**metadata, "threshold_rule": getattr(threshold, "rule", "f1"),
                 "image_size": image_size, "padded": padded, "resize": RESIZE,
+                "pixel_range": list(PIXEL_RANGE),
                 "anomaly_map": hasattr(model, "reconstruct")}
     module = ScoringModule(model, channels, threshold, metadata, image_size, padded)
     return save_module(module, path)

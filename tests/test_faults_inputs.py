@@ -1,0 +1,231 @@
+"""Issue 40, the input side: hostile image files (truncated, decompression bombs) are refused by
+name before any work, and pixels on the wrong scale (floats already in 0..1) are refused with
+the way to pass them, by the CLI and the API."""
+
+import json
+import os
+import struct
+import subprocess
+import sys
+import zlib
+
+import numpy as np
+import pytest
+from conftest import REPO, TINY, tiny_model
+from PIL import Image
+
+import anomaly_toolbox as atb
+from anomaly_toolbox import cli
+from anomaly_toolbox.data import folders
+from anomaly_toolbox.errors import UsageError
+from anomaly_toolbox.run import export, training
+
+CAP = "at most 16,777,216 pixels"
+
+
+def one_line_exit_2(capsys, fn):
+    """Runs fn under the entry points' error contract; returns the one `error:` line."""
+    with pytest.raises(SystemExit) as e:
+        cli.guarded(fn)
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and err.startswith("error: ") and "\n" not in err, err
+    return err
+
+
+def tool(module, *args, cwd):
+    """`python -m anomaly_toolbox.<module> args` in a child: its exit code and stderr."""
+    env = {**os.environ, "PYTHONPATH": REPO}
+    proc = subprocess.run([sys.executable, "-m", f"anomaly_toolbox.{module}", *args],
+                          capture_output=True, text=True, env=env, cwd=str(cwd))
+    return proc.returncode, proc.stderr
+
+
+def _chunk(kind, data):
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def bomb_png(path, side):
+    """A valid all-black 1-bit PNG of side x side pixels: 27 KB on disk at 15,000 (225 Mpx)."""
+    row, z = b"\0" * (1 + (side + 7) // 8), zlib.compressobj(9)
+    idat = b"".join(z.compress(row) for _ in range(side)) + z.flush()
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1,
+                                                                        0, 0, 0, 0))
+                     + _chunk(b"IDAT", idat) + _chunk(b"IEND", b""))
+
+
+def bad_zlib_png(path):
+    """28x28 grey PNG whose chunk CRCs are right but whose pixel stream is not zlib: PIL's
+    verify() passes it, only decoding finds it."""
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", 28, 28, 8, 0,
+                                                                        0, 0, 0))
+                     + _chunk(b"IDAT", b"\x78\x9c" + bytes(range(200))) + _chunk(b"IEND", b""))
+
+
+def truncated(path, fmt):
+    """A real 28x28 image, cut to 60 % of its bytes."""
+    image = np.random.default_rng(0).integers(0, 255, (28, 28), np.uint8)
+    Image.fromarray(image).save(path, fmt)
+    path.write_bytes(path.read_bytes()[:int(path.stat().st_size * 0.6)])
+
+
+def digit_folder(root, images, with_test=True):
+    """root/train/ (8 digits) and, with_test, test/normal/ and test/anomalous/ (4 each): every
+    train/ file is then streamed, none read in memory by load_splits."""
+    for sub, part in [("train", images[:8])] + ([("test/normal", images[8:12]),
+                                                 ("test/anomalous", images[12:16])]
+                                                if with_test else []):
+        (root / sub).mkdir(parents=True)
+        for i, image in enumerate(part):
+            Image.fromarray(image).save(root / sub / f"{i}.png")
+    return root
+
+
+def tiny_config(tmp_path):
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps({"epochs": 1, "batch_size": 4, "model": TINY}))
+    return str(path)
+
+
+# --- folder datasets ---------------------------------------------------------------------------
+
+def test_truncated_png_in_train_is_one_line_before_training(images, tmp_path):
+    root = digit_folder(tmp_path / "data", images[0])
+    truncated(root / "train" / "5.png", "PNG")
+    out = tmp_path / "run"
+    code, err = tool("train", "--model=ganomaly", f"--dataset=folder:{root}",
+                     f"--config={tiny_config(tmp_path)}", f"--output_dir={out}", cwd=tmp_path)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and "Traceback" not in err, err[-3000:]
+    assert lines[-1].startswith(f"error: invalid dataset: '{root / 'train' / '5.png'}' (expected")
+    assert [line for line in lines if line.startswith("error:")] == lines[-1:]
+    assert not out.exists()  # refused before the run folder was made
+
+
+@pytest.mark.parametrize("damage", ["jpeg_truncated", "png_bad_zlib", "bomb", "too_large"])
+def test_every_train_file_is_decoded_or_refused_by_name(images, tmp_path, capsys, damage):
+    root = digit_folder(tmp_path / "data", images[0], with_test=False)
+    bad = root / "train" / ("bad.jpg" if damage == "jpeg_truncated" else "bad.png")
+    if damage == "jpeg_truncated":
+        truncated(bad, "JPEG")
+    elif damage == "png_bad_zlib":
+        bad_zlib_png(bad)
+    else:
+        bomb_png(bad, 15_000 if damage == "bomb" else 4_097)  # PIL's own limit, then ours
+    err = one_line_exit_2(capsys, lambda: folders.load_splits(f"folder:{root}"))
+    assert err.startswith(f"error: invalid dataset: '{bad}' (expected ")
+    assert (CAP in err) == (damage in ("bomb", "too_large"))
+
+
+def test_a_train_file_that_breaks_after_the_check_is_named_mid_training(
+        images, tmp_path, capsys, monkeypatch):
+    """The streaming pipeline's own decode error (a file changed after verify_images) is the
+    same one line, with nothing of the run's result written."""
+    root = digit_folder(tmp_path / "data", images[0])
+    victim = root / "train" / "3.png"
+    checked = folders.verify_images
+
+    def then_broken(paths, argument):
+        channels = checked(paths, argument)
+        truncated(victim, "PNG")
+        return channels
+
+    monkeypatch.setattr(folders, "verify_images", then_broken)
+    out = tmp_path / "run"
+    err = one_line_exit_2(capsys, lambda: training.run(
+        "ganomaly", f"folder:{root}", 0, str(out), config=tiny_config(tmp_path), verbose=0))
+    assert err.startswith(f"error: invalid dataset: '{victim}' (expected a readable image")
+    assert not (out / "results.json").exists() and not (out / "saved_model").exists()
+
+
+# --- scoring: files and arrays -----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    """A tiny untrained autoencoder exported as runs export it (metadata pixel_range 0..255)."""
+    path = tmp_path_factory.mktemp("export") / "saved_model"
+    export.save(tiny_model("autoencoder"), str(path), channels=1, threshold=0.5,
+                metadata={"model": "autoencoder", "channels": 1})
+    return path
+
+
+def test_a_bomb_is_refused_by_name_by_score_and_the_api(saved_model, images, tmp_path):
+    folder = tmp_path / "new"
+    folder.mkdir()
+    Image.fromarray(images[0][0]).save(folder / "0.png")
+    bomb_png(folder / "1.png", 15_000)
+    csv = tmp_path / "s.csv"
+    code, err = tool("score", f"--saved_model={saved_model}", f"--input={folder}",
+                     f"--output={csv}", cwd=tmp_path)
+    assert code == 2 and "Traceback" not in err and not csv.exists(), err[-3000:]
+    assert err.strip().splitlines()[-1] == (
+        f"error: invalid input: '{folder / '1.png'}' (expected an image of {CAP} (4096 x 4096), "
+        f"got 225,000,000 pixels)")
+    detector = atb.load(saved_model)
+    for path in (folder, folder / "1.png"):
+        with pytest.raises(UsageError, match=f"'{folder / '1.png'}'.*{CAP}"):
+            detector.score_folder(path)
+
+
+def test_arrays_over_the_cap_are_refused_before_scoring(saved_model):
+    big = np.lib.stride_tricks.as_strided(np.zeros(1, np.uint8), (1, 4097, 4097), (0, 0, 0))
+    with pytest.raises(UsageError, match=f"images of {CAP}"):
+        atb.load(saved_model).score(big)
+
+
+def test_0_to_1_floats_are_refused_by_score_then_rescaled_on_request(saved_model, images,
+                                                                     tmp_path):
+    x = images[0][:6]
+    np.save(tmp_path / "unit.npy", x.astype(np.float32) / 255)
+    args = [f"--saved_model={saved_model}", f"--input={tmp_path / 'unit.npy'}"]
+    code, err = tool("score", *args, f"--output={tmp_path / 'refused.csv'}", cwd=tmp_path)
+    assert code == 2 and "Traceback" not in err and not (tmp_path / "refused.csv").exists()
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"error: invalid input: '{tmp_path / 'unit.npy'}'")
+    assert "multiply them by 255, or pass --input_range=0..1" in last
+    code, err = tool("score", *args, "--input_range=0..1", f"--output={tmp_path / 's.csv'}",
+                     cwd=tmp_path)
+    assert code == 0, err[-3000:]
+    scores = [float(row.split(",")[1]) for row in (tmp_path / "s.csv").read_text().split()[1:]]
+    np.testing.assert_allclose(scores, atb.load(saved_model).score(x), rtol=1e-5)
+
+
+def test_0_to_1_floats_are_refused_by_the_api_then_rescaled_on_request(saved_model, images):
+    detector = atb.load(saved_model)
+    assert detector.pixel_range == (0, 255) and detector.metadata["pixel_range"] == [0, 255]
+    x = images[0][:6]
+    reference = detector.score(x)
+    for dtype in (np.float32, np.float64):
+        with pytest.raises(UsageError, match='multiply them by 255, or pass input_range="0..1"'):
+            detector.score(x.astype(dtype) / 255)
+        np.testing.assert_allclose(detector.score(x.astype(dtype) / 255, input_range="0..1"),
+                                   reference, rtol=1e-5)
+    with pytest.raises(UsageError, match=r'as input_range="0..1" says; got values from 0 to \d+'):
+        detector.score(x.astype(np.float32), input_range="0..1")  # declared wrongly
+    np.testing.assert_allclose(detector.anomaly_map(x / 255, input_range="0..1"),
+                               detector.anomaly_map(x), atol=1e-6)
+    assert detector.score(np.zeros((2, 28, 28), np.float32)).shape == (2,)  # black is black
+
+
+@pytest.mark.parametrize("values, model_range, message", [
+    (np.linspace(-1, 1, 28 * 28), (0, 255), "got values from -1 to 1"),  # model input, not pixels
+    (np.linspace(0, 65535, 28 * 28), (0, 255), "got values from 0 to 65535"),  # 16-bit
+    (np.linspace(0, 255, 28 * 28), (0, 1), 'divide by 255, or pass input_range="0..255"'),
+])
+def test_pixels_off_the_models_scale_are_refused(values, model_range, message):
+    from anomaly_toolbox.score import to_model_range
+
+    with pytest.raises(UsageError, match=message):
+        to_model_range(values.reshape(1, 28, 28, 1).astype(np.float32), "images", model_range,
+                       None, 'input_range="{}"')
+
+
+def test_saved_models_without_pixel_range_are_taken_as_0_to_255(tmp_path, images):
+    """SavedModels exported before the key: still loaded and scored; 0..1 floats refused."""
+    path = str(tmp_path / "old")
+    export.save_module(export.ScoringModule(tiny_model("autoencoder"), 1, 0.5,
+                                             {"model": "autoencoder", "channels": 1}), path)
+    detector = atb.load(path)
+    assert "pixel_range" not in detector.metadata and detector.pixel_range == (0, 255)
+    assert detector.score(images[0][:2]).shape == (2,)
+    with pytest.raises(UsageError, match="0..1"):
+        detector.score(images[0][:2] / 255)
