@@ -19,6 +19,7 @@ import tensorflow as tf
 from anomaly_toolbox import config as config_lib
 from anomaly_toolbox import metrics, models
 from anomaly_toolbox.data import load_splits
+from anomaly_toolbox.data.folders import stream_error
 from anomaly_toolbox.data.preprocessing import train_dataset
 from anomaly_toolbox.errors import DivergenceError, UsageError
 from anomaly_toolbox.models.precision import policy as precision_policy
@@ -142,6 +143,8 @@ def run(model_name, dataset, anomalous_class, output_dir, protocol="pooled", con
     try:
         return _run(run_dir, model_cls, cfg, splits, identity, train_seed, deterministic, verbose,
                     threshold, tf_strategy, strategy, started, record_test_curve)
+    except tf.errors.OpError as e:  # a train/ file that stopped decoding after the check
+        raise stream_error(e) or e
     finally:
         if not chief:
             shutil.rmtree(run_dir.path, ignore_errors=True)
