@@ -228,7 +228,8 @@ def render(rows, figures_dir, headline=(), headline_said=()):
 
 SPEED_REPORT = "speed.md"  # written into results_dir by `python -m anomaly_toolbox.bench.speed`
 SPEED_SETTINGS_REPORT = "speed_settings.md"  # ... and by `python -m anomaly_toolbox.bench.speed_settings`
-SPEED_SECTIONS = (SPEED_REPORT, SPEED_SETTINGS_REPORT)
+PEER_REPORT = "peer.md"  # ... and by `python -m anomaly_toolbox.bench.peer`
+SPEED_SECTIONS = (SPEED_REPORT, SPEED_SETTINGS_REPORT, PEER_REPORT)
 
 
 def write(results_dir, path):
