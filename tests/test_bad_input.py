@@ -129,17 +129,37 @@ def test_channels_and_mixed_sizes(tmp_path, images, capsys):
     assert "empty.png" in err and "readable image" in err
 
 
-def test_unwritable_output_folder(tmp_path, capsys):
+def _without_root_powers():
+    """preexec_fn for a child of root that obeys file permissions as any user does: without
+    CAP_DAC_OVERRIDE (and _READ_SEARCH) in its bounding set, the exec'd Python has neither. Not
+    setuid(nobody): the interpreter may live where nobody can reach it (/root/.pyenv)."""
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved before the fork
+
+    def drop():
+        for capability in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+            if prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+                raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+    return drop
+
+
+def test_unwritable_output_folder(tmp_path):
+    """Runs as root in CI too: the child of root drops the power to ignore permissions."""
     folder = tmp_path / "locked"
     folder.mkdir()
-    folder.chmod(0o500)
+    folder.chmod(0o555)
     try:
-        if os.access(folder, os.W_OK):
-            pytest.skip("running as root: chmod does not stop writes")
-        err = one_line_exit_2(capsys, lambda: training.run(
-            "ganomaly", "mnist", 0, str(folder / "run"), config=_config(tmp_path), limit=50,
-            data_dir=DATA_DIR))
-        assert "invalid output_dir" in err and "writable" in err
+        proc = subprocess.run(
+            [sys.executable, "-m", "anomaly_toolbox.train", "--model=ganomaly", "--dataset=mnist",
+             f"--config={_config(tmp_path)}", "--limit=50", f"--data_dir={DATA_DIR}",
+             f"--output_dir={folder / 'run'}"], capture_output=True, text=True, timeout=300,
+            preexec_fn=_without_root_powers() if os.geteuid() == 0 else None)
+        assert proc.returncode == 2 and proc.stderr.splitlines() == [proc.stderr.strip()], \
+            proc.stderr
+        assert proc.stderr.startswith(f"error: invalid output_dir: '{folder / 'run'}'")
+        assert "writable" in proc.stderr
+        assert os.listdir(folder) == []
     finally:
         folder.chmod(0o700)
 
