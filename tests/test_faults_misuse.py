@@ -19,19 +19,30 @@ HIDE_TENSORFLOW = (
     "sys.meta_path.insert(0, Hide())\n")
 CONSOLE = os.path.join(os.path.dirname(sys.executable), "anomaly-toolbox")
 RUNPY = "import runpy; runpy.run_module({!r}, run_name='__main__', alter_sys=True)"
+
+
+def _main_modules():
+    """Every module with a `__main__` block: each is a `python -m` entry point."""
+    root = os.path.join(REPO, "anomaly_toolbox")
+    for folder, _, names in sorted(os.walk(root)):
+        for name in sorted(n for n in names if n.endswith(".py")):
+            with open(os.path.join(folder, name)) as f:
+                if 'if __name__ == "__main__":' in f.read():
+                    relative = os.path.relpath(os.path.join(folder, name[:-3]), REPO)
+                    yield relative.replace(os.sep, ".").removesuffix(".__main__")
+
+
+MODULES = list(_main_modules())
+assert {"anomaly_toolbox", "anomaly_toolbox.train", "anomaly_toolbox.score",
+        "anomaly_toolbox.export", "anomaly_toolbox.ensemble",
+        "anomaly_toolbox.bench.benchmark"} <= set(MODULES), MODULES
 ENTRY_POINTS = {
-    "console": [CONSOLE, "train", "--epochs=1"],
+    "console": [CONSOLE, "train", "--help"],  # --help: were TF found, nothing would start
     "console no command": [CONSOLE],
-    **{module: [sys.executable, "-m", module, "--help"] for module in (
-        "anomaly_toolbox", "anomaly_toolbox.train", "anomaly_toolbox.score",
-        "anomaly_toolbox.export", "anomaly_toolbox.ensemble", "anomaly_toolbox.bench.benchmark",
-        "anomaly_toolbox.bench.sweep", "anomaly_toolbox.bench.speed",
-        "anomaly_toolbox.bench.campaign", "anomaly_toolbox.bench.speed_settings",
-        "anomaly_toolbox.bench.precision_speed", "anomaly_toolbox.bench.anogan_speed",
-        "anomaly_toolbox.bench.fanogan_speed")},
+    **{module: [sys.executable, "-m", module, "--help"] for module in MODULES},
     # what argv parsing missed: -m glued to its module, and runpy started from -c
-    "-mNAME": [sys.executable, "-manomaly_toolbox.train"],
-    "runpy": [sys.executable, "-c", RUNPY.format("anomaly_toolbox.score")],
+    "-mNAME": [sys.executable, "-manomaly_toolbox.train", "--help"],
+    "runpy": [sys.executable, "-c", RUNPY.format("anomaly_toolbox.train"), "--help"],
 }
 
 
