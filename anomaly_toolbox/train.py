@@ -23,7 +23,9 @@ def define_flags():
 
     flags.DEFINE_string("model", "ganomaly", f"One of {', '.join(models.names())}.")
     flags.DEFINE_string("dataset", "mnist", "mnist, fashion_mnist or folder:PATH (your own "
-                        "images: PATH/train/ normal, optional PATH/test/{normal,anomalous}/).")
+                        "images: PATH/train/ normal, optional PATH/test/{normal,anomalous}/; "
+                        "PNG/JPEG of at most 4096 x 4096 pixels, each decoded once before "
+                        "training: an unreadable or larger file is refused by name).")
     flags.DEFINE_integer("anomalous_class", 0, "The class held out as the anomaly.")
     flags.DEFINE_string("protocol", "pooled", "pooled (Zenati et al.'s EGBAD protocol) or "
                         "official (the official split).")

@@ -32,12 +32,21 @@ def one_line_exit_2(capsys, fn):
     return err
 
 
-def tool(module, *args, cwd):
-    """`python -m anomaly_toolbox.<module> args` in a child: its exit code and stderr."""
+def tools(*commands, cwd):
+    """[(exit code, stdout, stderr)] of `python -m anomaly_toolbox.<module> args...` for each
+    (module, *args), run side by side (each child imports TensorFlow: seconds)."""
     env = {**os.environ, "PYTHONPATH": REPO}
-    proc = subprocess.run([sys.executable, "-m", f"anomaly_toolbox.{module}", *args],
-                          capture_output=True, text=True, env=env, cwd=str(cwd))
-    return proc.returncode, proc.stderr
+    procs = [subprocess.Popen([sys.executable, "-m", f"anomaly_toolbox.{module}", *args],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                              cwd=str(cwd)) for module, *args in commands]
+    outputs = [p.communicate() for p in procs]
+    return [(p.returncode, *output) for p, output in zip(procs, outputs)]
+
+
+def tool(module, *args, cwd):
+    """Exit code and stderr of one `python -m anomaly_toolbox.<module> args`."""
+    code, _, err = tools((module, *args), cwd=cwd)[0]
+    return code, err
 
 
 def _chunk(kind, data):
@@ -176,15 +185,15 @@ def test_0_to_1_floats_are_refused_by_score_then_rescaled_on_request(saved_model
                                                                      tmp_path):
     x = images[0][:6]
     np.save(tmp_path / "unit.npy", x.astype(np.float32) / 255)
-    args = [f"--saved_model={saved_model}", f"--input={tmp_path / 'unit.npy'}"]
-    code, err = tool("score", *args, f"--output={tmp_path / 'refused.csv'}", cwd=tmp_path)
+    args = ["score", f"--saved_model={saved_model}", f"--input={tmp_path / 'unit.npy'}"]
+    (code, _, err), (rescaled, _, log) = tools(
+        [*args, f"--output={tmp_path / 'refused.csv'}"],
+        [*args, "--input_range=0..1", f"--output={tmp_path / 's.csv'}"], cwd=tmp_path)
     assert code == 2 and "Traceback" not in err and not (tmp_path / "refused.csv").exists()
     last = err.strip().splitlines()[-1]
     assert last.startswith(f"error: invalid input: '{tmp_path / 'unit.npy'}'")
     assert "multiply them by 255, or pass --input_range=0..1" in last
-    code, err = tool("score", *args, "--input_range=0..1", f"--output={tmp_path / 's.csv'}",
-                     cwd=tmp_path)
-    assert code == 0, err[-3000:]
+    assert rescaled == 0, log[-3000:]
     scores = [float(row.split(",")[1]) for row in (tmp_path / "s.csv").read_text().split()[1:]]
     np.testing.assert_allclose(scores, atb.load(saved_model).score(x), rtol=1e-5)
 
@@ -229,3 +238,9 @@ def test_saved_models_without_pixel_range_are_taken_as_0_to_255(tmp_path, images
     assert detector.score(images[0][:2]).shape == (2,)
     with pytest.raises(UsageError, match="0..1"):
         detector.score(images[0][:2] / 255)
+
+
+def test_help_of_train_and_score_states_the_size_cap(tmp_path):
+    assert folders.MAX_PIXELS == 4096 * 4096
+    for code, out, err in tools(("train", "--help"), ("score", "--help"), cwd=tmp_path):
+        assert code == 0 and "4096 x 4096 pixels" in " ".join(out.split()), err[-2000:]
