@@ -24,7 +24,8 @@ from anomaly_toolbox.data.preprocessing import train_dataset
 from anomaly_toolbox.errors import DivergenceError, UsageError
 from anomaly_toolbox.models.precision import policy as precision_policy
 from anomaly_toolbox.run import distribute, export, figures
-from anomaly_toolbox.run.checkpoints import checkpoint_managers, publish_best, repair_best
+from anomaly_toolbox.run.checkpoints import (best_checkpoint, checkpoint_managers, publish_best,
+                                              repair_best, restore_last, sweep_temporaries)
 from anomaly_toolbox.run.callbacks import Progress, StopOnNonFinite
 from anomaly_toolbox.run.provenance import versions
 from anomaly_toolbox.run.rundir import RunDir
@@ -48,9 +49,11 @@ def _train(model, cfg, splits, run_dir, train_seed, verbose, test_curve=False):
     """Fits epoch by epoch from the last checkpoint; returns (state, writer, divergence message
     or None)."""
     state, last, _ = checkpoint_managers(model, run_dir)
-    if last.latest_checkpoint:
-        last.checkpoint.restore(last.latest_checkpoint).assert_existing_objects_matched()
-        repair_best(run_dir, state, last.latest_checkpoint)
+    with run_dir.writing():
+        sweep_temporaries(run_dir)  # a killed process's half-written files (lock held)
+    if restore_last(run_dir, last):  # the newest resume point that loads (see checkpoints.py)
+        with run_dir.writing():
+            repair_best(run_dir, state)
         print(f"Resuming {run_dir} after epoch {int(state['epoch'].numpy())}", flush=True)
     writer = run_dir.summary_writer()  # a full disk names logs/ instead of losing events
     stop = StopOnNonFinite()
@@ -205,6 +208,7 @@ def _finish(model, splits, run_dir, identity, cfg, state, writer, diverged, thre
     model_name, best = identity["model"], tf.train.latest_checkpoint(run_dir.best_checkpoints)
     if diverged and not best:
         raise DivergenceError(f"{model_name}: {diverged}; no epoch finished, so nothing was kept")
+    best = best_checkpoint(run_dir, state)  # a damaged copy is made again from checkpoints/last
     tf.train.Checkpoint(model=model).restore(best).assert_existing_objects_matched().expect_partial()
     t0 = time.time()
     selected_epoch = int(state["best_epoch"].numpy())
