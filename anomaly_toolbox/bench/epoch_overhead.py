@@ -3,7 +3,6 @@ and timed as run/training.py spends it: keras fit's cost per batch beyond the ra
 validation scoring, the two checkpoint saves and the TensorBoard scalars. A fast step is worth
 little if the epoch's time goes elsewhere."""
 
-import os
 import statistics
 import time
 
@@ -29,7 +28,6 @@ def outside_step(model, step, batches, splits, batch_size, windows, fit_batches,
     split sizes: keras fit per batch beyond the raw step (from timed short fits), validation
     scoring (extrapolated from val_sample images), two checkpoint saves, the scalar log."""
     import numpy as np
-    import tensorflow as tf
 
     from anomaly_toolbox import metrics
     from anomaly_toolbox.data.preprocessing import train_dataset
@@ -79,7 +77,7 @@ def outside_step(model, step, batches, splits, batch_size, windows, fit_batches,
         best.save()
         last.save()
         ckpt.append(time.perf_counter() - t0)
-    writer = tf.summary.create_file_writer(os.path.join(tmpdir, "logs"))
+    writer = RunDir(tmpdir).summary_writer()  # what training logs with (flush checked)
     t0 = time.perf_counter()
     training._log_scalars(writer, 1, {"loss": 1.0, "val/auprc": 0.5, "val/auroc": 0.5})
     log_s = time.perf_counter() - t0

@@ -185,13 +185,15 @@ class RunDir:
 
 
 class EventWriter:
-    """tf.summary's file writer, which loses events without a word when the disk is full (no
-    error, no log line). Each flush checks that the event file it writes grew and ends on a whole
-    TFRecord (8-byte length, 4-byte CRC, data, 4-byte CRC); if not, DiskFullError names it."""
+    """tf.summary's file writer, which raises a full disk as an OpError at some flushes and loses
+    events without a word at others (nothing written, or a torn last record). All are
+    DiskFullError naming the event file: each write is flushed, then the file must have grown
+    and end on a whole TFRecord (length, CRC, data, CRC)."""
 
     def __init__(self, logs):
         import tensorflow as tf
 
+        self.logs = logs
         os.makedirs(logs, exist_ok=True)
         before = set(glob.glob(os.path.join(glob.escape(logs), "events.out.tfevents.*")))
         self._writer = tf.summary.create_file_writer(logs)
@@ -199,11 +201,19 @@ class EventWriter:
         self.path = new.pop() if len(new) == 1 else None  # unknown: not checked
         self._checked = 0  # end of the last whole record seen
 
-    def as_default(self, step=None):
-        return self._writer.as_default(step=step)
+    def write(self, step, scalars=None, images=None):
+        """Scalars {tag: value} and PNG images {tag: bytes} at `step`, flushed and checked."""
+        import tensorflow as tf
 
-    def flush(self):
-        self._writer.flush()
+        if not scalars and not images:
+            return
+        with naming_disk_full(self.path or self.logs):
+            with self._writer.as_default(step=step):
+                for tag, value in (scalars or {}).items():
+                    tf.summary.scalar(tag, value)
+                for tag, png in (images or {}).items():
+                    tf.summary.image(tag, tf.image.decode_png(png)[tf.newaxis])
+            self._writer.flush()
         if self.path is None:
             return
         end = self._checked
@@ -215,11 +225,11 @@ class EventWriter:
                 if len(header) < 8:
                     break
                 end += 8 + 4 + struct.unpack("<Q", header)[0] + 4
-        if end != size or size <= self._checked:
+        if end != size or size == self._checked:
             from anomaly_toolbox.errors import DiskFullError
 
-            raise DiskFullError(self.path, "TensorFlow wrote a partial event record" if
-                                end != size else "TensorFlow's event writer wrote nothing")
+            raise DiskFullError(self.path, "TensorFlow's event writer wrote a partial record"
+                                if end != size else "TensorFlow's event writer wrote nothing")
         self._checked = end
 
 

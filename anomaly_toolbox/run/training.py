@@ -33,10 +33,7 @@ from anomaly_toolbox.run.scoring import score_images
 
 
 def _log_scalars(writer, epoch, values):
-    with writer.as_default(step=epoch):
-        for key, value in values.items():
-            tf.summary.scalar(key, value)
-    writer.flush()
+    writer.write(epoch, scalars=values)
 
 
 def non_finite(scores, what, epoch):
@@ -229,10 +226,7 @@ def _finish(model, splits, run_dir, identity, cfg, state, writer, diverged, thre
     if "auprc" in test_metrics:
         pngs = figures.write_all(run_dir, model, splits.x_test, test_scores, splits.y_test,
                                  threshold, title=figures.title(identity), padded=splits.padded)
-        with writer.as_default(step=cfg["epochs"]):
-            for name, png in pngs.items():
-                tf.summary.image(f"test/{name}", tf.image.decode_png(png)[tf.newaxis])
-        writer.flush()
+        writer.write(cfg["epochs"], images={f"test/{name}": png for name, png in pngs.items()})
     with run_dir.writing(run_dir.saved_model):
         export.save(model, run_dir.saved_model, channels=splits.channels, threshold=threshold,
                     metadata={**{k: identity[k] for k in ("model", "dataset", "anomalous_class",
