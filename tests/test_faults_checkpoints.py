@@ -90,7 +90,7 @@ def test_a_damaged_newest_resume_point_falls_back_to_the_one_before(folders, tmp
     capfd.readouterr()
     results = _run(tmp, run)
     out, err = capfd.readouterr()
-    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    warnings = [line for line in err.splitlines() if line.startswith("warning: damaged")]
     assert len(warnings) == 1 and "ckpt-2.index" in warnings[0] and "ckpt-1" in warnings[0], err
     assert "Traceback" not in err and f"Resuming {run} after epoch 1" in out
     _assert_same(results, reference)  # epoch 2 trained again to the same numbers
