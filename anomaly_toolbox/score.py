@@ -150,10 +150,32 @@ def read_array(path):
     from anomaly_toolbox.data.datasets import read_idx
     from anomaly_toolbox.errors import DataError
 
+    check_idx_header(path)
     try:
         return read_idx(path, 0x0803)
     except DataError as e:
         raise UsageError("input", path, f"an IDX images file, or a .npy, PNG or JPEG ({e})") from e
+
+
+def check_idx_header(path):
+    """Refuses an IDX images file whose header declares images over the size cap, before the
+    (possibly gzipped: a decompression bomb) data is read; other faults are read_idx's."""
+    import gzip
+    import struct
+
+    from anomaly_toolbox.data.folders import CAP, MAX_PIXELS
+    from anomaly_toolbox.errors import UsageError
+
+    try:
+        with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
+            header = f.read(16)
+    except (OSError, EOFError):
+        return
+    if len(header) == 16 and header[:4] == b"\0\0\x08\x03":
+        height, width = struct.unpack(">II", header[8:])
+        if height * width > MAX_PIXELS:
+            raise UsageError("input", path, f"images of at most {CAP}, the IDX header says "
+                             f"{height}x{width}")
 
 
 def as_image_batch(images, channels, name="input", sides=(28, 32)):

@@ -244,3 +244,18 @@ def test_help_of_train_and_score_states_the_size_cap(tmp_path):
     assert folders.MAX_PIXELS == 4096 * 4096
     for code, out, err in tools(("train", "--help"), ("score", "--help"), cwd=tmp_path):
         assert code == 0 and "4096 x 4096 pixels" in " ".join(out.split()), err[-2000:]
+
+
+def test_a_gzipped_idx_declaring_huge_images_is_refused_before_reading(tmp_path, capsys):
+    """A gzip bomb: 1 x 20,000 x 20,000 zero bytes are 400 MB read, 0.4 MB on disk."""
+    import gzip
+
+    from anomaly_toolbox.score import read_input
+
+    path = tmp_path / "huge-idx3-ubyte.gz"
+    with gzip.open(path, "wb") as f:
+        f.write(struct.pack(">IIII", 0x0803, 1, 20_000, 20_000))
+        f.write(bytes(1 << 20) * 2)  # the rest is never read
+    err = one_line_exit_2(capsys, lambda: read_input(str(path)))
+    assert err == (f"error: invalid input: '{path}' (expected images of {CAP} (4096 x 4096), "
+                   f"the IDX header says 20000x20000)")
