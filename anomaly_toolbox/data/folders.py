@@ -8,7 +8,10 @@ train/ is streamed from disk (decoded and resized in the tf.data pipeline, never
 validation and test images are held in memory at the training size. With test folders, their
 images are split stratified 25 % validation / 75 % test (as the pooled protocol does);
 without, 10 % of train/ is held out as all-normal validation, the last epoch is kept and the
-threshold is the 99th percentile of its scores.
+threshold is the 99th percentile of its scores. Every train/ file is decoded once before
+training (verify_images), so an unreadable one is named before any work instead of failing
+inside the tf.data pipeline; an image over MAX_PIXELS is refused from its header, before
+decoding, wherever a file is read (training and scoring).
 """
 
 import os

@@ -12,7 +12,10 @@ a benchmark model takes 28 (padded to 32), 32 and its training size. A wrong siz
 count raises InvalidArgumentError saying which. Models that reconstruct also have
 `loaded.anomaly_map(images)`: |x - reconstruction| averaged over channels, (N, H, W) float32 at
 the input's resolution. `loaded.metadata` (JSON string) names the model, dataset, anomalous
-class, config, `threshold_rule` and the input handling (image_size, padded, resize);
+class, config, `threshold_rule` and the input handling (image_size, padded, resize,
+pixel_range: the 0..255 scale the model was trained on; absent before issue 40, meaning the
+same). The graph does not check the scale: a float batch already scaled to 0..1 is scored,
+silently, as a nearly black image; this package's readers refuse it.
 `loaded.threshold` is the threshold chosen on validation data by that rule.
 """
 
