@@ -52,7 +52,8 @@ class Detector:
 
     def __init__(self, saved_model_dir):
         from anomaly_toolbox.run import export
-        from anomaly_toolbox.score import input_rule, pixel_range
+        from anomaly_toolbox.input_checks import pixel_range
+        from anomaly_toolbox.score import input_rule
 
         self.path = str(saved_model_dir)
         self._loaded, self.metadata = export.load(self.path)
@@ -82,8 +83,8 @@ class Detector:
                                for b in self._batches(images, batch_size, input_range)])
 
     def _batches(self, images, batch_size, input_range=None):
-        from anomaly_toolbox.score import (as_image_batch, as_pixels, parse_input_range,
-                                           to_model_range)
+        from anomaly_toolbox.input_checks import parse_input_range, to_model_range
+        from anomaly_toolbox.score import as_image_batch, as_pixels
 
         declared = parse_input_range(input_range, "input_range")
         images = as_image_batch(_native(np.asarray(images)), self.channels, "images", self._sides)

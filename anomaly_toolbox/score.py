@@ -27,11 +27,11 @@ import numpy as np
 from absl import flags
 
 from anomaly_toolbox import cli
+from anomaly_toolbox.input_checks import (MODEL_RANGE, check_idx_header, parse_input_range,
+                                         pixel_range, to_model_range)
 
 FLAGS = flags.FLAGS
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-MODEL_RANGE = (0, 255)  # the pixel scale of SavedModels without metadata pixel_range
-INPUT_RANGES = {"0..255": (0, 255), "0..1": (0, 1)}
 
 
 def define_flags():
@@ -60,20 +60,6 @@ def input_rule(metadata):
     if metadata.get("padded", True):
         return channels, None, tuple(sorted({28, 32, size}))
     return channels, size, None
-
-
-def pixel_range(metadata):
-    """The pixel scale a SavedModel was trained on (every model so far: 0..255)."""
-    return tuple(metadata.get("pixel_range", MODEL_RANGE))
-
-
-def parse_input_range(value, argument="input_range"):
-    """None (the model's own scale) or "0..1" / "0..255" -> (low, high)."""
-    from anomaly_toolbox.errors import UsageError
-
-    if value is None or value in INPUT_RANGES:
-        return INPUT_RANGES.get(value)
-    raise UsageError(argument, value, " or ".join(INPUT_RANGES))
 
 
 def read_batches(path, channels=1, resize_to=None, batch_size=256, sides=(28, 32),
@@ -157,27 +143,6 @@ def read_array(path):
         raise UsageError("input", path, f"an IDX images file, or a .npy, PNG or JPEG ({e})") from e
 
 
-def check_idx_header(path):
-    """Refuses an IDX images file whose header declares images over the size cap, before the
-    (possibly gzipped: a decompression bomb) data is read; other faults are read_idx's."""
-    import gzip
-    import struct
-
-    from anomaly_toolbox.data.folders import CAP, MAX_PIXELS
-    from anomaly_toolbox.errors import UsageError
-
-    try:
-        with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
-            header = f.read(16)
-    except (OSError, EOFError):
-        return
-    if len(header) == 16 and header[:4] == b"\0\0\x08\x03":
-        height, width = struct.unpack(">II", header[8:])
-        if height * width > MAX_PIXELS:
-            raise UsageError("input", path, f"images of at most {CAP}, the IDX header says "
-                             f"{height}x{width}")
-
-
 def as_image_batch(images, channels, name="input", sides=(28, 32)):
     """A (N, H, W, C) view of what users pass, by the SavedModel's rule: (H, W) is one grayscale
     image, (H, W, C) one image when C == channels, any other rank-3 array (N, H, W)."""
@@ -224,39 +189,6 @@ def as_pixels(batch, name="input"):
     batch = np.asarray(batch, np.float32)
     if not np.all(np.isfinite(batch)):
         raise UsageError("input", name, "finite pixel values, found NaN or inf")
-    return batch
-
-
-def to_model_range(batch, name="input", model_range=MODEL_RANGE, input_range=None,
-                   option="--input_range={}"):
-    """`batch` on the model's pixel scale. Values outside it are refused, and so is a float
-    batch whose values all lie in 0..1 given to a 0..255 model (already scaled: it would be
-    scored as a nearly black image, silently); `input_range` (the user's `option`) declares
-    the batch's scale instead, and rescales it; `option` formats how the user passes it."""
-    from anomaly_toolbox.errors import UsageError
-
-    low, high = model_range
-    if batch.dtype == np.uint8 and input_range is None and model_range == MODEL_RANGE:
-        return batch
-    least, most = (float(batch.min()), float(batch.max())) if batch.size else (low, low)
-    got = f"got values from {least:g} to {most:g}"
-    if input_range is not None:
-        in_low, in_high = input_range
-        if least < in_low or most > in_high:
-            raise UsageError("input", name, f"pixels on {in_low}..{in_high}, as "
-                             f"{option.format(f'{in_low}..{in_high}')} says; {got}")
-        if tuple(input_range) == tuple(model_range):
-            return batch
-        scale = (high - low) / (in_high - in_low)
-        return ((np.asarray(batch, np.float32) - in_low) * scale + low).astype(np.float32)
-    if least < low or most > high:
-        hint = (f"; divide by 255, or pass {option.format('0..255')} to have them rescaled"
-                if high <= 1 and least >= 0 and most <= 255 else "")
-        raise UsageError("input", name, f"pixels on {low}..{high}, the model's scale; {got}{hint}")
-    if high > 1 and np.issubdtype(batch.dtype, np.floating) and 0 < most <= 1:
-        raise UsageError("input", name, f"pixels on {low}..{high}, the model's scale; these float "
-                         f"values all lie in 0..1: multiply them by 255, or pass "
-                         f"{option.format('0..1')} to have them rescaled")
     return batch
 
 

@@ -221,7 +221,7 @@ def test_0_to_1_floats_are_refused_by_the_api_then_rescaled_on_request(saved_mod
     (np.linspace(0, 255, 28 * 28), (0, 1), 'divide by 255, or pass input_range="0..255"'),
 ])
 def test_pixels_off_the_models_scale_are_refused(values, model_range, message):
-    from anomaly_toolbox.score import to_model_range
+    from anomaly_toolbox.input_checks import to_model_range
 
     with pytest.raises(UsageError, match=message):
         to_model_range(values.reshape(1, 28, 28, 1).astype(np.float32), "images", model_range,
