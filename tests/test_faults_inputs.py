@@ -259,3 +259,13 @@ def test_a_gzipped_idx_declaring_huge_images_is_refused_before_reading(tmp_path,
     err = one_line_exit_2(capsys, lambda: read_input(str(path)))
     assert err == (f"error: invalid input: '{path}' (expected images of {CAP} (4096 x 4096), "
                    f"the IDX header says 20000x20000)")
+
+
+def test_input_range_is_named_when_bad_or_given_for_files(saved_model, images, tmp_path):
+    from anomaly_toolbox.score import read_batches
+
+    with pytest.raises(UsageError, match=r"invalid input_range: '0-1' \(expected 0..255 or 0..1\)"):
+        atb.load(saved_model).score(images[0][:2] / 255, input_range="0-1")
+    Image.fromarray(images[0][0]).save(tmp_path / "0.png")
+    with pytest.raises(UsageError, match="invalid input_range: '0..1'.*hold 0..255 pixels"):
+        read_batches(str(tmp_path / "0.png"), input_range=(0, 1))

@@ -164,7 +164,7 @@ class ImageFiles:
         return tf.ensure_shape(tf.cast(x, tf.uint8), [self.size, self.size, self.channels])
 
     def read(self):
-        return read_images(self.paths, self.channels, self.size)
+        return read_images(self.paths, self.channels, self.size, "dataset")
 
 
 def _source(path, names):
