@@ -16,6 +16,7 @@ decoding, wherever a file is read (training and scoring).
 
 import os
 import re
+import threading
 import warnings
 from dataclasses import dataclass
 
@@ -38,6 +39,7 @@ HOLDOUT_SHARE = 0.1
 MAX_PIXELS = 4096 * 4096
 CAP = f"{MAX_PIXELS:,} pixels (4096 x 4096)"
 _STREAMED = re.compile(r"UsageError: (invalid dataset: .*)")
+_WARNINGS = threading.Lock()  # catch_warnings swaps a global: one tf.data thread at a time
 
 
 def image_names(path, argument="input"):
@@ -60,7 +62,7 @@ def open_image(path, argument="input"):
     from PIL import Image
 
     try:
-        with warnings.catch_warnings():  # PIL's own bomb warning: our cap is lower
+        with _WARNINGS, warnings.catch_warnings():  # PIL's bomb warning: our cap is lower
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             im = Image.open(path)
     except Image.DecompressionBombError as e:  # over PIL's limit, itself far over MAX_PIXELS
