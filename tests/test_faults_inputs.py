@@ -273,3 +273,16 @@ def test_input_range_is_named_when_bad_or_given_for_files(saved_model, images, t
     Image.fromarray(images[0][0]).save(tmp_path / "0.png")
     with pytest.raises(UsageError, match="invalid input_range: '0..1'.*hold 0..255 pixels"):
         read_batches(str(tmp_path / "0.png"), input_range=(0, 1))
+
+
+def test_plain_tensorflow_refuses_0_to_1_floats_too(saved_model, images):
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(saved_model))
+    x = images[0][:4]
+    reference = loaded.score(x).numpy()
+    np.testing.assert_allclose(loaded.score(x.astype(np.float32)).numpy(), reference, rtol=1e-6)
+    for fn in (loaded.score, loaded.anomaly_map):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="multiply it by 255"):
+            fn(x.astype(np.float32) / 255)
+    assert loaded.score(np.zeros((2, 28, 28), np.float32)).shape == (2,)  # black is black

@@ -14,8 +14,9 @@ count raises InvalidArgumentError saying which. Models that reconstruct also hav
 the input's resolution. `loaded.metadata` (JSON string) names the model, dataset, anomalous
 class, config, `threshold_rule` and the input handling (image_size, padded, resize,
 pixel_range: the 0..255 scale the model was trained on; absent before issue 40, meaning the
-same). The graph does not check the scale: a float batch already scaled to 0..1 is scored,
-silently, as a nearly black image; this package's readers refuse it.
+same). A float batch whose largest value lies in (0, 1] looks already scaled to 0..1 and raises
+InvalidArgumentError (scored, it would read as a nearly black image; SavedModels exported before
+this check score it silently, and this package's readers refuse it for them too).
 `loaded.threshold` is the threshold chosen on validation data by that rule.
 """
 
@@ -64,6 +65,20 @@ def map_to_input(m, side, image_size, padded):
     return m[:, offset:offset + side, offset:offset + side, 0]
 
 
+def on_pixel_scale(images):
+    """`images`, after an InvalidArgumentError if a float batch looks already scaled to 0..1
+    (largest value in (0, 1]): scored silently, it would read as a nearly black image."""
+    if not images.dtype.is_floating:
+        return images
+    top = tf.reduce_max(images)  # NaN: the finiteness check names it later; empty: -inf
+    check = tf.debugging.Assert(
+        tf.logical_not(tf.logical_and(top > 0, top <= 1)),
+        [f"images must be pixels on {PIXEL_RANGE[0]}..{PIXEL_RANGE[1]}; this float batch lies in "
+         "0..1 (largest value:", top, "): multiply it by 255"])
+    with tf.control_dependencies([check]):
+        return tf.identity(images)
+
+
 class ScoringModule(tf.Module):
     INPUT_SPECS = [tf.TensorSpec([None] * rank, dtype, name="images")
                    for dtype in DTYPES for rank in (2, 3, 4)]
@@ -79,11 +94,11 @@ class ScoringModule(tf.Module):
 
     @tf.function
     def score(self, images):
-        return self.score_batch(as_batch(images, self.channels))
+        return self.score_batch(as_batch(on_pixel_scale(images), self.channels))
 
     @tf.function
     def anomaly_map(self, images):
-        return self.map_batch(as_batch(images, self.channels))
+        return self.map_batch(as_batch(on_pixel_scale(images), self.channels))
 
     def _checked_input(self, x):
         """The model input for a float32 (N, H, W, C) batch, after the checks users can fail."""
@@ -131,7 +146,7 @@ def _signatures(module):
 def save(model, path, channels, threshold, metadata, image_size=IMAGE_SIZE, padded=True):
     """`threshold` may be a metrics.Threshold; its rule is recorded in the metadata, with how
     inputs are brought to the model: `image_size`, `padded` (28 -> 32), the resize and
-    `pixel_range`, the pixel scale it was trained on (the graph does not check it: readers do)."""
+    `pixel_range`, the pixel scale it was trained on (floats all in 0..1 raise in the graph)."""
     metadata = {**metadata, "threshold_rule": getattr(threshold, "rule", "f1"),
                 "image_size": image_size, "padded": padded, "resize": RESIZE,
                 "pixel_range": list(PIXEL_RANGE),
