@@ -72,3 +72,20 @@ def test_bad_arguments_are_refused_and_write_nothing(bf16_run, tmp_path):
                            f"--output_dir={tmp_path / 'd'}"], capture_output=True, text=True)
     assert proc.returncode == 2 and "precision" in proc.stderr and "float64" in proc.stderr
     assert not (tmp_path / "d").exists()
+
+
+def test_a_damaged_best_checkpoint_is_named_and_nothing_is_written(bf16_run, tmp_path):
+    import glob
+    import shutil
+
+    from anomaly_toolbox.errors import DataError
+    from anomaly_toolbox.run import reexport
+
+    run = tmp_path / "run"
+    shutil.copytree(bf16_run, run)
+    index = glob.glob(str(run / "checkpoints" / "best" / "*.index"))[0]
+    with open(index, "wb") as f:
+        f.write(b"junk")
+    with pytest.raises(DataError, match=f"damaged checkpoint {index} .*saved_model/ still scores"):
+        reexport.export(str(run), str(tmp_path / "out"), "float32")
+    assert not (tmp_path / "out").exists()

@@ -31,6 +31,7 @@ def sweep(run_dir, key, values, data_dir=None, max_images=None):
     from anomaly_toolbox import metrics, models
     from anomaly_toolbox.data import load_splits
     from anomaly_toolbox.errors import UsageError
+    from anomaly_toolbox.run.checkpoints import checked_best
     from anomaly_toolbox.run.rundir import RunDir
     from anomaly_toolbox.data.preprocessing import IMAGE_SIZE
     from anomaly_toolbox.models.precision import policy
@@ -47,7 +48,7 @@ def sweep(run_dir, key, values, data_dir=None, max_images=None):
     splits = load_splits(run["dataset"], run["anomalous_class"], run["protocol"],
                          run["split_seed"], data_dir, run["limit"], cfg.get("image_size", IMAGE_SIZE))
     x_val, y_val = splits.x_val[:max_images], splits.y_val[:max_images]
-    best = tf.train.latest_checkpoint(run_dir.best_checkpoints)
+    best = checked_best(run_dir)
     rows = []
     for value in values:
         with policy(cfg.get("precision", "float32")):  # as the run was built and scored

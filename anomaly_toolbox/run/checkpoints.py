@@ -166,6 +166,17 @@ _TEMPORARIES = {"": (".run.json-", ".history.json-", ".results.json-", ".scores.
                 os.path.join("checkpoints", "last"): ("checkpoint.tmp",)}
 
 
+def checked_best(run_dir):
+    """checkpoints/best of a finished run, for tools that restore it (re-export, sweep);
+    DataError naming the damaged file: a finished run is never retrained to repair it."""
+    best = tf.train.latest_checkpoint(run_dir.best_checkpoints)
+    problem = damage(best) if best else (run_dir.best_checkpoints, "no checkpoint")
+    if problem:
+        raise DataError(f"damaged checkpoint {problem[0]} ({problem[1]}); the run's saved_model/ "
+                        "still scores as it did; for new weights, train into a new --output_dir")
+    return best
+
+
 def sweep_temporaries(run_dir):
     """Removes the temporaries of a killed earlier process; call with the folder's lock held."""
     for sub, prefixes in _TEMPORARIES.items():

@@ -11,6 +11,7 @@ from anomaly_toolbox.errors import UsageError
 from anomaly_toolbox.metrics import Threshold
 from anomaly_toolbox.models import precision as precision_lib
 from anomaly_toolbox.run import export as export_lib
+from anomaly_toolbox.run.checkpoints import checked_best
 from anomaly_toolbox.run.rundir import RunDir
 
 
@@ -35,7 +36,7 @@ def export(run_path, output_dir, precision):
     with precision_lib.policy(precision):
         model = models.get(metadata["model"])(**config["model"], channels=metadata["channels"],
                                               image_size=metadata["image_size"])
-    best = tf.train.latest_checkpoint(run_dir.best_checkpoints)
+    best = checked_best(run_dir)
     tf.train.Checkpoint(model=model).restore(best).expect_partial().assert_existing_objects_matched()
     keep = {k: v for k, v in metadata.items()
             if k not in ("format", "threshold_rule", "image_size", "padded", "resize",
