@@ -1,11 +1,12 @@
 """Train, evaluate and export one model.
 
-  anomaly-toolbox train --model=ganomaly --dataset=mnist --anomalous_class=4 \
-      --config=experiments/ganomaly_mnist_cpu.json --data_dir=../shared/data
+  anomaly-toolbox train --model=ganomaly --dataset=mnist --anomalous_class=4 --profile=cpu \
+      --data_dir=../shared/data
   (or python -m anomaly_toolbox.train ...)
 
-Without --config a model trains with its paper's settings: 15 epochs of full-width networks,
-hours on a CPU. experiments/<model>_<dataset>_cpu.json is the 2-epoch budget for 2 CPU cores.
+Without --profile or --config a model trains with its paper's settings: 15 epochs of
+full-width networks, hours on a CPU. --profile=cpu (experiments/<model>_<dataset>_cpu.json,
+shipped with the package) is the 2-epoch budget for 2 CPU cores.
 """
 
 import os
@@ -29,6 +30,9 @@ def define_flags():
     flags.DEFINE_integer("anomalous_class", 0, "The class held out as the anomaly.")
     flags.DEFINE_string("protocol", "pooled", "pooled (Zenati et al.'s EGBAD protocol) or "
                         "official (the official split).")
+    flags.DEFINE_string("profile", None, "A named budget shipped with the package: cpu (2 "
+                        "epochs at half width: minutes on a CPU), paper (the paper's settings: "
+                        "hours), ... (experiments/<model>_<dataset>_<profile>.json).")
     flags.DEFINE_string("config", None, "JSON file from experiments/; flags below override it. "
                         "Left out: the paper's settings (15 epochs, full-width networks: hours "
                         "on a CPU); experiments/*_cpu.json trains in minutes.")
@@ -71,14 +75,16 @@ def default_output_dir(model_name, dataset, anomalous_class):
 
 
 def body():
+    from anomaly_toolbox import profiles
     from anomaly_toolbox.metrics import parse_threshold
     from anomaly_toolbox.run import training
 
     parse_threshold(FLAGS.threshold)  # refused before any work
+    config = profiles.config_file(FLAGS.model, FLAGS.dataset, FLAGS.profile, FLAGS.config)
     training.run(FLAGS.model, FLAGS.dataset, FLAGS.anomalous_class,
                  FLAGS.output_dir or default_output_dir(FLAGS.model, FLAGS.dataset,
                                                         FLAGS.anomalous_class),
-                 protocol=FLAGS.protocol, config=FLAGS.config, epochs=FLAGS.epochs,
+                 protocol=FLAGS.protocol, config=config, epochs=FLAGS.epochs,
                  batch_size=FLAGS.batch_size, train_seed=FLAGS.train_seed,
                  split_seed=FLAGS.split_seed, data_dir=FLAGS.data_dir, verbose=FLAGS.verbose,
                  limit=FLAGS.limit, threshold=FLAGS.threshold, strategy=FLAGS.strategy,
