@@ -73,3 +73,15 @@ def test_equal_wall_clock_cuts_the_longer_cell_to_the_shorter_ones_minutes():
     assert clock["b_wins"] == 6 and clock["diffs"][0] == pytest.approx(0.4 - 0.5)
     assert small["b_wins"] == 6 and small["diffs"][5] == pytest.approx(0.2 - 0.35)
     assert full["p"] == pytest.approx(0.03125) and budget_curve.claims.testable(full)
+
+
+def test_mean_curves_compare_only_classes_both_models_ran():
+    from anomaly_toolbox.bench import budget_curve
+
+    point = lambda a: [{"epoch": 1, "auprc": a, "auroc": a, "minutes": 1.0}]  # noqa: E731
+    curves = {("pooled", "mnist", "ganomaly", 0, 0): point(0.2),
+              ("pooled", "mnist", "egbad", 0, 0): point(0.4),
+              ("pooled", "mnist", "ganomaly", 7, 0): point(0.9)}  # EGBAD's class 7 not yet run
+    kept = budget_curve.paired(curves)
+    assert sorted(k[2:4] for k in kept) == [("egbad", 0), ("ganomaly", 0)]
+    assert budget_curve.mean_curve(kept, "pooled", "mnist", "ganomaly") == [(1, 0.2, 1.0, 1)]

@@ -87,6 +87,12 @@ def comparisons(curves, cpu_rows):
     return out
 
 
+def paired(curves):
+    """The curves of the (class, seed) pairs both models ran, so that means compare alike."""
+    both = lambda k: all(k[:2] + (m,) + k[3:] in curves for m in MODELS)  # noqa: E731
+    return {k: c for k, c in curves.items() if both(k)}
+
+
 def mean_curve(curves, protocol, dataset, model):
     """[(k, mean test AUPRC, mean minutes, n cells)] over the cells that reached epoch k."""
     cells = [c for key, c in curves.items() if key[:3] == (protocol, dataset, model)]
@@ -178,7 +184,9 @@ def ensemble_lines(rows):
 
 def section(rows, results_dir, figures_dir=None):
     """Markdown lines (and the figure when `figures_dir` is given); empty without curves."""
-    curves = cell_curves(rows, results_dir)
+    everything = cell_curves(rows, results_dir)
+    curves = paired(everything)
+    waiting = sorted(f"{k[1]} {k[2]} class {k[3]} seed {k[4]}" for k in everything if k not in curves)
     if not curves:
         return []
     if figures_dir:
@@ -194,7 +202,9 @@ def section(rows, results_dir, figures_dir=None):
            "**validation** epoch among epochs 1..k (the test curve is only looked up at that "
            "epoch; `tests/test_budget_curve.py` checks the equivalence on a real run). Minutes "
            "are each cell's own recorded train + validation seconds, so they depend on how the "
-           f"cell ran (see the hardware line). Precision: {_precisions(rows, curves)}.", "",
+           f"cell ran (see the hardware line). Precision: {_precisions(rows, curves)}. Only "
+           "classes both models ran are shown" + (f"; waiting for their pair: {'; '.join(waiting)}"
+                                                  if waiting else "") + ".", "",
            f"![budget curve]({FIGURE})", ""]
     for protocol, dataset in sorted({k[:2] for k in curves}):
         means = {m: {k: (a, mins, n) for k, a, mins, n in mean_curve(curves, protocol, dataset, m)}
@@ -222,7 +232,7 @@ def section(rows, results_dir, figures_dir=None):
 
 def sentences(rows, results_dir):
     """For "What the numbers say": the survey's question at the papers' budget, per dataset."""
-    curves = cell_curves(rows, results_dir)
+    curves = paired(cell_curves(rows, results_dir))
     cpu_rows = [r for r in rows if r["config"].get("profile") == "cpu"]
     out = []
     for (protocol, dataset), tests in comparisons(curves, cpu_rows).items():
