@@ -85,3 +85,12 @@ def test_the_precision_gate_numbers_are_the_committed_verdicts(readme):
             f"(Wilcoxon p {g['p']:.2f})") in readme and g["passes"]
     assert (f"It fails for EGBAD: {e['mean_abs_diff']:.3f} against {e['spread']:.3f} (p {e['p']:.2f})"
             in readme and not e["passes"])
+
+
+def test_the_headline_quotes_are_benchmarks_md_sentences(readme):
+    """The survey's question, per budget: every quoted sentence is one benchmarks.md prints."""
+    start = readme.index("**The survey's question")
+    block = readme[start:readme.index("`--profile=NAME`", start)]
+    quotes = re.findall(r'"([^"]+)"', block)
+    table = _one_line("benchmarks.md")
+    assert len(quotes) == 3 and all(f"- {q}" in table for q in quotes), quotes
