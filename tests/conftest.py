@@ -120,3 +120,14 @@ def score_in_fresh_process(saved_model_dir, images, tmp_path):
     subprocess.run([sys.executable, "-c", _FRESH_SCORER, str(saved_model_dir), src, out],
                    check=True, env=env, cwd=str(tmp_path))
     return np.load(out)
+
+
+def one_line_exit_2(capsys, fn):
+    """Runs fn under the entry points' error contract; returns the one `error:` line."""
+    from anomaly_toolbox import cli
+
+    with pytest.raises(SystemExit) as e:
+        cli.guarded(fn)
+    err = capsys.readouterr().err.strip()
+    assert e.value.code == 2 and err.startswith("error: ") and "\n" not in err, err
+    return err

@@ -15,25 +15,16 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import DATA_DIR, tiny_model
+from conftest import DATA_DIR, one_line_exit_2, tiny_model
 from PIL import Image
 
-from anomaly_toolbox import cli, config as config_lib, files, models
+from anomaly_toolbox import config as config_lib, files, models
 from anomaly_toolbox.data import datasets, folders
 from anomaly_toolbox.errors import DiskFullError, UsageError
 from anomaly_toolbox.run import export, training
 from anomaly_toolbox.run.rundir import RunDir
 
 TINY = {"epochs": 1, "batch_size": 32, "model": {"latent_dim": 8, "filters": [4, 8, 16]}}
-
-
-def one_line_exit_2(capsys, fn):
-    """Runs fn under the entry points' error contract; returns the one `error:` line."""
-    with pytest.raises(SystemExit) as e:
-        cli.guarded(fn)
-    err = capsys.readouterr().err.strip()
-    assert e.value.code == 2 and err.startswith("error: ") and "\n" not in err, err
-    return err
 
 
 def _config(tmp_path, **overrides):

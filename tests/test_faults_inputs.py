@@ -11,25 +11,15 @@ import zlib
 
 import numpy as np
 import pytest
-from conftest import REPO, TINY, tiny_model
+from conftest import REPO, TINY, one_line_exit_2, tiny_model
 from PIL import Image
 
 import anomaly_toolbox as atb
-from anomaly_toolbox import cli
 from anomaly_toolbox.data import folders
 from anomaly_toolbox.errors import UsageError
 from anomaly_toolbox.run import export, training
 
 CAP = "at most 16,777,216 pixels"
-
-
-def one_line_exit_2(capsys, fn):
-    """Runs fn under the entry points' error contract; returns the one `error:` line."""
-    with pytest.raises(SystemExit) as e:
-        cli.guarded(fn)
-    err = capsys.readouterr().err.strip()
-    assert e.value.code == 2 and err.startswith("error: ") and "\n" not in err, err
-    return err
 
 
 def tools(*commands, cwd):
