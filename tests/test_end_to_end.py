@@ -169,15 +169,6 @@ def test_score_refuses_a_folder_that_is_not_our_saved_model(tmp_path, images):
     assert proc.returncode == 2 and "invalid saved_model" in proc.stderr
 
 
-def test_validation_sweep_restores_the_selected_weights(run):
-    from anomaly_toolbox.bench.sweep import sweep
-
-    rows = sweep(str(run["dir"]), "w_con", [1.0, 50.0], DATA_DIR)  # a training-only key
-    assert [r["w_con"] for r in rows] == [1.0, 50.0] and rows[0]["images"] == 300
-    for r in rows:
-        assert r["auprc"] == pytest.approx(run["results"]["validation"]["auprc"], abs=1e-9)
-
-
 _PLAIN_TF = """
 import json, sys, numpy as np, tensorflow as tf
 assert 'anomaly_toolbox' not in sys.modules

@@ -34,8 +34,7 @@ def _main_modules():
 
 MODULES = list(_main_modules())
 assert {"anomaly_toolbox", "anomaly_toolbox.train", "anomaly_toolbox.score",
-        "anomaly_toolbox.export", "anomaly_toolbox.ensemble",
-        "anomaly_toolbox.bench.benchmark"} <= set(MODULES), MODULES
+        "anomaly_toolbox.export", "anomaly_toolbox.ensemble"} <= set(MODULES), MODULES
 ENTRY_POINTS = {
     "console": [CONSOLE, "train", "--help"],  # --help: were TF found, nothing would start
     "console no command": [CONSOLE],

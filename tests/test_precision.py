@@ -79,17 +79,3 @@ def test_a_bfloat16_run_records_its_precision_and_exports_float32_scores(tmp_pat
     assert fresh.dtype == np.float32
     stored = np.load(tmp_path / "run" / "scores.npz")["test_scores"]
     np.testing.assert_allclose(fresh, stored, rtol=1e-3)
-
-
-def test_precision_speed_tool_prints_both_precisions():
-    import os
-    import subprocess
-    import sys
-
-    proc = subprocess.run([sys.executable, "-m", "anomaly_toolbox.bench.precision_speed",
-                           "--filters=4,8,16", "--batch_size=16", "--steps=1", "--rounds=1",
-                           f"--data_dir={DATA_DIR}"], capture_output=True, text=True,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "| float32 |" in proc.stdout and "| mixed_bfloat16 |" in proc.stdout
-    assert "bfloat16 / float32: train" in proc.stdout

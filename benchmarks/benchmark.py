@@ -1,0 +1,233 @@
+"""Run a grid of training runs (models x datasets x classes x seeds) and regenerate benchmarks.md.
+
+  python -m benchmarks.benchmark --models=ganomaly,egbad --datasets=mnist --classes=0-9
+
+Each cell is one ordinary `anomaly_toolbox.train` run in its own process and run folder
+(`--runs_dir`), so an interrupted cell resumes from its checkpoint. A finished cell's
+results.json (small: metrics, splits, budget, wall time, versions; no weights) is copied to
+`--results_dir`, which is committed, beside its validation and test scores and labels
+(`<cell>.scores.npz`, compressed, so that ensembles can be rebuilt from the repository alone);
+a cell whose results file exists is skipped.
+`--shard=i/n` runs every n-th cell starting at i, so machines can split one grid and merge
+results by copying files.
+"""
+
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from absl import flags
+
+from anomaly_toolbox import cli
+from benchmarks import BENCHMARKS_MD, EXPERIMENTS, REPO, RESULTS  # noqa: F401 (REPO: for tools)
+from anomaly_toolbox.files import write_atomic, write_json, write_npz
+from anomaly_toolbox.run.rundir import RunDir
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    flags.DEFINE_list("models", ["ganomaly", "egbad", "anogan"], "Registered model names.")
+    flags.DEFINE_list("datasets", ["mnist", "fashion_mnist"], "Datasets.")
+    flags.DEFINE_string("classes", "0-9", "Anomalous classes: '0-9' or '1,3,5'.")
+    flags.DEFINE_list("seeds", ["0"], "Training seeds.")
+    flags.DEFINE_string("protocol", "pooled", "pooled or official.")
+    flags.DEFINE_string("profile", "cpu", "Budget profile: experiments/<model>_<dataset>_<profile>.json.")
+    flags.DEFINE_string("results_dir", RESULTS, "Where finished cells' results.json are kept.")
+    flags.DEFINE_string("runs_dir", "runs/benchmark", "Where cells train (checkpoints, SavedModels).")
+    flags.DEFINE_string("data_dir", None, "Passed to anomaly_toolbox.train.")
+    flags.DEFINE_string("experiments_dir", None, "Folder of <model>_<dataset>_<profile>.json "
+                        "(default: the repository's experiments/).")
+    flags.DEFINE_integer("limit", None, "Passed to anomaly_toolbox.train: smoke runs only.")
+    flags.DEFINE_integer("workers", 2, "Cells trained at once on this machine (two 1-thread workers "
+                         "beat one 2-thread worker on 2 cores: benchmarks.md, Speed).")
+    flags.DEFINE_integer("threads_per_worker", None, "TensorFlow intra/inter-op threads of each "
+                         "cell (default: CPU count // workers; TensorFlow's own default with 1 worker).")
+    flags.DEFINE_string("shard", "0/1", "i/n: run cells i, i+n, i+2n, ...")
+    flags.DEFINE_string("benchmarks_md", BENCHMARKS_MD, "Table to regenerate after the grid.")
+    flags.DEFINE_bool("record_test_curve", False, "Passed to anomaly_toolbox.train: each epoch's "
+                      "test metrics are kept for the budget study's comparison (analysis only).")
+    flags.DEFINE_bool("table_only", False, "Only regenerate the table from results_dir, after "
+                      "checking it (merged shards: no duplicate cells; gaps of the grid listed).")
+    flags.DEFINE_bool("require_complete", False, "With --table_only: a gap in the grid given by "
+                      "--models/--datasets/--classes/--seeds is an error.")
+
+
+def parse_classes(text):
+    from anomaly_toolbox.errors import UsageError
+
+    try:
+        if "-" in text:
+            low, high = (int(t) for t in text.split("-"))
+            return list(range(low, high + 1))
+        return [int(t) for t in text.split(",")]
+    except ValueError as e:
+        raise UsageError("classes", text, "a range like 0-9 or a list like 1,3,5") from e
+
+
+def parse_shard(text):
+    from anomaly_toolbox.errors import UsageError
+
+    try:
+        index, count = (int(t) for t in text.split("/"))
+        assert 0 <= index < count
+    except (ValueError, AssertionError) as e:
+        raise UsageError("shard", text, "i/n with 0 <= i < n") from e
+    return index, count
+
+
+def cell_name(protocol, dataset, model_name, profile, anomalous_class, seed):
+    return os.path.join(protocol, dataset, f"{model_name}_{profile}", f"class{anomalous_class}_seed{seed}")
+
+
+def cell_done(results_dir, cell):
+    """A cell is done once its results JSON exists: `keep_cell` writes it last."""
+    return os.path.exists(os.path.join(results_dir, cell_name(*cell) + ".json"))
+
+
+def grid(models, datasets, classes, seeds, protocol, profile):
+    """Class by class, so that a grid stopped early leaves whole rows (every model, every dataset)."""
+    return [(protocol, d, m, profile, k, s) for s in seeds for k in classes for d in datasets
+            for m in models]
+
+
+def worker_env(workers, threads=None):
+    """Environment of a cell: with several workers, each gets its share of the cores."""
+    env = dict(os.environ)
+    if threads is None and workers > 1:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+    if threads:
+        env.setdefault("TF_NUM_INTRAOP_THREADS", str(threads))
+        env.setdefault("TF_NUM_INTEROP_THREADS", str(threads))
+    return env
+
+
+def run_cell(cell, results_dir, runs_dir, data_dir, experiments_dir, limit=None, env=None,
+             test_curve=False):
+    protocol, dataset, model_name, profile, anomalous_class, seed = cell
+    name = cell_name(*cell)
+    if cell_done(results_dir, cell):
+        return name, "skipped (done)"
+    run_dir = os.path.join(runs_dir, name)
+    os.makedirs(run_dir, exist_ok=True)
+    command = [sys.executable, "-m", "anomaly_toolbox.train", f"--model={model_name}",
+               f"--dataset={dataset}", f"--anomalous_class={anomalous_class}",
+               f"--protocol={protocol}", f"--train_seed={seed}", f"--output_dir={run_dir}",
+               f"--config={os.path.join(experiments_dir, f'{model_name}_{dataset}_{profile}.json')}",
+               "--verbose=2"] + ([f"--data_dir={data_dir}"] if data_dir else []) \
+        + ([f"--limit={limit}"] if limit else []) + (["--record_test_curve"] if test_curve else [])
+    started = time.time()
+    with open(RunDir(run_dir).file("train.log"), "a") as log:
+        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    if code != 0:
+        return name, f"FAILED (exit {code}, see {RunDir(run_dir).file('train.log')})"
+    keep_cell(RunDir(run_dir), os.path.join(results_dir, name))
+    return name, f"done in {time.time() - started:.0f}s"
+
+
+def keep_scores(scores, target):
+    """`<target>.scores.npz`: a run's raw validation/test scores and labels, compressed."""
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    write_npz(target + ".scores.npz", compressed=True,
+              **{k: scores[k].astype(np.float32 if "scores" in k else bool)
+                 for k in ("val_scores", "val_labels", "test_scores", "test_labels")})
+
+
+def keep_cell(run_dir, target):
+    """Copies what a finished cell's table and ensembles need into the committed results:
+    results.json and the raw validation/test scores with labels (compressed; no weights)."""
+    keep_scores(run_dir.scores(), target)
+    if os.path.exists(run_dir.test_curve_json):  # analysis only: the budget study's comparison
+        rows = run_dir.read_json(run_dir.test_curve_json)
+        write_atomic(target + ".test_curve.csv", "epoch,test_auprc,test_auroc\n" + "".join(
+            f"{r['epoch']},{r['auprc']:.6f},{r['auroc']:.6f}\n" for r in rows))
+    write_json(target + ".json", run_dir.results())  # last: its presence marks the cell done
+
+
+def _cells():
+    """The grid's cells after checking every flag, before anything runs."""
+    from anomaly_toolbox import models
+    from anomaly_toolbox.data.datasets import DATASETS
+    from anomaly_toolbox.errors import UsageError
+
+    for model_name in FLAGS.models:
+        models.get(model_name)
+    for dataset in FLAGS.datasets:
+        if dataset not in DATASETS:
+            raise UsageError("datasets", dataset, f"one of {', '.join(DATASETS)}")
+    if FLAGS.workers <= 0:
+        raise UsageError("workers", FLAGS.workers, "a positive integer")
+    if FLAGS.threads_per_worker is not None and FLAGS.threads_per_worker <= 0:
+        raise UsageError("threads_per_worker", FLAGS.threads_per_worker, "a positive integer")
+    index, count = parse_shard(FLAGS.shard)
+    cells = grid(FLAGS.models, FLAGS.datasets, parse_classes(FLAGS.classes),
+                 [int(s) for s in FLAGS.seeds], FLAGS.protocol, FLAGS.profile)[index::count]
+    for model_name, dataset in {(c[2], c[1]) for c in cells}:
+        path = os.path.join(_experiments(), f"{model_name}_{dataset}_{FLAGS.profile}.json")
+        if not os.path.exists(path):
+            raise UsageError("profile", FLAGS.profile, f"a profile with a file {path}")
+    return cells
+
+
+def _experiments():
+    return FLAGS.experiments_dir or EXPERIMENTS
+
+
+def check_merged(results_dir, cells):
+    """(missing cell names, duplicates): a results file must sit at its own cell's path."""
+    import glob
+    import json
+
+    seen, duplicates = {}, []
+    for path in sorted(glob.glob(os.path.join(results_dir, "**", "*.json"), recursive=True)):
+        with open(path) as f:
+            r = json.load(f)
+        if "_ensemble" in r.get("model", "") or "train_seed" not in r:
+            continue  # derived cells
+        name = cell_name(r["protocol"], r["dataset"], r["model"], r["config"].get("profile"),
+                         r["anomalous_class"], r["train_seed"]) + (
+            f" (limit {r['limit']})" if r.get("limit") else "")
+        if os.path.relpath(path, results_dir)[:-len(".json")] != name.split(" (")[0] \
+                or name in seen:
+            duplicates.append(f"{os.path.relpath(path, results_dir)} holds {name}"
+                              + (f", also in {seen[name]}" if name in seen else ""))
+        seen.setdefault(name, os.path.relpath(path, results_dir))
+    missing = [cell_name(*c) for c in cells if not cell_done(results_dir, c)]
+    return missing, duplicates
+
+
+def body():
+    from benchmarks import ensembles, report
+
+    if not FLAGS.table_only:
+        cells = _cells()
+        env = worker_env(FLAGS.workers, FLAGS.threads_per_worker)
+        print(f"{len(cells)} cells, {FLAGS.workers} worker(s), "
+              f"{env.get('TF_NUM_INTRAOP_THREADS', 'default')} thread(s) each", flush=True)
+        with ThreadPoolExecutor(FLAGS.workers) as pool:
+            jobs = [pool.submit(run_cell, c, FLAGS.results_dir, FLAGS.runs_dir, FLAGS.data_dir,
+                                _experiments(), FLAGS.limit, env, FLAGS.record_test_curve)
+                    for c in cells]
+            for job in jobs:
+                print(*job.result(), flush=True)
+    else:
+        from anomaly_toolbox.errors import DataError
+
+        missing, duplicates = check_merged(FLAGS.results_dir, _cells())
+        if duplicates:
+            raise DataError("results hold duplicate or misplaced cells:\n  "
+                            + "\n  ".join(duplicates))
+        print(f"{len(missing)} cell(s) of the grid missing" + "".join(
+            f"\n  {m}" for m in missing))
+        if missing and FLAGS.require_complete:
+            raise DataError(f"{len(missing)} cell(s) missing (--require_complete)")
+    print(f"{ensembles.write_all(FLAGS.results_dir)} ensemble cells from the kept scores")
+    report.write(FLAGS.results_dir, FLAGS.benchmarks_md)
+    print(f"wrote {FLAGS.benchmarks_md}")
+
+
+if __name__ == "__main__":
+    cli.main(define_flags, body)

@@ -1,0 +1,297 @@
+"""A reproduction campaign that outlives sessions: `benchmarks/campaigns/round2.json` lists its
+parts in order, each a grid run by the benchmark of a clone frozen at one commit.
+
+  python -m benchmarks.campaign --plan                 # what remains, and how long
+  python -m benchmarks.campaign --hours=2.5 --commit   # run what fits, commit cells
+
+Each part runs class by class (every run of the part for class k, then k + 1), so a campaign
+stopped at any moment leaves whole classes; finished cells are skipped and interrupted ones
+resume from their checkpoints in the clone's run folders. The clones live in `--clones_dir`
+(`frozen_<commit>`), the cells land in this repository's `benchmarks/results/` (the clone's
+benchmark is given that folder, whatever its own layout); with `--commit` each finished cell is
+committed as soon as its files are complete. Estimates come from the wall times of the cells
+already in `benchmarks/results/` (same model, dataset, profile and protocol; else
+the part's prior `minutes_per_cell`, which says where it comes from).
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+from absl import flags
+
+from anomaly_toolbox import cli
+from benchmarks import CAMPAIGNS, REPO, RESULTS, benchmark, ensembles
+from benchmarks.cells import cell_files
+from anomaly_toolbox.errors import UsageError
+
+FLAGS = flags.FLAGS
+STARTED = time.time()
+PART_KEYS = {"name", "issue", "commit", "module", "protocol", "datasets", "classes", "runs",
+             "minutes_per_cell", "why"}
+RUN_KEYS = {"models", "profile", "seeds", "record_test_curve"}
+RESULTS_PATH = os.path.relpath(RESULTS, REPO).replace(os.sep, "/")  # in git's paths
+CELL_FILE = re.compile(rf"^({re.escape(RESULTS_PATH)}/[^/]+/[^/]+/[^/]+/class\d+_seed\d+)"
+                       r"\.(json|scores\.npz|test_curve\.csv)$")
+
+
+def define_flags():
+    flags.DEFINE_string("campaign", os.path.join(CAMPAIGNS, "round2.json"),
+                        "The campaign's parts, in the order they run.")
+    flags.DEFINE_list("parts", None, "Only these parts (default: all, in order).")
+    flags.DEFINE_bool("plan", False, "Print what remains of each part and its estimated wall "
+                      "time, then stop.")
+    flags.DEFINE_float("hours", None, "Start no class whose estimated wall time would end after "
+                       "this many hours (a session's remaining time).")
+    flags.DEFINE_bool("commit", False, "git-commit each finished cell's files in this repository.")
+    flags.DEFINE_string("clones_dir", os.path.dirname(REPO),
+                        "Where the frozen clones (frozen_<commit>) are made.")
+    flags.DEFINE_string("data_dir", None, "Passed to the benchmark.")
+    flags.DEFINE_integer("workers", 2, "Passed to the benchmark.")
+
+
+def _check_keys(where, given, allowed, required):
+    for key in sorted(set(given) - allowed):
+        raise UsageError(f"{where} key", key, f"one of {', '.join(sorted(allowed))}")
+    for key in sorted(required - set(given)):
+        raise UsageError(where, f"no {key!r}", f"the keys {', '.join(sorted(required))}")
+
+
+def load(path, only=None):
+    """The campaign's parts, checked before anything runs."""
+    with open(path) as f:
+        parts = json.load(f)
+    if not isinstance(parts, dict) or not isinstance(parts.get("parts"), list):
+        raise UsageError("campaign", path, "a JSON object with a 'parts' list")
+    parts = parts["parts"]
+    names = [p.get("name") for p in parts]
+    for part in parts:
+        where = f"campaign part {part.get('name')!r}"
+        _check_keys(where, part, PART_KEYS, {"name", "commit", "datasets", "classes", "runs"})
+        commit = part["commit"]
+        if not (isinstance(commit, str) and 7 <= len(commit) <= 40
+                and all(c in "0123456789abcdef" for c in commit)):
+            raise UsageError(f"{where} commit", commit, "a hex commit id")
+        for run in part["runs"]:
+            _check_keys(f"{where} run", run, RUN_KEYS, {"models", "profile", "seeds"})
+        try:
+            benchmark.parse_classes(part["classes"])
+        except UsageError:
+            raise UsageError(f"{where} classes", part["classes"], "a range like 0-9 or a list "
+                             "like 1,3,5") from None
+    for name in only or []:
+        if name not in names:
+            raise UsageError("parts", name, f"one of {', '.join(names)}")
+    return [p for p in parts if not only or p["name"] in only]
+
+
+def class_cells(part, k):
+    """[(run, cells)] of one class, in the order the part runs them."""
+    return [(run, benchmark.grid(run["models"], part["datasets"], [k], run["seeds"],
+                                 part.get("protocol", "pooled"), run["profile"]))
+            for run in part["runs"]]
+
+
+def measured_minutes(results_dir, since=None):
+    """{(protocol, dataset, model, profile): median minutes of one cell} over the finished cells
+    (a median: a cell in flight while the campaign was paused carries the pause in its time);
+    with `since` (a time), cells written after it override the others: machines and their load
+    differ between sessions by up to 3x (a 3-epoch GANomaly cell: 32 min in one, 9 in the next)."""
+    times, fresh = {}, {}
+    for path in cell_files(results_dir):
+        with open(path) as f:
+            r = json.load(f)
+        seconds = r.get("wall_time_s", {}).get("total_this_invocation")  # none: derived cells
+        key = (r["protocol"], r["dataset"], r["model"], r["config"].get("profile"))
+        if seconds:  # a resumed cell's last piece only: an underestimate, and rare
+            for k in (key, ("*",) + key[1:]):  # "*": any protocol, the next best guess
+                times.setdefault(k, []).append(seconds / 60)
+                if since and os.path.getmtime(path) >= since:
+                    fresh.setdefault(k, []).append(seconds / 60)
+    return {k: float(np.median(v)) for k, v in {**times, **fresh}.items()}
+
+
+def estimate(cells, minutes, prior, workers):
+    """Wall minutes of cells run `workers` at a time (None when nothing measured or given)."""
+    each = [minutes.get(c[:4], minutes.get(("*",) + c[1:4], prior)) for c in cells]
+    return None if None in each else sum(each) / min(workers, max(len(cells), 1))
+
+
+def plan(parts, results_dir, workers):
+    minutes = measured_minutes(results_dir)
+    lines = ["| part | issue | commit | cells done | remaining | est. wall (h) |",
+             "|---|---|---|---|---|---|"]
+    for part in parts:
+        cells = [c for k in benchmark.parse_classes(part["classes"])
+                 for _, cs in class_cells(part, k) for c in cs]
+        left = [c for c in cells if not benchmark.cell_done(results_dir, c)]
+        wall = estimate(left, minutes, part.get("minutes_per_cell"), workers)
+        lines.append(f"| {part['name']} | {part.get('issue', '—')} | {part['commit'][:7]} | "
+                     f"{len(cells) - len(left)} of {len(cells)} | {len(left)} | "
+                     f"{'?' if wall is None else f'{wall / 60:.1f}'} |")
+    return lines
+
+
+def _head(repo, rev="HEAD"):
+    out = subprocess.run(["git", "-C", repo, "rev-parse", "--verify", "--quiet", rev + "^{commit}"],
+                         capture_output=True, text=True)
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def clone(part, clones_dir):
+    """A clone of this repository at the part's commit: made in a scratch folder and moved into
+    place only once checked out, and checked again on every reuse (never the wrong code)."""
+    commit = _head(REPO, part["commit"])
+    if not commit:
+        raise UsageError(f"campaign part {part['name']!r} commit", part["commit"],
+                         "a commit of this repository")
+    path = os.path.join(clones_dir, f"frozen_{commit[:7]}")
+    if not os.path.isdir(path):
+        scratch = path + ".partial"
+        shutil.rmtree(scratch, ignore_errors=True)
+        subprocess.run(["git", "clone", "--quiet", "--no-checkout", REPO, scratch],
+                       check=True)
+        subprocess.run(["git", "-C", scratch, "checkout", "--quiet", commit], check=True)
+        os.replace(scratch, path)
+    if _head(path) != commit:
+        raise UsageError("clones_dir", path, f"a clone at {commit[:7]} (it holds another commit: "
+                         "move it away)")
+    return path
+
+
+def keep_old_scores(results_dir, runs_dir):
+    """A clone older than kept scores copies only results.json: keep its run's scores too."""
+    for path in cell_files(results_dir):
+        target = path[:-len(".json")]
+        source = os.path.join(runs_dir, os.path.relpath(target, results_dir), "scores.npz")
+        if not os.path.exists(target + ".scores.npz") and os.path.exists(source):
+            benchmark.keep_scores(dict(np.load(source)), target)
+
+
+def commit_finished(repo, label):
+    """Commits every new cell under `repo`/benchmarks/results/ whose .json and .scores.npz both
+    exist (the .json is written last, so a cell in progress is never committed half)."""
+    status = subprocess.run(["git", "-C", repo, "status", "--porcelain", "-z",
+                             "--untracked-files=all", "--", RESULTS_PATH],
+                            capture_output=True, text=True).stdout
+    files = [entry[3:] for entry in status.split("\0") if CELL_FILE.search(entry[3:])]
+    cell = lambda f: CELL_FILE.match(f).group(1)  # noqa: E731  (folder names may hold dots)
+    cells = sorted({cell(f) for f in files if all(
+        os.path.exists(os.path.join(repo, cell(f) + end)) for end in (".json", ".scores.npz"))})
+    paths = [f for f in files if cell(f) in cells]
+    if paths:
+        added = subprocess.run(["git", "-C", repo, "add", "--"] + paths, capture_output=True)
+        names = " ".join(c[len(RESULTS_PATH) + 1:] for c in cells)
+        if added.returncode == 0:  # else a busy index (another git command): the next round
+            subprocess.run(["git", "-C", repo, "commit", "--quiet", "-m",
+                            f"Results: {names} ({label})", "--"] + paths, capture_output=True)
+    return cells
+
+
+def benchmark_module(part, clone_path):
+    """The grid runner of the clone's own layout, unless the part names one: clones made before
+    the bench left the package (issue 41) have `anomaly_toolbox.bench.benchmark`."""
+    if "module" in part:
+        return part["module"]
+    if os.path.exists(os.path.join(clone_path, "benchmarks", "benchmark.py")):
+        return "benchmarks.benchmark"
+    return "anomaly_toolbox.bench.benchmark"
+
+
+def _command(part, run, k, path, results_dir):
+    return [sys.executable, "-m", benchmark_module(part, path),
+            f"--models={','.join(run['models'])}", f"--datasets={','.join(part['datasets'])}",
+            f"--classes={k}", f"--seeds={','.join(str(s) for s in run['seeds'])}",
+            f"--protocol={part.get('protocol', 'pooled')}", f"--profile={run['profile']}",
+            f"--results_dir={results_dir}", f"--runs_dir={os.path.join(path, 'runs', 'benchmark')}",
+            f"--workers={FLAGS.workers}", f"--benchmarks_md={os.path.join(path, 'benchmarks.md')}",
+            ] + ([f"--data_dir={FLAGS.data_dir}"] if FLAGS.data_dir else []) + (
+        ["--record_test_curve"] if run.get("record_test_curve") else [])
+
+
+def run_part(part, deadline):
+    """Runs the part class by class: "done", "deadline" (its next class does not fit) or
+    "failed" (a cell did not finish)."""
+    path = clone(part, FLAGS.clones_dir)
+    results_dir = RESULTS
+    runs_dir = os.path.join(path, "runs", "benchmark")
+    label = f"{part['name']}, issue {part.get('issue', '—')}; frozen clone {part['commit'][:7]}"
+    stop, git = threading.Event(), threading.Lock()
+
+    def keep_and_commit():
+        with git:
+            keep_old_scores(results_dir, runs_dir)
+            if FLAGS.commit:
+                commit_finished(REPO, label)
+
+    def watch():
+        while not stop.wait(60):
+            try:
+                keep_and_commit()
+            except Exception as e:  # noqa: BLE001  (the next round tries again)
+                print(f"committing cells failed ({e}); trying again in a minute", flush=True)
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        for k in benchmark.parse_classes(part["classes"]):
+            runs = [(run, [c for c in cells if not benchmark.cell_done(results_dir, c)])
+                    for run, cells in class_cells(part, k)]
+            runs = [(run, left) for run, left in runs if left]
+            minutes = measured_minutes(results_dir, since=STARTED)
+            walls = [estimate(left, minutes, part.get("minutes_per_cell"), FLAGS.workers)
+                     for _, left in runs]
+            wall = None if None in walls else sum(walls)
+            about = "?" if wall is None else f"{wall:.0f}"
+            if runs and deadline and (wall is None or time.time() + wall * 60 > deadline):
+                print(f"{part['name']}: class {k} needs about {about} min; not starting it",
+                      flush=True)
+                return "deadline"
+            for run, left in runs:  # the whole class: every run of the part for class k
+                print(f"{time.strftime('%H:%M')} {part['name']}: class {k}, {len(left)} cells "
+                      f"({run['profile']}), class about {about} min", flush=True)
+                subprocess.run(_command(part, run, k, path, results_dir), cwd=path)
+                with git:
+                    keep_old_scores(results_dir, runs_dir)
+                    ensembles.write_all(results_dir)  # derived cells by this code, not the clone's
+                failed = [benchmark.cell_name(*c) for c in left if not benchmark.cell_done(results_dir, c)]
+                if failed:  # the benchmark prints FAILED cells but exits 0: stop and look
+                    print(f"{part['name']}: {len(failed)} cell(s) did not finish, see their "
+                          f"train.log under {runs_dir}: {', '.join(failed)}", flush=True)
+                    return "failed"
+    finally:
+        stop.set()
+        watcher.join()
+        keep_and_commit()
+    return "done"
+
+
+def body():
+    if FLAGS.hours is not None and not FLAGS.hours > 0:
+        raise UsageError("hours", FLAGS.hours, "a positive number of hours")
+    if FLAGS.workers <= 0:
+        raise UsageError("workers", FLAGS.workers, "a positive integer")
+    parts = load(FLAGS.campaign, FLAGS.parts)
+    print("\n".join(plan(parts, RESULTS, FLAGS.workers)), flush=True)
+    if FLAGS.plan:
+        return
+    deadline = time.time() + FLAGS.hours * 3600 if FLAGS.hours else None
+    waiting = []  # parts whose next class did not fit: a later part's smaller class may still
+    for part in parts:  # fit, and the order only says which part goes first when time allows
+        ended = run_part(part, deadline)
+        if ended == "failed":
+            break
+        if ended == "deadline":
+            waiting.append(part["name"])
+    if waiting:
+        print(f"not finished for lack of time: {', '.join(waiting)} (the same command resumes "
+              "them first)", flush=True)
+
+
+if __name__ == "__main__":
+    cli.main(define_flags, body)

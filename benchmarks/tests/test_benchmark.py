@@ -1,0 +1,128 @@
+"""A 2-cell grid run end to end, killed after its first cell and resumed, then the table (the
+autoencoder: the runner is the same for every model, and it trains fastest)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+from benchmarks.tests.conftest import DATA_DIR
+
+TINY = {"profile": "tiny", "epochs": 1, "batch_size": 32,
+        "model": {"latent_dim": 8, "filters": [4, 8, 16]}}
+
+
+def test_grid_resumes_after_kill_and_writes_the_table(tmp_path):
+    experiments = tmp_path / "experiments"
+    experiments.mkdir()
+    (experiments / "autoencoder_mnist_tiny.json").write_text(json.dumps(TINY))
+    results, table = tmp_path / "results", tmp_path / "benchmarks.md"
+    command = [sys.executable, "-m", "benchmarks.benchmark", "--models=autoencoder",
+               "--datasets=mnist", "--classes=1,2", "--profile=tiny", "--limit=300",
+               f"--experiments_dir={experiments}", f"--results_dir={results}",
+               f"--runs_dir={tmp_path / 'runs'}", f"--benchmarks_md={table}",
+               f"--data_dir={DATA_DIR}"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    first = results / "pooled" / "mnist" / "autoencoder_tiny" / "class1_seed0.json"
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while not first.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)  # the runner and the cell it is training
+    proc.wait()
+    assert first.exists() and not table.exists()
+    mtime = first.stat().st_mtime
+
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "class1_seed0 skipped (done)" in done.stdout and first.stat().st_mtime == mtime
+    text = table.read_text()
+    assert "## mnist, pooled protocol, `tiny, smoke: 300 images per split` profile" in text
+    assert "Missing trained cells (model x class x seed): 8 of 10" in text
+    kept = np.load(results / "pooled" / "mnist" / "autoencoder_tiny" / "class2_seed0.scores.npz")
+    assert set(kept.files) == {"val_scores", "val_labels", "test_scores", "test_labels"}
+    second = json.loads((results / "pooled" / "mnist" / "autoencoder_tiny" / "class2_seed0.json").read_text())
+    assert f"| 2 | {second['test']['auprc']:.3f} (n=1) |" in text
+    assert (tmp_path / "figures" / "benchmark_pooled_mnist_tiny.png").stat().st_size > 1000
+
+
+def test_bad_grid_arguments_exit_2(tmp_path):
+    cases = (("--classes=a-b", "invalid classes"), ("--shard=2/2", "invalid shard"),
+             ("--models=gan", "invalid model"),
+             ("--threads_per_worker=0", "invalid threads_per_worker"))
+    procs = [subprocess.Popen([sys.executable, "-m", "benchmarks.benchmark", flag,
+                               f"--results_dir={tmp_path}", f"--benchmarks_md={tmp_path / 'b.md'}"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for flag, _ in cases]  # independent: side by side
+    for proc, (flag, message) in zip(procs, cases):
+        _, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == 2 and message in stderr, (flag, stderr[-500:])
+
+
+def test_grid_runs_class_by_class_and_splits_cores_between_workers(monkeypatch):
+    from benchmarks import benchmark
+
+    cells = benchmark.grid(["a", "b"], ["mnist", "fashion_mnist"], [0, 1], [0], "pooled", "cpu")
+    assert [(c[4], c[1], c[2]) for c in cells[:4]] == [
+        (0, "mnist", "a"), (0, "mnist", "b"), (0, "fashion_mnist", "a"), (0, "fashion_mnist", "b")]
+    assert len(cells) == 8 and len(set(cells)) == 8
+    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS", raising=False)
+    monkeypatch.delenv("TF_NUM_INTEROP_THREADS", raising=False)
+    monkeypatch.setattr(benchmark.os, "cpu_count", lambda: 4)
+    assert benchmark.worker_env(2)["TF_NUM_INTRAOP_THREADS"] == "2"
+    assert benchmark.worker_env(8)["TF_NUM_INTEROP_THREADS"] == "1"
+    assert "TF_NUM_INTRAOP_THREADS" not in benchmark.worker_env(1)
+    assert benchmark.worker_env(1, threads=3)["TF_NUM_INTRAOP_THREADS"] == "3"
+
+
+def test_job_array_shards_merge_by_copying_and_the_table_checks_gaps_and_duplicates(tmp_path,
+                                                                                   children):
+    """What a Slurm --array job does (README): shard i of n per task, each into its own results
+    folder, then copy the folders together and run --table_only."""
+    import shutil
+
+    experiments = tmp_path / "experiments"
+    experiments.mkdir()
+    (experiments / "autoencoder_mnist_tiny.json").write_text(json.dumps(TINY))
+    grid_flags = ["--models=autoencoder", "--datasets=mnist", "--classes=1,2", "--profile=tiny",
+                  f"--experiments_dir={experiments}"]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    merged = tmp_path / "merged"
+    shards = []
+    for task in (0, 1):  # the tasks of a job array run side by side, each on its own folders
+        shard, log = tmp_path / f"results_{task}", tmp_path / f"task{task}.log"
+        with open(log, "w") as out:
+            shards.append((shard, log, children(
+                [sys.executable, "-m", "benchmarks.benchmark", *grid_flags,
+                 f"--shard={task}/2", "--limit=200", "--workers=1", f"--results_dir={shard}",
+                 f"--runs_dir={tmp_path / f'runs_{task}'}", f"--data_dir={DATA_DIR}",
+                 f"--benchmarks_md={tmp_path / f'task{task}' / 'b.md'}"], env=env,
+                stdout=out, stderr=subprocess.STDOUT)))
+    for shard, log, proc in shards:
+        assert proc.wait(timeout=600) == 0, log.read_text()[-2000:]
+        assert len(list(shard.rglob("class*_seed0.json"))) == 1  # one cell per shard
+        shutil.copytree(shard, merged, dirs_exist_ok=True)
+
+    def table(*extra):
+        return subprocess.run([sys.executable, "-m", "benchmarks.benchmark",
+                               *grid_flags, "--table_only", f"--results_dir={merged}",
+                               f"--benchmarks_md={tmp_path / 'b.md'}", *extra],
+                              env=env, capture_output=True, text=True)
+
+    done = table("--require_complete")
+    assert done.returncode == 0 and "0 cell(s) of the grid missing" in done.stdout, done.stderr
+    from benchmarks import benchmark  # the same check, in-process from here on
+
+    grid = benchmark.grid(["autoencoder"], ["mnist"], [1, 2, 3], [0], "pooled", "tiny")
+    assert benchmark.check_merged(str(merged), grid) == (
+        ["pooled/mnist/autoencoder_tiny/class3_seed0"], [])
+    cell = merged / "pooled" / "mnist" / "autoencoder_tiny"
+    shutil.copy(cell / "class1_seed0.json", cell / "class1_seed7.json")  # a misnamed copy
+    _, duplicates = benchmark.check_merged(str(merged), grid)
+    assert len(duplicates) == 1 and "class1_seed7.json holds" in duplicates[0]
+    dup = table()
+    assert dup.returncode == 2 and "class1_seed7.json holds" in dup.stderr

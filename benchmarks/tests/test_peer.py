@@ -1,0 +1,52 @@
+"""The side-by-side peer benchmark: same inputs on both sides, and its table."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import numpy as np
+from benchmarks.tests.conftest import DATA_DIR, REPO
+
+
+def _peer_script():
+    from benchmarks import peer
+
+    spec = importlib.util.spec_from_file_location("peer_anomalib", peer.PEER_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # imports neither torch nor anomalib at module level
+    return module
+
+
+def test_the_peer_is_fed_exactly_our_model_input():
+    from anomaly_toolbox.data.datasets import read_idx
+    from anomaly_toolbox.data.preprocessing import to_model_input
+
+    theirs = _peer_script().mnist_batches(DATA_DIR, 64, 2)
+    raw = read_idx(os.path.join(DATA_DIR, "mnist", "train-images-idx3-ubyte.gz"), 2051)
+    ours = to_model_input(raw[:128]).numpy()  # NHWC; the peer's batches are NCHW
+    np.testing.assert_allclose(np.concatenate(theirs)[:, 0], ours[..., 0], atol=1e-6)
+    assert [b.shape for b in theirs] == [(64, 1, 32, 32)] * 2
+
+
+def test_table_reports_spread_over_rounds_and_the_median_ratio():
+    from benchmarks import peer
+
+    runs = [{"side": s, "precision": "float32", "train_img_s": t, "infer_img_s": 10 * t}
+            for s, values in (("ours", (300, 280, 320)), ("anomalib", (150, 160, 170)))
+            for t in values]
+    meta = {"command": "c", "machine": "m", "vector_set": "avx2", "versions": "v", "rounds": 3,
+            "windows": 5}
+    text = "\n".join(peer.render(runs, meta))
+    assert "| float32 | train | 280 / 300 / 320 | 150 / 160 / 170 | 1.88x |" in text
+    assert "| float32 | inference | 2,800 / 3,000 / 3,200 | 1,500 / 1,600 / 1,700 | 1.88x |" in text
+    assert "vector set: avx2" in text
+
+
+def test_a_missing_peer_python_is_one_error_line(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "benchmarks.peer",
+                          f"--peer_python={tmp_path / 'nope'}", f"--results_dir={tmp_path}"],
+                         capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines()[-1].startswith("error: invalid peer_python:")
+    assert "Traceback" not in out.stderr and not list(tmp_path.iterdir())

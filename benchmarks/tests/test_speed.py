@@ -1,0 +1,121 @@
+"""The speed report's core on a tiny model: one row per model/profile with positive numbers.
+
+Slow (minutes: real timing windows, child processes, whole benchmark cells); `pytest -m "not slow"`
+skips them."""
+
+import pytest
+from benchmarks.tests.conftest import TINY
+
+
+@pytest.mark.slow
+def test_speed_report_has_positive_numbers(mnist, monkeypatch):
+    from anomaly_toolbox import models
+    from benchmarks import speed
+    from benchmarks.ceiling import measure_ceiling
+    from anomaly_toolbox.data import protocols
+
+    splits = protocols.make_splits(mnist, 0, "pooled", 0)
+    ceiling = measure_ceiling(windows=2, steps=1, matmul_size=256, conv_shape=(8, 16, 16, 8, 16))
+    assert all(ceiling[k] > 0 for k in ("matmul_gflops", "conv_gflops", "conv_input_grad_gflops",
+                                        "conv_filter_grad_gflops"))
+    cls = models.get("ganomaly")
+    config = {"profile": "tiny", "model": {**cls.DEFAULTS, **TINY}}
+    monkeypatch.setattr(speed, "MIN_WINDOW_S", 0.3)
+    row = speed.measure("ganomaly", config, splits, batch_size=16, windows=2, window_steps=2,
+                        score_images=64, fit_batches=3, val_sample=64, ceiling=ceiling)
+    # a tiny model's step takes milliseconds: windows get more steps than asked, ~0.3 s each
+    assert row["window_steps"] > 2
+    assert 16 * row["window_steps"] / row["train_img_s"] > 0.15
+    assert row["model"] == "ganomaly" and row["profile"] == "tiny"
+    assert row["train_img_s"] > 0 and row["score_img_s"] > 0 and row["gflops"] > 0
+    # a train step is forward + both conv gradients: more than the forward convs alone
+    assert row["flops_per_img"] > 0 and row["flops_by_type"]["Conv2DBackpropFilter"] > 0
+    assert row["flops_by_type"]["Conv2DBackpropInput"] > 0 and row["flops_by_type"]["Conv2D"] > 0
+    assert 0 < row["outside_share"] < 1 and row["of_matmul"] > 0
+    assert row["score_flops_per_img"] > 0 and row["score_gflops"] > 0
+    # the same row in bfloat16, rated against a bfloat16 ceiling, side by side with float32
+    ceiling16 = measure_ceiling(windows=2, steps=1, matmul_size=256, conv_shape=(8, 16, 16, 8, 16),
+                                kinds=("matmul", "conv"), dtype="bfloat16")
+    assert ceiling16["dtype"] == "bfloat16" and ceiling16["conv_gflops"] > 0
+    row16 = speed.measure("ganomaly", config, splits, batch_size=16, windows=2, window_steps=2,
+                          score_images=64, fit_batches=3, val_sample=64, ceiling=ceiling16,
+                          precision="mixed_bfloat16")
+    assert row16["precision"] == "mixed_bfloat16" and row16["ceiling_now"]["dtype"] == "bfloat16"
+    text = speed.render([row, row16], [ceiling, ceiling16])
+    assert "| ganomaly | tiny | float32 | 4/8/16 |" in text and "GFLOP/s" in text
+    assert "| ganomaly | tiny | mixed_bfloat16 | 4/8/16 |" in text
+    assert "Machine ceiling in bfloat16" in text and "### bfloat16 beside float32" in text
+    ratio = row16["train_img_s"] / row["train_img_s"]
+    assert f"(**{ratio:.2f}**)" in text
+
+
+@pytest.mark.slow
+def test_process_settings_compare_onednn_and_workers_in_children(tmp_path):
+    from benchmarks.tests.conftest import DATA_DIR
+
+    from anomaly_toolbox import models
+    from benchmarks import report, speed_settings
+
+    cls = models.get("ganomaly")
+    config = {"profile": "tiny", "batch_size": 16, "model": {**cls.DEFAULTS, **TINY}}
+    row = speed_settings.compare("ganomaly", config, DATA_DIR, rounds=1, windows=1, window_steps=2)
+    assert row["profile"] == "tiny"
+    assert all(row[k] > 0 for k in ("onednn_off_img_s", "onednn_on_img_s", "onednn_speedup",
+                                    "one_worker_img_s", "two_workers_img_s", "two_workers_speedup"))
+    # the same seeded weights score the same, to float rounding, with and without oneDNN kernels
+    assert 0 <= row["onednn_max_rel_score_diff"] < 1e-4
+    (tmp_path / speed_settings.REPORT).write_text(speed_settings.render([row], "cmd"))
+    report.write(str(tmp_path), str(tmp_path / "benchmarks.md"))
+    text = (tmp_path / "benchmarks.md").read_text()
+    assert text.startswith("# Benchmarks") and "No results yet." in text
+    assert "## Speed: process-level settings" in text and "| ganomaly | tiny |" in text
+
+
+@pytest.mark.slow
+def test_whole_cells_give_the_same_results_with_one_or_two_workers(tmp_path):
+    import json
+
+    from benchmarks.tests.conftest import DATA_DIR
+
+    from benchmarks import speed_settings
+
+    (tmp_path / "autoencoder_mnist_cpu.json").write_text(json.dumps(
+        {"profile": "cpu", "epochs": 1, "batch_size": 32, "model": TINY}))
+    cells = speed_settings.compare_cells(["autoencoder"], DATA_DIR, limit=200,
+                                         experiments_dir=str(tmp_path))
+    assert cells["cells"] == 2 and cells["workers1_s"] > 0 and cells["workers2_s"] > 0
+    # one thread or two: the same kernels in the same order, so the same numbers
+    assert cells["same_results"], (cells["workers1_auprc"], cells["workers2_auprc"])
+    text = speed_settings.render([], "cmd", cells)
+    assert "Whole cells (2 cells: autoencoder" in text and "identical" in text
+
+
+def test_bfloat16_bound_weights_each_op_type_by_its_kernel_ratio():
+    from benchmarks.speed_tables import speedup_bound
+
+    base = {"conv_gflops": 100, "conv_input_grad_gflops": 100, "conv_filter_grad_gflops": 100,
+            "matmul_gflops": 100}
+    fast = {"conv_gflops": 200, "conv_input_grad_gflops": 150, "conv_filter_grad_gflops": 100,
+            "matmul_gflops": 400}
+    # equal FLOPs in forward, input and filter gradients: 3 / (1/2 + 1/1.5 + 1) = 1.385
+    flops = {"Conv2D": 10, "Conv2DBackpropInput": 10, "Conv2DBackpropFilter": 10}
+    assert speedup_bound(flops, base, fast) == pytest.approx(3 / (0.5 + 1 / 1.5 + 1))
+    # element-wise ops are not sped up; a matmul-only step gets the matmul ratio
+    assert speedup_bound({**flops, "Mul": 30}, base, fast) == pytest.approx(
+        6 / (0.5 + 1 / 1.5 + 1 + 3))
+    assert speedup_bound({"MatMul": 5}, base, fast) == pytest.approx(4.0)
+
+
+def test_fanogan_score_is_set_beside_each_anogan_search_of_the_same_precision():
+    from benchmarks.speed_tables import _fanogan_table
+
+    rows = [{"model": "fanogan", "profile": "paper", "precision": "float32", "score_img_s": 1000.0},
+            {"model": "anogan", "profile": "paper", "precision": "float32", "score_img_s": 2.0,
+             "score_note": "Γ=500, 16 images only"},
+            {"model": "anogan", "profile": "paper", "precision": "mixed_bfloat16",
+             "score_img_s": 4.0, "score_note": "Γ=500, 16 images only"}]
+    lines = _fanogan_table(rows)
+    assert lines[-1] == ("| float32 | paper | 1,000 | paper (Γ=500, 16 images only) | 2 | "
+                         "**500×** |")
+    assert sum(line.startswith("| float32 | paper") for line in lines) == 1  # bf16 not mixed in
+    assert _fanogan_table(rows[1:]) == []
