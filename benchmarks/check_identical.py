@@ -74,11 +74,11 @@ def moved_differences(before=BEFORE):
                   "benchmarks.md", text=True).stdout.split()
     blobs = _git("cat-file", "--batch", input="".join(
         f"{before}:{p}\n" for p in listed).encode()).stdout
-    differ, substituted = [], []
+    differ, substituted, at = [], [], 0
     for path in listed:
-        header, blobs = blobs.split(b"\n", 1)
-        size = int(header.split()[2])
-        old, blobs = blobs[:size], blobs[size + 1:]
+        end = blobs.index(b"\n", at)
+        size = int(blobs[at:end].split()[2])
+        old, at = blobs[end + 1:end + 1 + size], end + 2 + size
         new_path = next(new + path[len(old_prefix):] for old_prefix, new in MOVED
                         if path.startswith(old_prefix))
         expected = old

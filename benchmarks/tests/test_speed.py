@@ -119,3 +119,16 @@ def test_fanogan_score_is_set_beside_each_anogan_search_of_the_same_precision():
                          "**500×** |")
     assert sum(line.startswith("| float32 | paper") for line in lines) == 1  # bf16 not mixed in
     assert _fanogan_table(rows[1:]) == []
+
+
+def test_the_timed_step_of_fanogan_is_its_full_gan_stage_step(mnist):
+    """Outside fit, the speed tools time f-AnoGAN's critic + generator step (its published
+    row), chosen here rather than by the model's own schedule."""
+    from anomaly_toolbox import models
+    from benchmarks import workload
+
+    cls = models.get("fanogan")
+    model = workload.build("fanogan", {**cls.DEFAULTS, **TINY})
+    step = workload.compiled_step(model)
+    step(workload.real_batches(mnist.x_train, 16, count=1)[0])
+    assert int(model.d_optimizer.iterations) == 1 and int(model.g_optimizer.iterations) == 1
