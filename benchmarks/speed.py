@@ -147,6 +147,15 @@ def measure(model_name, config, data, batch_size=64, windows=5, window_steps=10,
 
 # -------------------------------------------------------------------------------------- main
 
+def render_saved(path):
+    """The report of a --json_output file (benchmarks/results/speed.json: the published run)."""
+    with open(path) as f:
+        saved = json.load(f)
+    ceilings = saved.get("ceilings") or {"float32": saved["ceiling"]}
+    meta = {k: saved[k] for k in ("command", "load", "load_after", "machine") if k in saved}
+    return render(saved["rows"], list(ceilings.values()), meta)
+
+
 def _write(text):
     from benchmarks import report
     from anomaly_toolbox.files import write_atomic
@@ -170,11 +179,7 @@ def body():
     from anomaly_toolbox.models import precision as precision_lib
 
     if FLAGS.from_json:
-        with open(FLAGS.from_json) as f:
-            saved = json.load(f)
-        ceilings = saved.get("ceilings") or {"float32": saved["ceiling"]}
-        meta = {k: saved[k] for k in ("command", "load", "load_after", "machine") if k in saved}
-        _write(render(saved["rows"], list(ceilings.values()), meta))
+        _write(render_saved(FLAGS.from_json))
         return
     try:
         precisions = list(dict.fromkeys(precision_lib.resolve(p) for p in FLAGS.precisions))

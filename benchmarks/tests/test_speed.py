@@ -132,3 +132,13 @@ def test_the_timed_step_of_fanogan_is_its_full_gan_stage_step(mnist):
     step = workload.compiled_step(model)
     step(workload.real_batches(mnist.x_train, 16, count=1)[0])
     assert int(model.d_optimizer.iterations) == 1 and int(model.g_optimizer.iterations) == 1
+
+
+def test_the_published_speed_report_renders_again_from_its_measurements():
+    """benchmarks.md's speed report is the committed measurements rendered by today's code."""
+    import os
+
+    from benchmarks import RESULTS, speed
+
+    with open(os.path.join(RESULTS, "speed.md")) as f:
+        assert speed.render_saved(os.path.join(RESULTS, "speed.json")) == f.read()
