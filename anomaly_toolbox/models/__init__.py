@@ -19,7 +19,6 @@ from importlib import import_module
 
 from anomaly_toolbox.errors import UsageError
 from anomaly_toolbox.models import registry
-from anomaly_toolbox.models.registry import register
 
 __all__ = ["check", "get", "names", "register"]
 # The model files, each registering the model of its own name. Named here, and imported on first
@@ -40,6 +39,17 @@ def check(name):
 
 def get(name):
     check(name)
+    _register_files()
+    return registry.get(name)
+
+
+def register(name):
+    """`registry.register` for a model of one's own, after the package's models registered: a
+    name one of them has is refused."""
+    _register_files()
+    return registry.register(name)
+
+
+def _register_files():
     for file in FILES:  # all of them: the registry stays complete, as `names()` says
         import_module(f"{__name__}.{file}")
-    return registry.get(name)
