@@ -44,7 +44,7 @@ def test_results_record_everything(run):
         assert set(r[split]) == {"auprc", "auroc", "threshold", "precision", "recall", "f1"}
     assert r["test"]["threshold"] == r["validation"]["threshold"]
     assert r["versions"]["tensorflow"] and r["wall_time_s"]["train"] > 0
-    assert r["versions"]["TF_ENABLE_ONEDNN_OPTS"] in ("0", "1")  # the package sets a default
+    assert r["versions"]["TF_ENABLE_ONEDNN_OPTS"] in ("0", "1")  # the commands set a default
     assert len(r["versions"]["git_commit"]) >= 40
     assert [h["epoch"] for h in r["history"]] == [1, 2]
     best = max(r["history"], key=lambda h: h["val_auprc"])  # first of equals, as selection does
