@@ -1,4 +1,6 @@
-"""GAN-based unsupervised anomaly detection: AnoGAN, EGBAD and GANomaly in TensorFlow 2 / Keras 3."""
+"""GAN-based unsupervised anomaly detection (AnoGAN, EGBAD, GANomaly, f-AnoGAN, an autoencoder)
+in TensorFlow 2 / Keras 3: the commands train, score, export, ensemble, and a Python API (`fit`,
+`load`, `read_results`, `Detector`). Importing the package imports no TensorFlow and sets nothing."""
 
 import importlib.util
 import sys
