@@ -1,14 +1,9 @@
-"""GAN-based unsupervised anomaly detection: AnoGAN, EGBAD and GANomaly in TensorFlow 2 / Keras 3."""
+"""GAN-based unsupervised anomaly detection (AnoGAN, EGBAD, GANomaly, f-AnoGAN, an autoencoder)
+in TensorFlow 2 / Keras 3: the commands train, score, export, ensemble, and a Python API (`fit`,
+`load`, `read_results`, `Detector`). Importing the package imports no TensorFlow and sets nothing."""
 
 import importlib.util
-import os
 import sys
-
-# TensorFlow turns its oneDNN kernels on only for CPUs with AVX-512/AMX; on AVX2 machines they are
-# off, and turning them on made train steps 1.56-1.61x faster here with deterministic results (see
-# benchmarks.md, "Speed: process-level settings"). It must be set before TensorFlow is imported; export
-# TF_ENABLE_ONEDNN_OPTS=0 to opt out. Results record the value.
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 __version__ = "0.1.0"
 
@@ -49,12 +44,13 @@ if _missing_tensorflow():
         sys.exit(2)
     raise ModuleNotFoundError(_ADVICE, name=_missing_tensorflow())
 
-_API = ("api", "load", "read_results", "Detector")  # `train` is api.train: anomaly_toolbox.train is the CLI module
+_API = ("api", "fit", "load", "read_results", "Detector")
 
 
 def __getattr__(name):
     """The notebook API (anomaly_toolbox/api.py) on first use, so importing the package stays
-    light: no TensorFlow until a detector is loaded or a run trained."""
+    light: no TensorFlow until a detector is loaded or a run trained. Importing it changes
+    nothing in the process (no environment variable: the commands set theirs, see cli.py)."""
     if name in _API:
         from importlib import import_module
 

@@ -15,11 +15,8 @@ import sys
 COMMANDS = {
     "train": ("anomaly_toolbox.train", "train, evaluate and export one detector"),
     "score": ("anomaly_toolbox.score", "score images with an exported SavedModel -> CSV"),
-    "benchmark": ("anomaly_toolbox.bench.benchmark", "the leave-one-class-out grid -> benchmarks.md"),
-    "sweep": ("anomaly_toolbox.bench.sweep", "vary a score-time setting on validation only"),
-    "speed": ("anomaly_toolbox.bench.speed", "training and scoring speed report"),
-    "ensemble": ("anomaly_toolbox.ensemble", "combine finished runs into one detector"),
     "export": ("anomaly_toolbox.export", "a finished run's SavedModel again, in another precision"),
+    "ensemble": ("anomaly_toolbox.ensemble", "combine finished runs into one detector"),
 }
 
 
@@ -39,11 +36,11 @@ def main(argv=None):
         print(f"error: invalid command: {command!r} (expected one of {', '.join(COMMANDS)}; "
               f"anomaly-toolbox --help)", file=sys.stderr)
         sys.exit(2)
-    from anomaly_toolbox import cli  # before the command's module: TensorFlow imported quietly
+    from anomaly_toolbox import cli
 
     module = importlib.import_module(COMMANDS[command][0])
     sys.argv = [f"anomaly-toolbox {command}", *argv[2:]]
-    cli.main(module.define_flags, module.body)
+    cli.main(module.define_flags, module.body, module.check)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,15 @@
-"""A small Python API for notebooks: train a run, load a detector, score arrays or a folder,
+"""A small Python API for notebooks: fit a run, load a detector, score arrays or a folder,
 read a run's results. Every function takes and returns plain Python / numpy values.
 
     import anomaly_toolbox as atb
-    results = atb.api.train("ganomaly", "mnist", 4, "runs/ganomaly_mnist_4",
-                            config="experiments/ganomaly_mnist_cpu.json", data_dir="../shared/data")
+    results = atb.fit("ganomaly", "mnist", 4, "runs/ganomaly_mnist_4", profile="cpu",
+                      data_dir="../shared/data")
     detector = atb.load("runs/ganomaly_mnist_4/saved_model")
     scores = detector.score(images)            # numpy, (N,) raw scores, higher = more anomalous
     flags = scores >= detector.threshold
+
+It reads inputs through the data layer (data/inputs.py) and never imports a command module
+(train, score, ...): importing it imports no TensorFlow and touches no process state.
 """
 
 import json
@@ -18,7 +21,7 @@ import numpy as np
 _NATIVE = (np.uint8, np.int32, np.int64, np.float32, np.float64)
 
 
-def train(model, dataset, anomalous_class, output_dir, **options):
+def fit(model, dataset, anomalous_class, output_dir, **options):
     """Trains, evaluates and exports one run, exactly as `anomaly-toolbox train` does; returns
     the results dict (also written to output_dir/results.json). `options` are training.run's
     keywords: config, epochs, batch_size, protocol, train_seed, split_seed, data_dir, limit,
@@ -47,7 +50,7 @@ def read_results(run_dir):
 
 
 def load(saved_model_dir):
-    """A Detector for a SavedModel written by train."""
+    """A Detector for a SavedModel written by `fit` or `anomaly-toolbox train`."""
     return Detector(saved_model_dir)
 
 
@@ -56,9 +59,8 @@ class Detector:
     `threshold`, `metadata`."""
 
     def __init__(self, saved_model_dir):
+        from anomaly_toolbox.data.inputs import input_rule, pixel_range
         from anomaly_toolbox.run import export
-        from anomaly_toolbox.input_checks import pixel_range
-        from anomaly_toolbox.score import input_rule
 
         self.path = str(saved_model_dir)
         self._loaded, self.metadata = export.load(self.path)
@@ -88,19 +90,16 @@ class Detector:
                                for b in self._batches(images, batch_size, input_range)])
 
     def _batches(self, images, batch_size, input_range=None):
-        from anomaly_toolbox.input_checks import parse_input_range, to_model_range
-        from anomaly_toolbox.score import as_image_batch, as_pixels
+        from anomaly_toolbox.data.inputs import array_batches, parse_input_range
 
         declared = parse_input_range(input_range, "input_range")
-        images = as_image_batch(_native(np.asarray(images)), self.channels, "images", self._sides)
-        return (to_model_range(as_pixels(images[i:i + batch_size], "images"), "images",
-                               self.pixel_range, declared, 'input_range="{}"')
-                for i in range(0, len(images), batch_size))
+        return array_batches(_native(np.asarray(images)), self.channels, "images", self._sides,
+                             batch_size, self.pixel_range, declared, 'input_range="{}"')[1]
 
     def score_folder(self, path, batch_size=256):
         """(file names, scores) of the PNG/JPEG images in `path` (or one image file), read
         batch by batch."""
-        from anomaly_toolbox.score import read_batches
+        from anomaly_toolbox.data.inputs import read_batches
 
         ids, batches = read_batches(str(path), self.channels, self._resize_to, batch_size,
                                     self._sides)

@@ -6,7 +6,6 @@ import math
 import os
 
 from anomaly_toolbox.errors import UsageError
-from anomaly_toolbox.models.blocks import IMAGE_SIZES
 from anomaly_toolbox.models.hyperparameters import violation
 
 TRAINING_DEFAULTS = {"epochs": 15, "batch_size": 64}
@@ -56,6 +55,8 @@ def read_config_file(path):
 
 def _image_size(value, flag, source):
     """The file's image_size unless the flag gives one; one of IMAGE_SIZES (square by construction)."""
+    from anomaly_toolbox.models.blocks import IMAGE_SIZES  # keras: not for read_config_file
+
     if flag is not None:
         value, source = flag, None
     if isinstance(value, bool) or value not in IMAGE_SIZES:

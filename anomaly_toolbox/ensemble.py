@@ -26,12 +26,19 @@ def define_flags():
                         "normals flagged).")
 
 
-def body():
+def check():
+    """The flags that can be checked before TensorFlow is imported (see cli.main)."""
     from anomaly_toolbox.errors import UsageError
-    from anomaly_toolbox.run import ensemble
+    from anomaly_toolbox.metrics import parse_threshold
 
     if not FLAGS.output_dir:
         raise UsageError("output_dir", FLAGS.output_dir, "a folder for the ensemble")
+    parse_threshold(FLAGS.threshold)
+
+
+def body():
+    from anomaly_toolbox.run import ensemble
+
     results = ensemble.build(FLAGS.members or [], FLAGS.output_dir, FLAGS.weighting,
                              FLAGS.threshold)
     test = results["test"]
@@ -42,4 +49,4 @@ def body():
 
 
 if __name__ == "__main__":
-    cli.main(define_flags, body)
+    cli.main(define_flags, body, check)

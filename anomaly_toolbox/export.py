@@ -22,16 +22,21 @@ def define_flags():
     flags.DEFINE_string("output_dir", None, "Folder for the new SavedModel (must not exist).")
 
 
-def body():
+def check():
+    """The flags that can be checked before TensorFlow is imported (see cli.main)."""
     from anomaly_toolbox.errors import UsageError
-    from anomaly_toolbox.run import reexport
 
     for name in ("run_dir", "output_dir"):
         if not getattr(FLAGS, name):
             raise UsageError(name, getattr(FLAGS, name), "a folder")
+
+
+def body():
+    from anomaly_toolbox.run import reexport
+
     path = reexport.export(FLAGS.run_dir, FLAGS.output_dir, FLAGS.precision)
     print(f"exported in {FLAGS.precision}: {path}")
 
 
 if __name__ == "__main__":
-    cli.main(define_flags, body)
+    cli.main(define_flags, body, check)

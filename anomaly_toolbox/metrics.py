@@ -1,11 +1,12 @@
 """Threshold-free metrics on raw scores, and a threshold chosen on validation only."""
 
 import numpy as np
-from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
 
 def ranking_metrics(scores, labels):
     """AUPRC (average precision, anomaly = positive) and AUROC; higher score = more anomalous."""
+    from sklearn.metrics import average_precision_score, roc_auc_score  # 1 s: not for parse_threshold
+
     scores, labels = np.asarray(scores, np.float64), np.asarray(labels)
     if not np.all(np.isfinite(scores)):
         raise ValueError(f"{np.sum(~np.isfinite(scores))} scores are NaN or infinite")
@@ -15,6 +16,8 @@ def ranking_metrics(scores, labels):
 
 def best_f1_threshold(scores, labels):
     """The score threshold maximizing F1; call it on validation data, never on test."""
+    from sklearn.metrics import precision_recall_curve
+
     precision, recall, thresholds = precision_recall_curve(labels, scores)
     f1 = 2 * precision[:-1] * recall[:-1] / np.maximum(precision[:-1] + recall[:-1], 1e-12)
     return float(thresholds[int(np.argmax(f1))])

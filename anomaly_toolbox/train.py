@@ -16,7 +16,6 @@ from absl import flags
 from anomaly_toolbox import cli
 
 FLAGS = flags.FLAGS
-FOLDER = "folder:"
 
 
 def define_flags():
@@ -68,18 +67,32 @@ def define_flags():
 
 
 def default_output_dir(model_name, dataset, anomalous_class):
+    from anomaly_toolbox.data import FOLDER
+
     if dataset.startswith(FOLDER):
         folder = os.path.basename(os.path.normpath(dataset[len(FOLDER):])) or "folder"
         return os.path.join("runs", f"{model_name}_{folder}")
     return os.path.join("runs", f"{model_name}_{dataset}_{anomalous_class}")
 
 
+def check():
+    """Every flag that can be checked before TensorFlow is imported (see cli.main), by the
+    checks training.run meets again: model, threshold rule, profile or config file, data."""
+    from anomaly_toolbox import config, data, models, profiles
+    from anomaly_toolbox.metrics import parse_threshold
+
+    models.check(FLAGS.model)
+    parse_threshold(FLAGS.threshold)
+    path = profiles.config_file(FLAGS.model, FLAGS.dataset, FLAGS.profile, FLAGS.config)
+    if path is not None:
+        config.read_config_file(path)
+    data.check(FLAGS.dataset, FLAGS.anomalous_class, FLAGS.protocol, FLAGS.data_dir, FLAGS.limit)
+
+
 def body():
     from anomaly_toolbox import profiles
-    from anomaly_toolbox.metrics import parse_threshold
     from anomaly_toolbox.run import training
 
-    parse_threshold(FLAGS.threshold)  # refused before any work
     config = profiles.config_file(FLAGS.model, FLAGS.dataset, FLAGS.profile, FLAGS.config)
     training.run(FLAGS.model, FLAGS.dataset, FLAGS.anomalous_class,
                  FLAGS.output_dir or default_output_dir(FLAGS.model, FLAGS.dataset,
@@ -93,4 +106,4 @@ def body():
 
 
 if __name__ == "__main__":
-    cli.main(define_flags, body)
+    cli.main(define_flags, body, check)

@@ -8,6 +8,9 @@ import subprocess
 import numpy as np
 import pytest
 
+from anomaly_toolbox import cli
+
+cli.command_defaults()  # TensorFlow in this process runs as under the commands (oneDNN on)
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA_DIR = os.environ.get("ANOMALY_TOOLBOX_DATA_DIR") or os.path.join(REPO, "..", "shared", "data")
 TINY = {"latent_dim": 8, "filters": [4, 8, 16]}

@@ -102,7 +102,7 @@ def test_saved_model_from_another_tool_or_truncated(tmp_path, capsys):
 
 
 def test_channels_and_mixed_sizes(tmp_path, images, capsys):
-    from anomaly_toolbox.score import read_input
+    from anomaly_toolbox.data.inputs import read_input
 
     for channels in (0, 2):
         np.save(tmp_path / "x.npy", np.zeros((2, 28, 28, channels), np.uint8))

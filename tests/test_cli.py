@@ -1,13 +1,15 @@
-"""The console command, quiet start-up, --help, and score's streaming of large inputs."""
+"""The console command, quiet start-up, flags checked before TensorFlow loads, --help, and the
+input readers' streaming of large inputs."""
 
 import os
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
-from anomaly_toolbox import score
+from anomaly_toolbox.data import inputs
 from anomaly_toolbox.errors import UsageError
 
 
@@ -32,9 +34,52 @@ def test_a_bad_flag_gives_exactly_one_stderr_line(args, message):
 
 
 def test_tensorflow_logs_are_kept_on_request():
-    proc = run("anomaly_toolbox.train", "--model=gan", ANOMALY_TOOLBOX_TF_LOGS="1")
-    assert proc.returncode == 2 and len(proc.stderr.splitlines()) > 1  # oneDNN notice etc.
-    assert proc.stderr.splitlines()[-1].startswith("error: invalid model")
+    """--epochs=0 is refused by config.resolve, after TensorFlow loaded (quietly by default)."""
+    quiet, logs = (run("anomaly_toolbox.train", "--epochs=0", **env)
+                   for env in ({}, {"ANOMALY_TOOLBOX_TF_LOGS": "1"}))
+    assert quiet.returncode == logs.returncode == 2
+    assert quiet.stderr.splitlines() == ["error: invalid epochs: 0 (expected an integer in 1..10000)"]
+    assert len(logs.stderr.splitlines()) > 1  # TensorFlow's start-up notices
+    assert logs.stderr.splitlines()[-1] == quiet.stderr.strip()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model=gan"], "invalid model: 'gan'"),
+    (["--model=egbad", "--profile=fast"], "invalid profile: 'fast' (expected one of cpu"),
+    (["--config=missing.json"], "invalid config: 'missing.json' (expected an existing JSON"),
+    (["--threshold=fpr:2"], "invalid threshold: 'fpr:2'"),
+    (["--anomalous_class=10"], "invalid anomalous_class: 10 (expected a class of mnist: 0..9)"),
+    (["--data_dir=missing"], "invalid data_dir: 'missing'"),
+    (["--dataset=folder:missing"], "invalid dataset: 'folder:missing'"),
+    (["--protocol=mine"], "invalid protocol: 'mine'"),
+])
+def test_a_bad_argument_is_refused_within_a_second_before_tensorflow_loads(args, message, tmp_path):
+    """The command checks its flags (cli.main: check(), then TensorFlow, then body())."""
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "anomaly_toolbox.train", *args,
+                           f"--output_dir={tmp_path / 'run'}"], capture_output=True, text=True,
+                          cwd=tmp_path)
+    seconds = time.perf_counter() - started
+    assert proc.returncode == 2 and proc.stderr.startswith(f"error: {message}"), proc.stderr
+    assert proc.stderr.splitlines() == [proc.stderr.strip()] and not (tmp_path / "run").exists()
+    assert seconds < 1.5, f"{seconds:.2f} s: TensorFlow imported before the flags were checked?"
+
+
+def test_score_refuses_a_missing_input_before_tensorflow_loads(tmp_path):
+    started = time.perf_counter()
+    proc = run("anomaly_toolbox", "score", f"--saved_model={tmp_path}",
+               f"--input={tmp_path / 'x.npy'}")
+    assert proc.stderr.startswith(f"error: invalid input: '{tmp_path / 'x.npy'}'"), proc.stderr
+    assert proc.returncode == 2 and time.perf_counter() - started < 1.5
+
+
+def test_the_models_checked_without_tensorflow_are_the_registered_ones():
+    """--model is checked against models.FILES (no import); each file registers its own name."""
+    from anomaly_toolbox import models
+    from anomaly_toolbox.models import registry
+
+    models.get("ganomaly")  # imports every model file
+    assert registry.names() == sorted(models.FILES) == models.names()
 
 
 def test_top_level_help_lists_the_commands_and_exits_0():
@@ -42,8 +87,9 @@ def test_top_level_help_lists_the_commands_and_exits_0():
     assert os.path.exists(script), "pip install -e . installs the console command"
     proc = subprocess.run([script, "--help"], capture_output=True, text=True)
     assert proc.returncode == 0
-    for command in ("train", "score", "benchmark", "sweep", "speed"):
-        assert f"\n  {command} " in proc.stdout
+    listed = [line.split()[0] for line in proc.stdout.split("commands:")[1].splitlines()
+              if line.startswith("  ")]
+    assert listed == ["train", "score", "export", "ensemble"], proc.stdout
 
 
 def test_train_help_lists_models_datasets_and_what_no_config_means():
@@ -59,7 +105,7 @@ def test_npy_input_is_memory_mapped(tmp_path, monkeypatch, images):
     modes = []
     real = np.load
     monkeypatch.setattr(np, "load", lambda *a, **k: modes.append(k.get("mmap_mode")) or real(*a, **k))
-    ids, batches = score.read_batches(str(tmp_path / "x.npy"), batch_size=4)
+    ids, batches = inputs.read_batches(str(tmp_path / "x.npy"), batch_size=4)
     assert modes == ["r"] and ids == list(range(10))
     sizes = [b.shape for b in batches]
     assert sizes == [(4, 28, 28, 1), (4, 28, 28, 1), (2, 28, 28, 1)]
@@ -73,7 +119,7 @@ def test_a_folder_is_read_batch_by_batch(tmp_path, monkeypatch, images):
     opened = []
     real = Image.open
     monkeypatch.setattr(Image, "open", lambda path, *a: opened.append(path) or real(path, *a))
-    ids, batches = score.read_batches(str(tmp_path), batch_size=4)
+    ids, batches = inputs.read_batches(str(tmp_path), batch_size=4)
     assert ids == [f"{i:02d}.png" for i in range(10)] and opened == []
     first = next(batches)
     assert len(opened) == 4 and first.shape == (4, 28, 28, 1)  # not all 10 at once
@@ -86,7 +132,7 @@ def test_one_image_file_is_an_input(tmp_path, images):
     from PIL import Image
 
     Image.fromarray(images[0][3]).save(tmp_path / "digit.png")
-    ids, x = score.read_input(str(tmp_path / "digit.png"))
+    ids, x = inputs.read_input(str(tmp_path / "digit.png"))
     assert ids == ["digit.png"] and x.shape == (1, 28, 28, 1)
     np.testing.assert_array_equal(x[0, ..., 0], images[0][3])
 
@@ -98,7 +144,7 @@ def test_folder_images_of_another_size_in_a_later_batch_are_refused(tmp_path, im
         Image.fromarray(images[0][i]).save(tmp_path / f"{i}.png")
     Image.fromarray(np.zeros((32, 32), np.uint8)).save(tmp_path / "9.png")
     with pytest.raises(UsageError, match="same size"):
-        list(score.read_batches(str(tmp_path), batch_size=2)[1])
+        list(inputs.read_batches(str(tmp_path), batch_size=2)[1])
 
 
 @pytest.mark.parametrize("shape, channels, batch", [
@@ -107,4 +153,4 @@ def test_folder_images_of_another_size_in_a_later_batch_are_refused(tmp_path, im
     ((2, 32, 32, 3), 3, (2, 32, 32, 3)),
 ])
 def test_array_shapes_follow_the_saved_models_rule(shape, channels, batch):
-    assert score.as_image_batch(np.zeros(shape, np.int64), channels).shape == batch
+    assert inputs.as_image_batch(np.zeros(shape, np.int64), channels).shape == batch

@@ -44,7 +44,7 @@ def test_results_record_everything(run):
         assert set(r[split]) == {"auprc", "auroc", "threshold", "precision", "recall", "f1"}
     assert r["test"]["threshold"] == r["validation"]["threshold"]
     assert r["versions"]["tensorflow"] and r["wall_time_s"]["train"] > 0
-    assert r["versions"]["TF_ENABLE_ONEDNN_OPTS"] in ("0", "1")  # the package sets a default
+    assert r["versions"]["TF_ENABLE_ONEDNN_OPTS"] in ("0", "1")  # the commands set a default
     assert len(r["versions"]["git_commit"]) >= 40
     assert [h["epoch"] for h in r["history"]] == [1, 2]
     best = max(r["history"], key=lambda h: h["val_auprc"])  # first of equals, as selection does
@@ -131,10 +131,10 @@ def test_train_refuses_bad_arguments_before_writing(tmp_path, overrides, message
 @pytest.fixture(scope="module")
 def input_rule(run):
     """(channels, resize_to, sides): what the score command reads for this run's SavedModel."""
-    from anomaly_toolbox import score
+    from anomaly_toolbox.data import inputs
     from anomaly_toolbox.run import export
 
-    return score.input_rule(export.load(str(run["dir"] / "saved_model"))[1])
+    return inputs.input_rule(export.load(str(run["dir"] / "saved_model"))[1])
 
 
 def test_score_bad_input_exits_2_and_writes_nothing(run, tmp_path):
@@ -153,13 +153,13 @@ def test_score_bad_input_exits_2_and_writes_nothing(run, tmp_path):
     (np.zeros((2, 2, 28, 28, 1), np.uint8), "(N, H, W[, C])"),
 ])
 def test_score_input_checks_name_the_input(input_rule, tmp_path, array, message):
-    from anomaly_toolbox import score
+    from anomaly_toolbox.data import inputs
     from anomaly_toolbox.errors import UsageError
 
     src = tmp_path / "x.npy"
     np.save(src, array)
     with pytest.raises(UsageError, match=re.escape(message)) as e:
-        score.read_input(str(src), *input_rule)
+        inputs.read_input(str(src), *input_rule)
     assert e.value.argument == "input" and e.value.value == str(src)
 
 

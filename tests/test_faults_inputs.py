@@ -215,7 +215,7 @@ def test_0_to_1_floats_are_refused_by_the_api_then_rescaled_on_request(saved_mod
     (np.linspace(0, 255, 28 * 28), (0, 1), 'divide by 255, or pass input_range="0..255"'),
 ])
 def test_pixels_off_the_models_scale_are_refused(values, model_range, message):
-    from anomaly_toolbox.input_checks import to_model_range
+    from anomaly_toolbox.data.inputs import to_model_range
 
     with pytest.raises(UsageError, match=message):
         to_model_range(values.reshape(1, 28, 28, 1).astype(np.float32), "images", model_range,
@@ -244,7 +244,7 @@ def test_a_gzipped_idx_declaring_huge_images_is_refused_before_reading(tmp_path,
     """A gzip bomb: 1 x 20,000 x 20,000 zero bytes are 400 MB read, 0.4 MB on disk."""
     import gzip
 
-    from anomaly_toolbox.score import read_input
+    from anomaly_toolbox.data.inputs import read_input
 
     path = tmp_path / "huge-idx3-ubyte.gz"
     with gzip.open(path, "wb") as f:
@@ -256,7 +256,7 @@ def test_a_gzipped_idx_declaring_huge_images_is_refused_before_reading(tmp_path,
 
 
 def test_input_range_is_named_when_bad_or_given_for_files(saved_model, images, tmp_path):
-    from anomaly_toolbox.score import read_batches
+    from anomaly_toolbox.data.inputs import read_batches
 
     with pytest.raises(UsageError, match=r"invalid input_range: '0-1' \(expected 0..255 or 0..1\)"):
         atb.load(saved_model).score(images[0][:2] / 255, input_range="0-1")

@@ -94,10 +94,10 @@ def test_the_api_refuses_another_threshold_for_a_finished_run(tiny_run, tmp_path
     before = (out / "results.json").read_bytes()
     options = dict(config=config, data_dir=DATA_DIR, limit=300, verbose=0)
     with pytest.raises(UsageError, match=r"threshold: 'f1' -> 'fpr:0.01'; choose a new"):
-        atb.api.train("ganomaly", "mnist", 3, out, threshold="fpr:0.01", **options)
+        atb.fit("ganomaly", "mnist", 3, out, threshold="fpr:0.01", **options)
     assert (out / "results.json").read_bytes() == before
     assert "already finished" not in capsys.readouterr().out
-    assert atb.api.train("ganomaly", "mnist", 3, out, threshold="f1", **options)["test"] == \
+    assert atb.fit("ganomaly", "mnist", 3, out, threshold="f1", **options)["test"] == \
         json.loads(before)["test"]
     assert "already finished" in capsys.readouterr().out
 

@@ -10,7 +10,7 @@ from PIL import Image
 from anomaly_toolbox.run import training
 from anomaly_toolbox.errors import UsageError
 from anomaly_toolbox.data.folders import load_splits
-from anomaly_toolbox.score import read_input
+from anomaly_toolbox.data.inputs import read_input
 
 TINY = {"epochs": 1, "batch_size": 16, "model": {"latent_dim": 8, "filters": [4, 8, 16]}}
 

@@ -1,14 +1,37 @@
-"""Data layer: named datasets under a protocol, or a folder of your own images, as `Splits`.
+"""Data layer: named datasets under a protocol, or a folder of your own images, as `Splits`;
+and users' images for scoring (data/inputs.py).
 
     from anomaly_toolbox.data import load_splits
     splits = load_splits("mnist", anomalous_class=3, protocol="pooled", data_dir="../shared/data")
+
+Importing it imports no TensorFlow (the loaders are imported on use), so that `check` can refuse
+a command's bad arguments before TensorFlow loads.
 """
 
-from anomaly_toolbox.data import datasets, folders, protocols
+import os
+
 from anomaly_toolbox.data.splits import Splits
 from anomaly_toolbox.errors import UsageError
 
-__all__ = ["Splits", "load_splits"]
+__all__ = ["FOLDER", "Splits", "check", "load_splits"]
+FOLDER = "folder:"  # the dataset "folder:PATH": your own images
+
+
+def check(dataset, anomalous_class=None, protocol="pooled", data_dir=None, limit=None):
+    """Refuses every argument of load_splits that is wrong before any data is read: the
+    commands call it on their flags before importing TensorFlow, load_splits on its own."""
+    from anomaly_toolbox.data import datasets, protocols
+
+    if limit is not None and (isinstance(limit, bool) or limit <= 0):
+        raise UsageError("limit", limit, "a positive number of images per split")
+    if dataset.startswith(FOLDER):
+        train_dir = os.path.join(dataset[len(FOLDER):], "train")
+        if not os.path.isdir(train_dir):
+            raise UsageError("dataset", dataset, f"folder:PATH where PATH/train/ holds normal "
+                             f"images ({train_dir} does not exist)")
+        return
+    datasets.check(dataset, data_dir)
+    protocols.check(dataset, anomalous_class, protocol)
 
 
 def load_splits(dataset, anomalous_class=None, protocol="pooled", split_seed=0, data_dir=None,
@@ -16,16 +39,14 @@ def load_splits(dataset, anomalous_class=None, protocol="pooled", split_seed=0, 
     """Checks every argument once, then loads `dataset` ("mnist", "fashion_mnist" or
     "folder:PATH") split by `protocol`; `limit` keeps the first N images of each split. Folder
     images are resized to `image_size`; benchmark images stay 28x28 (padded at input time)."""
-    if limit is not None and (isinstance(limit, bool) or limit <= 0):
-        raise UsageError("limit", limit, "a positive number of images per split")
-    if dataset.startswith(folders.PREFIX):
+    check(dataset, anomalous_class, protocol, data_dir, limit)
+    if dataset.startswith(FOLDER):
+        from anomaly_toolbox.data import folders
+
         splits = folders.load_splits(dataset, split_seed, image_size)
     else:
-        if dataset not in datasets.DATASETS:
-            raise UsageError("dataset", dataset,
-                             f"one of {', '.join(datasets.DATASETS)} or folder:PATH")
-        if protocol not in protocols.PROTOCOLS:
-            raise UsageError("protocol", protocol, f"one of {', '.join(protocols.PROTOCOLS)}")
-        raw = datasets.load(dataset, data_dir)
-        splits = protocols.make_splits(raw, anomalous_class, protocol, split_seed)
+        from anomaly_toolbox.data import datasets, protocols
+
+        splits = protocols.make_splits(datasets.load(dataset, data_dir), anomalous_class,
+                                       protocol, split_seed)
     return splits.limited(limit) if limit else splits

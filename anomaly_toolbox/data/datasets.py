@@ -16,6 +16,7 @@ from anomaly_toolbox.errors import DataError, UsageError
 from anomaly_toolbox.files import sha256
 
 DATASETS = ("mnist", "fashion_mnist")
+NUM_CLASSES = 10  # of each: ten digits, ten kinds of clothing
 DATA_DIR_ENV = "ANOMALY_TOOLBOX_DATA_DIR"
 # Debian's `dataset-fashion-mnist` package installs the original files here.
 SYSTEM_DIRS = {"fashion_mnist": "/usr/share/datasets/fashion-mnist"}
@@ -37,7 +38,7 @@ class RawDataset:
     x_test: np.ndarray
     y_test: np.ndarray
     source: dict  # what identifies the data (name, kind, file names and SHA-256), no paths
-    num_classes: int = 10
+    num_classes: int = NUM_CLASSES
 
 
 def read_idx(path, expected_magic):
@@ -65,7 +66,7 @@ def read_idx(path, expected_magic):
     return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
 
 
-def read_idx_pair(images_path, labels_path, num_classes=10):
+def read_idx_pair(images_path, labels_path, num_classes=NUM_CLASSES):
     images = read_idx(images_path, _IMAGES_MAGIC)
     labels = read_idx(labels_path, _LABELS_MAGIC)
     if len(images) != len(labels):
@@ -112,16 +113,20 @@ def _from_tfds(name):
                       source={"dataset": name, "kind": "tfds", "version": str(builder.version)})
 
 
+def check(name, data_dir=None):
+    if name not in DATASETS:
+        raise UsageError("dataset", name, f"one of {', '.join(DATASETS)} or folder:PATH")
+    if data_dir is not None and not os.path.isdir(data_dir):
+        raise UsageError("data_dir", data_dir, "an existing directory")
+
+
 def load(name, data_dir=None):
     """Returns the official train and test splits of `name`.
 
     Looks in `data_dir` (or $ANOMALY_TOOLBOX_DATA_DIR), then in system folders, then tfds.
     A folder that has the files but holds corrupt data is an error, not a reason to move on.
     """
-    if name not in DATASETS:
-        raise UsageError("dataset", name, f"one of {', '.join(DATASETS)} or folder:PATH")
-    if data_dir is not None and not os.path.isdir(data_dir):
-        raise UsageError("data_dir", data_dir, "an existing directory")
+    check(name, data_dir)
     tried = []
     candidates = []
     if data_dir:

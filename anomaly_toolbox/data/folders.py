@@ -23,13 +23,13 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from anomaly_toolbox.data import FOLDER, check
 from anomaly_toolbox.data.preprocessing import IMAGE_SIZE, resize_if_needed
 from anomaly_toolbox.data.protocols import POOLED_VAL_SHARE
 from anomaly_toolbox.data.splits import Splits, split_stratified
 from anomaly_toolbox.errors import DataError, UsageError
 from anomaly_toolbox.files import sha256
 
-PREFIX = "folder:"
 SUFFIXES = (".png", ".jpg", ".jpeg")
 GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 HOLDOUT_SHARE = 0.1
@@ -180,11 +180,9 @@ def load_splits(spec, split_seed=0, image_size=IMAGE_SIZE):
     """Splits for `folder:PATH` at `image_size`; the images' channel count decides the model's.
     Validation and test indices point into train/'s sorted file list, or into test/normal/'s
     then test/anomalous/'s."""
-    path = spec[len(PREFIX):]
+    check(spec)
+    path = spec[len(FOLDER):]
     train_dir = os.path.join(path, "train")
-    if not os.path.isdir(train_dir):
-        raise UsageError("dataset", spec, f"folder:PATH where PATH/train/ holds normal images "
-                         f"({train_dir} does not exist)")
     train_names = image_names(train_dir, "dataset")
     train_paths = [os.path.join(train_dir, n) for n in train_names]
     if len(train_paths) < 2:

@@ -15,6 +15,7 @@ Splits depend only on (dataset, anomalous class, protocol, split seed).
 
 import numpy as np
 
+from anomaly_toolbox.data.datasets import NUM_CLASSES
 from anomaly_toolbox.data.splits import Splits, split_stratified
 from anomaly_toolbox.errors import UsageError
 
@@ -52,12 +53,17 @@ def _official(raw, k, rng):
                   "benchmark", raw.source, val_idx, np.arange(len(y_test)))
 
 
-def make_splits(raw, anomalous_class, protocol="pooled", split_seed=0):
+def check(dataset, anomalous_class, protocol, classes=range(NUM_CLASSES)):
+    """Refuses an unknown protocol or a class the dataset lacks: its declared classes before
+    the data is read, the labels it holds after."""
     if protocol not in PROTOCOLS:
         raise UsageError("protocol", protocol, f"one of {', '.join(PROTOCOLS)}")
-    classes = np.unique(np.concatenate([raw.y_train, raw.y_test]))
     if anomalous_class not in classes:
         raise UsageError("anomalous_class", anomalous_class,
-                         f"a class of {raw.name}: {classes.min()}..{classes.max()}")
+                         f"a class of {dataset}: {min(classes)}..{max(classes)}")
+
+
+def make_splits(raw, anomalous_class, protocol="pooled", split_seed=0):
+    check(raw.name, anomalous_class, protocol, np.unique(np.concatenate([raw.y_train, raw.y_test])))
     rng = np.random.default_rng(split_seed)
     return (_pooled if protocol == "pooled" else _official)(raw, int(anomalous_class), rng)

@@ -1,4 +1,4 @@
-"""Architectures, one file each; importing this package registers every model.
+"""Architectures, one file each; the first `get` imports (so registers) every model file.
 
 A registered model is a keras.Model with:
   DEFAULTS             hyperparameters a config file may set (the papers' values, see each README),
@@ -15,7 +15,41 @@ A registered model is a keras.Model with:
     model = get("ganomaly")(**get("ganomaly").DEFAULTS, channels=1)
 """
 
-from anomaly_toolbox.models import anogan, autoencoder, egbad, fanogan, ganomaly  # noqa: F401 (register)
-from anomaly_toolbox.models.registry import get, names, register
+from importlib import import_module
 
-__all__ = ["get", "names", "register"]
+from anomaly_toolbox.errors import UsageError
+from anomaly_toolbox.models import registry
+
+__all__ = ["check", "get", "names", "register"]
+# The model files, each registering the model of its own name. Named here, and imported on first
+# `get`, so that a name is checked without importing them (and TensorFlow): the commands check
+# --model before TensorFlow loads (cli.py).
+FILES = ("anogan", "autoencoder", "egbad", "fanogan", "ganomaly")
+
+
+def names():
+    return sorted({*FILES, *registry.names()})
+
+
+def check(name):
+    """UsageError unless `name` is a model; imports none."""
+    if name not in names():
+        raise UsageError("model", name, f"one of {', '.join(names())}")
+
+
+def get(name):
+    check(name)
+    _register_files()
+    return registry.get(name)
+
+
+def register(name):
+    """`registry.register` for a model of one's own, after the package's models registered: a
+    name one of them has is refused."""
+    _register_files()
+    return registry.register(name)
+
+
+def _register_files():
+    for file in FILES:  # all of them: the registry stays complete, as `names()` says
+        import_module(f"{__name__}.{file}")
