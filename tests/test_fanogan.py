@@ -72,13 +72,19 @@ def test_encoder_stage_leaves_generator_and_critic_bit_identical(batch):
     assert int(model.e_optimizer.iterations.numpy()) == 4
 
 
-def test_a_step_traced_outside_fit_is_a_full_stage_step(batch):
-    """As the speed tools time it: tf.function(model.train_step) updates critic and G."""
+def test_steps_outside_fit_follow_the_schedule_or_the_kind_their_caller_sets(batch):
+    """Eager steps keep the n_critic schedule; a traced step needs its kind chosen first."""
     model = tiny_model("fanogan")
-    losses = tf.function(model.train_step)(batch[:16])
+    for _ in range(5):
+        losses = model.train_step(batch[:16])
     assert {"d_loss", "g_loss", "gp", "wasserstein"} == set(losses)
     steps = model.d_optimizer.iterations, model.g_optimizer.iterations
-    assert [int(v.numpy()) for v in steps] == [1, 1]
+    assert [int(v.numpy()) for v in steps] == [5, 1]  # the 5th step also updates G
+    with pytest.raises(RuntimeError, match="set step_kind"):
+        tf.function(model.train_step)(batch[:16])
+    model.step_kind = "critic+generator"
+    tf.function(model.train_step)(batch[:16])
+    assert [int(v.numpy()) for v in steps] == [6, 2]
 
 
 def test_score_is_per_image_and_finite(batch):

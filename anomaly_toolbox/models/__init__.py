@@ -5,6 +5,7 @@ A registered model is a keras.Model with:
   RANGES               the valid values of those hyperparameters (checked by `config.resolve`),
   __init__(**config, channels=..., image_size=32) and compile() creating and building its optimizers,
   train_step(x)        one tf.function-compiled update on a batch of normal images in [-1, 1],
+                       logging epoch means of its losses (epoch_means.EpochMeansModel),
   score(x)             raw anomaly scores (B,), higher = more anomalous, inference mode only,
   reconstruct(x)       (optional) the model's reconstruction of x, for anomaly maps,
   fit_callbacks()      (optional) Keras callbacks the run passes to every fit,

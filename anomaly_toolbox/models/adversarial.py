@@ -4,13 +4,15 @@ As in keras-io's DCGAN example, one keras.Model owns both sides and `compile` ta
 optimizers (default: Adam with the config's learning rate and beta_1, as every paper here uses).
 `train_step` is one tape over the model's `losses_on(x, training=True)`, then one update per
 side, each with the gradient of its own loss w.r.t. its own variables: D's loss never updates
-G and vice versa, so one forward pass serves both.
+G and vice versa, so one forward pass serves both. The logged losses are epoch means
+(epoch_means.py).
 """
 
 import keras
 import tensorflow as tf
 
 from anomaly_toolbox.models import replicas
+from anomaly_toolbox.models.epoch_means import EpochMeansModel
 
 
 def bce_with_logits(logits, label):
@@ -25,9 +27,10 @@ def stateless_noise(shape, *seed):
     return replicas.stateless_normal(shape, tf.stack([tf.cast(s, tf.int64) for s in seed]))
 
 
-class AdversarialModel(keras.Model):
-    """Subclasses define generator_variables, discriminator_variables and losses_on(x, training)
-    returning a dict with the two losses named by G_LOSS and D_LOSS (plus any terms to log)."""
+class AdversarialModel(EpochMeansModel):
+    """Subclasses define generator_variables and losses_on(x, training) returning a dict with
+    the two losses named by G_LOSS and D_LOSS plus any terms to log, all named in LOGGED.
+    discriminator_variables defaults to blocks.discriminator_pair's d_features and d_logit."""
 
     G_LOSS, D_LOSS = "g_loss", "d_loss"
 
@@ -49,6 +52,10 @@ class AdversarialModel(keras.Model):
         self.d_optimizer.build(self.discriminator_variables)
         self.built = True  # every network was built with its input shape; fit needs no sample
 
+    @property
+    def discriminator_variables(self):
+        return self.d_features.trainable_variables + self.d_logit.trainable_variables
+
     def train_step(self, x):
         share = replicas.loss_share(x)
         with tf.GradientTape(persistent=True) as tape:
@@ -62,4 +69,4 @@ class AdversarialModel(keras.Model):
                                           (self.D_LOSS, self.d_optimizer,
                                            self.discriminator_variables)):
             optimizer.apply_gradients(zip(tape.gradient(scaled[key], variables), variables))
-        return replicas.reported(losses)
+        return self.logged(losses, x)

@@ -36,6 +36,7 @@ class AnoGAN(AdversarialModel):
               "beta_1": ADAM_BETA, "search_steps": NON_NEGATIVE, "search_learning_rate": POSITIVE,
               "lambda_": UNIT, "search_init": one_of(*SEARCH_INITS), "search_k": POSITIVE,
               "search_seed": ANY}
+    LOGGED = ("g_loss", "d_loss", "d_real", "d_fake")
 
     def __init__(self, latent_dim, filters, learning_rate, beta_1, search_steps,
                  search_learning_rate, lambda_, search_init, search_k, search_seed, channels=1,
@@ -54,17 +55,11 @@ class AnoGAN(AdversarialModel):
         self.noise_salt = int(np.random.randint(0, 2**31 - 1))
         self.image_size = image_size
         self.g = blocks.decoder(filters, latent_dim, channels, "g", image_size=image_size)
-        self.d_features = blocks.conv_trunk(filters, channels, "d_features",
-                                            image_size=image_size)
-        self.d_logit = blocks.logit_head(filters, "d_logit", image_size)
+        self.d_features, self.d_logit = blocks.discriminator_pair(filters, channels, image_size)
 
     @property
     def generator_variables(self):
         return self.g.trainable_variables
-
-    @property
-    def discriminator_variables(self):
-        return self.d_features.trainable_variables + self.d_logit.trainable_variables
 
     # ---------------------------------------------------------------- training
 

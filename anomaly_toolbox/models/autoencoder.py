@@ -1,23 +1,28 @@
 """Plain convolutional autoencoder: the baseline every GAN here has to beat.
 
 GANomaly's encoder G_E and decoder G_D without the adversarial and latent terms, trained on
-L1 reconstruction; the anomaly score is the mean absolute reconstruction error.
+L1 reconstruction; the anomaly score is the mean absolute reconstruction error. Its step is
+written out, not Keras' default one, for the same replica-exact loss as every model here
+(models/replicas.py: Keras' default divides by the replica count instead, which differs when
+a batch splits unevenly); it logs the epoch's mean L1 as "l1_loss" (epoch_means.py).
 """
 
 import keras
 import tensorflow as tf
 
 from anomaly_toolbox.models import blocks, replicas
+from anomaly_toolbox.models.epoch_means import EpochMeansModel
 from anomaly_toolbox.models.hyperparameters import ADAM_BETA, POSITIVE
 from anomaly_toolbox.models.registry import register
 
 
 @register("autoencoder")
-class Autoencoder(keras.Model):
+class Autoencoder(EpochMeansModel):
     DEFAULTS = {"latent_dim": 100, "filters": [64, 128, 256], "learning_rate": 2e-4,
                 "beta_1": 0.5}
     RANGES = {"latent_dim": POSITIVE, "filters": POSITIVE, "learning_rate": POSITIVE,
               "beta_1": ADAM_BETA}
+    LOGGED = ("l1_loss",)
 
     def __init__(self, latent_dim, filters, learning_rate, beta_1, channels=1, image_size=32,
                  **kwargs):
@@ -38,21 +43,16 @@ class Autoencoder(keras.Model):
         super().compile(optimizer=optimizer, **kwargs)
         self.built = True  # both networks were built with their input shapes
 
-    def losses_on(self, x, training):
-        # Not "loss": Keras reports its own (empty) loss tracker under that key, which logged 0.0
-        # for every epoch and hid a NaN from the divergence check until this name was chosen.
-        x_hat = self.decoder(self.encoder(x, training=training), training=training)
-        return {"l1_loss": tf.reduce_mean(tf.abs(x - x_hat))}
-
     def train_step(self, x):
         share = replicas.loss_share(x)
         with tf.GradientTape() as tape:
-            losses = self.losses_on(x, training=True)
-            loss = losses["l1_loss"] if isinstance(share, float) else losses["l1_loss"] * share
-            loss = self.optimizer.scale_loss(loss)  # the loss itself unless mixed_float16
+            x_hat = self.decoder(self.encoder(x, training=True), training=True)
+            l1 = tf.reduce_mean(tf.abs(x - x_hat))
+            loss = self.optimizer.scale_loss(  # scaled only under mixed_float16
+                l1 if isinstance(share, float) else l1 * share)
         variables = self.trainable_variables
         self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        return replicas.reported(losses)
+        return self.logged({"l1_loss": l1}, x)
 
     def reconstruct(self, x):
         return self.decoder(self.encoder(x, training=False), training=False)

@@ -104,3 +104,11 @@ def logit_head(filters, name, image_size=32):
         layers.Conv2D(1, 4, 1, "valid", kernel_initializer=dcgan_init()),
         layers.Flatten(),
     ], name=name))
+
+
+def discriminator_pair(filters, channels, image_size=32, norm="batch"):
+    """The DCGAN discriminator as (d_features, d_logit): a conv trunk whose 4x4 output is the
+    feature layer f (GANomaly's feature matching, AnoGAN's and f-AnoGAN's feature residuals),
+    then the logit head. Two networks, so a model can read f without the head."""
+    return (conv_trunk(filters, channels, "d_features", norm=norm, image_size=image_size),
+            logit_head(filters, "d_logit", image_size))

@@ -44,6 +44,7 @@ class EGBAD(AdversarialModel):
               "beta_1": ADAM_BETA, "alpha": UNIT,
               "score_discriminator": one_of("feature", "bce")}
     G_LOSS = "ge_loss"  # G and E are trained jointly, by one optimizer, against D
+    LOGGED = ("ge_loss", "d_loss", "g_loss", "e_loss")
 
     def __init__(self, latent_dim, filters, d_z_units, d_units, encoder_leaky, learning_rate,
                  beta_1, alpha, score_discriminator, channels=1, image_size=32, **kwargs):

@@ -31,6 +31,8 @@ from anomaly_toolbox.models.hyperparameters import ADAM_BETA, NON_NEGATIVE, POSI
 from anomaly_toolbox.models.registry import register
 
 CRITIC, CRITIC_AND_GENERATOR, ENCODER = "critic", "critic+generator", "encoder"
+GAN_LOSSES = ("d_loss", "g_loss", "wasserstein", "gp")
+ENCODER_LOSSES = ("izi_f", "residual", "feature")
 
 
 def gradient_penalty(critic, x_hat):
@@ -48,10 +50,12 @@ def gradient_penalty(critic, x_hat):
 class StageSwitch(keras.callbacks.Callback):
     """Puts the model in the stage of the epoch about to start. fit's epoch index is the run's
     (training calls fit with initial_epoch), so the stage is a function of the checkpointed epoch
-    counter and a resumed run continues in the right stage."""
+    counter and a resumed run continues in the right stage. The stage names the logged losses:
+    their means start the epoch at zero (fit reset the ones listed before the switch)."""
 
     def on_epoch_begin(self, epoch, logs=None):
         self.model.encoding = epoch >= self.model.gan_epochs
+        self.model.reset_metrics()
 
 
 @register("fanogan")
@@ -65,6 +69,7 @@ class FAnoGAN(AdversarialModel):
               "kappa": NON_NEGATIVE, "learning_rate": POSITIVE, "beta_1": ADAM_BETA,
               "beta_2": ADAM_BETA, "encoder_learning_rate": POSITIVE}
     STAGE_EPOCHS = ("gan_epochs", "encoder_epochs")  # config.resolve: epochs is their sum
+    LOGGED = GAN_LOSSES + ENCODER_LOSSES
 
     def __init__(self, latent_dim, filters, gan_epochs, encoder_epochs, n_critic, lambda_gp,
                  kappa, learning_rate, beta_1, beta_2, encoder_learning_rate, channels=1,
@@ -76,13 +81,15 @@ class FAnoGAN(AdversarialModel):
         self.lambda_gp, self.kappa, self.beta_2 = float(lambda_gp), float(kappa), float(beta_2)
         self.encoder_learning_rate = float(encoder_learning_rate)
         self.first_selectable_epoch = self.gan_epochs + 1  # validation selects an encoder epoch
+        # The update the next step makes (CRITIC, CRITIC_AND_GENERATOR or ENCODER): fit sets it
+        # on the host before each step; None outside fit, where a step (eager) follows the
+        # schedule. Code tracing train_step itself sets it first.
         self.encoding, self.step_kind = False, None
         # As in AnoGAN: noise seeded by (critic step, salt), the salt drawn after the train seed.
         self.noise_salt = int(np.random.randint(0, 2**31 - 3))
         self.g = blocks.decoder(filters, latent_dim, channels, "g", image_size=image_size)
-        self.d_features = blocks.conv_trunk(filters, channels, "d_features", norm="layer",
-                                            image_size=image_size)
-        self.d_logit = blocks.logit_head(filters, "d_logit", image_size)
+        self.d_features, self.d_logit = blocks.discriminator_pair(filters, channels, image_size,
+                                                                  norm="layer")
         self.e = blocks.encoder(filters, latent_dim, channels, "e", image_size=image_size)
 
     @property
@@ -90,8 +97,10 @@ class FAnoGAN(AdversarialModel):
         return self.g.trainable_variables
 
     @property
-    def discriminator_variables(self):
-        return self.d_features.trainable_variables + self.d_logit.trainable_variables
+    def metrics(self):
+        """The current stage's losses only: history.json has no encoder losses in a GAN epoch."""
+        return [self.loss_means[name]
+                for name in (ENCODER_LOSSES if self.encoding else GAN_LOSSES)]
 
     def compile(self, **kwargs):
         """The WGAN-GP Adam (with beta_2) for G and C, RMSprop for E; all built now, so a
@@ -112,18 +121,14 @@ class FAnoGAN(AdversarialModel):
 
     def next_step_kind(self):
         """From checkpointed state only (the stage, the critic's step counter), so a resumed
-        run continues the n_critic schedule exactly."""
+        run continues the n_critic schedule exactly. Read on the host: eagerly only."""
+        if not tf.executing_eagerly():
+            raise RuntimeError("fanogan chooses each step's update on the host: set step_kind "
+                               "before tracing train_step (fit does)")
         if self.encoding:
             return ENCODER
         step = int(self.d_optimizer.iterations.numpy())
         return CRITIC_AND_GENERATOR if (step + 1) % self.n_critic == 0 else CRITIC
-
-    def _unscheduled_kind(self):
-        """A step called outside fit: eagerly, the schedule's next kind; traced by the caller
-        (the speed tools' tf.function(model.train_step)), a full stage step, critic + G."""
-        if tf.executing_eagerly():
-            return self.next_step_kind()
-        return ENCODER if self.encoding else CRITIC_AND_GENERATOR
 
     def make_train_function(self, force=False):
         """One compiled function per kind of step, chosen on the host before each step: a
@@ -149,14 +154,14 @@ class FAnoGAN(AdversarialModel):
         return train_function
 
     def train_step(self, x):
-        kind = self.step_kind or self._unscheduled_kind()
+        kind = self.step_kind or self.next_step_kind()
         share = replicas.loss_share(x)
         if kind == ENCODER:
-            return replicas.reported(self._encoder_step(x, share))
+            return self.logged(self._encoder_step(x, share), x)
         losses = self._critic_step(x, share)
         if kind == CRITIC_AND_GENERATOR:
             self._generator_step(tf.shape(x)[0], share)
-        return replicas.reported(losses)
+        return self.logged(losses, x)
 
     # ---------------------------------------------------------------- stage 1: WGAN-GP
 

@@ -21,6 +21,7 @@ class GANomaly(AdversarialModel):
     RANGES = {"latent_dim": POSITIVE, "filters": POSITIVE, "w_adv": NON_NEGATIVE,
               "w_con": NON_NEGATIVE, "w_enc": NON_NEGATIVE, "learning_rate": POSITIVE,
               "beta_1": ADAM_BETA}
+    LOGGED = ("g_loss", "d_loss", "adv", "con", "enc")
 
     def __init__(self, latent_dim, filters, w_adv, w_con, w_enc, learning_rate, beta_1,
                  channels=1, image_size=32, **kwargs):
@@ -30,18 +31,12 @@ class GANomaly(AdversarialModel):
         self.g_e = blocks.encoder(filters, latent_dim, channels, "g_e", image_size=image_size)
         self.g_d = blocks.decoder(filters, latent_dim, channels, "g_d", image_size=image_size)
         self.e = blocks.encoder(filters, latent_dim, channels, "e", image_size=image_size)
-        self.d_features = blocks.conv_trunk(filters, channels, "d_features",
-                                            image_size=image_size)
-        self.d_logit = blocks.logit_head(filters, "d_logit", image_size)
+        self.d_features, self.d_logit = blocks.discriminator_pair(filters, channels, image_size)
 
     @property
     def generator_variables(self):
         return (self.g_e.trainable_variables + self.g_d.trainable_variables
                 + self.e.trainable_variables)
-
-    @property
-    def discriminator_variables(self):
-        return self.d_features.trainable_variables + self.d_logit.trainable_variables
 
     def losses_on(self, x, training):
         """Paper's losses: adversarial (feature matching), contextual (L1), encoder (L2)."""
