@@ -171,3 +171,14 @@ def test_the_headline_quotes_are_benchmarks_md_sentences(readme):
     quotes = re.findall(r'"([^"]+)"', block)
     printed = _one_line("benchmarks.md")
     assert len(quotes) == 3 and all(f"- {q}" in printed for q in quotes), quotes
+
+
+def test_the_budgets_the_readme_names_are_the_profiles(readme):
+    def profile(name):
+        with open(os.path.join(REPO, "experiments", f"{name}.json")) as f:
+            return json.load(f)
+
+    mnist, folder = profile("ganomaly_mnist_cpu"), profile("ganomaly_folder_cpu")
+    assert f"the `cpu` budget: {mnist['epochs']} epochs;" in readme
+    assert (f"The `folder` `cpu` profile is {folder['image_size']}×{folder['image_size']}, {folder['epochs']} "
+            f"epochs;") in readme
