@@ -1,6 +1,7 @@
-"""Every command the documentation prints (README, the models' READMEs, benchmarks.md) names a
-module that exists and flags that module defines, with values its flags accept: a renamed
-module or flag fails here, not in a reader's shell."""
+"""Every command the documentation prints (README, docs/, the models' READMEs, benchmarks.md,
+benchmarks/README.md) names a module that exists and flags that module defines, with values its
+flags accept: a renamed module or flag fails here, not in a reader's shell. Benchmark commands
+are `python -m benchmarks.<tool>`, run from the repository root."""
 
 import glob
 import importlib
@@ -12,12 +13,12 @@ import pytest
 from absl import flags
 
 from anomaly_toolbox.__main__ import COMMANDS
-from anomaly_toolbox.bench import benchmark
 
-DOCS = ["README.md", "benchmarks.md", *sorted(
-    os.path.relpath(p, benchmark.REPO) for p in glob.glob(os.path.join(benchmark.REPO, "anomaly_toolbox",
-                                                                       "models", "README_*.md")))]
-START = re.compile(r"(python -m anomaly_toolbox[\w.]*|anomaly-toolbox [a-z]+)")
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DOCS = ["README.md", "benchmarks.md", "benchmarks/README.md",
+        *sorted(os.path.relpath(p, REPO) for pattern in ("docs/*.md", "anomaly_toolbox/models/README_*.md")
+                for p in glob.glob(os.path.join(REPO, pattern)))]
+START = re.compile(r"(python -m (anomaly_toolbox|benchmarks)\b[\w.]*|anomaly-toolbox [a-z]+)")
 
 
 def _commands(text):
@@ -40,7 +41,7 @@ def _commands(text):
 def _documented():
     out = []
     for doc in DOCS:
-        with open(os.path.join(benchmark.REPO, doc)) as f:
+        with open(os.path.join(REPO, doc)) as f:
             out += [(doc, c) for c in _commands(f.read())]
     return out
 
@@ -56,8 +57,8 @@ def _module(command):
 
 def test_the_docs_print_commands_of_every_kind():
     modules = {_module(c)[0] for _, c in _documented()}
-    assert {"anomaly_toolbox.train", "anomaly_toolbox.score", "anomaly_toolbox.ensemble",
-            "anomaly_toolbox.bench.benchmark", "anomaly_toolbox.bench.campaign"} <= modules
+    assert {"anomaly_toolbox.train", "anomaly_toolbox.score", "anomaly_toolbox.ensemble", "anomaly_toolbox.export",
+            "benchmarks.benchmark", "benchmarks.campaign", "benchmarks.sweep", "benchmarks.speed"} <= modules
 
 
 @pytest.mark.parametrize("doc,command", _documented())
@@ -82,3 +83,11 @@ def test_a_documented_command_parses(doc, command):
         flags.FLAGS.unparse_flags()
         for flag in defined:
             delattr(flags.FLAGS, flag)
+
+
+def test_the_readmes_test_command_is_what_ci_runs():
+    with open(os.path.join(REPO, ".ci", "run")) as f:
+        lines = f.read().splitlines()
+    command = lines[lines.index("# The README's test command, verbatim:") + 1]
+    with open(os.path.join(REPO, "README.md")) as f:
+        assert f"```bash\n{command}\n```" in f.read()
