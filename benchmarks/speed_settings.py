@@ -159,7 +159,7 @@ def render(rows, command, cells=None):
     lines += ["", "Children alternate so load drifts hit both settings; worker rows use oneDNN on. "
               "oneDNN changes kernels, so scores of the same weights differ by float rounding "
               "(column 6) and GAN training trajectories differ after many steps; it is on by default "
-              "(`anomaly_toolbox/__init__.py`), and `benchmarks.benchmark` defaults to 2 "
+              "(the commands set it: `anomaly_toolbox/cli.py`), and `benchmarks.benchmark` defaults to 2 "
               "workers of CPU count // 2 threads each."]
     if cells:
         lines += ["", f"Whole cells ({cells['cells']} cells: {', '.join(cells['models'])} x MNIST classes 0, 1, "
