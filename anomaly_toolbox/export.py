@@ -24,12 +24,12 @@ def define_flags():
 
 def body():
     from anomaly_toolbox.errors import UsageError
-    from anomaly_toolbox.run import reexport
+    from anomaly_toolbox.run import export
 
     for name in ("run_dir", "output_dir"):
         if not getattr(FLAGS, name):
             raise UsageError(name, getattr(FLAGS, name), "a folder")
-    path = reexport.export(FLAGS.run_dir, FLAGS.output_dir, FLAGS.precision)
+    path = export.reexport(FLAGS.run_dir, FLAGS.output_dir, FLAGS.precision)
     print(f"exported in {FLAGS.precision}: {path}")
 
 

@@ -121,10 +121,10 @@ def test_train_refuses_bad_arguments_before_writing(tmp_path, overrides, message
     from anomaly_toolbox.run import training
 
     out = tmp_path / "out"
-    args = {"model_name": "ganomaly", "dataset": "mnist", "anomalous_class": 1,
+    args = {"model": "ganomaly", "dataset": "mnist", "anomalous_class": 1,
             "output_dir": str(out), "epochs": 1, "data_dir": DATA_DIR, "limit": 64, **overrides}
     with pytest.raises(UsageError, match=re.escape(message)):
-        training.run(**args)
+        training.fit(**args)
     assert not out.exists()
 
 

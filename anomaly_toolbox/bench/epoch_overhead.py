@@ -24,14 +24,13 @@ def warm_fit(model, x_fit, batch_size):
 
 def outside_step(model, step, batches, splits, batch_size, windows, fit_batches, val_sample,
                  tmpdir, slow_score_images=16):
-    """Per-epoch seconds outside train steps, as training._train spends them, for the real
+    """Per-epoch seconds outside train steps, as a training epoch spends them, for the real
     split sizes: keras fit per batch beyond the raw step (from timed short fits), validation
     scoring (extrapolated from val_sample images), two checkpoint saves, the scalar log."""
     import numpy as np
 
     from anomaly_toolbox import metrics
     from anomaly_toolbox.data.preprocessing import train_dataset
-    from anomaly_toolbox.run import training
     from anomaly_toolbox.run.rundir import RunDir
     from anomaly_toolbox.run.checkpoints import checkpoint_managers
     from anomaly_toolbox.run.scoring import score_images
@@ -79,7 +78,7 @@ def outside_step(model, step, batches, splits, batch_size, windows, fit_batches,
         ckpt.append(time.perf_counter() - t0)
     writer = RunDir(tmpdir).summary_writer()  # what training logs with (flush checked)
     t0 = time.perf_counter()
-    training._log_scalars(writer, 1, {"loss": 1.0, "val/auprc": 0.5, "val/auroc": 0.5})
+    writer.write(1, scalars={"loss": 1.0, "val/auprc": 0.5, "val/auroc": 0.5})
     log_s = time.perf_counter() - t0
 
     steps = -(-len(splits.x_train) // batch_size)
