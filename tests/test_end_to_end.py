@@ -112,7 +112,7 @@ def test_a_bad_train_flag_exits_2_and_writes_nothing(tmp_path):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"model_name": "gan"}, "invalid model: 'gan'"),
+    ({"model": "gan"}, "invalid model: 'gan'"),
     ({"anomalous_class": 10}, "invalid anomalous_class: 10"),
     ({"protocol": "leave_one_out"}, "invalid protocol: 'leave_one_out'"),
 ])

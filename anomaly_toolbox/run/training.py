@@ -80,7 +80,8 @@ def fit(model, dataset, anomalous_class, output_dir, verbose=2, record_test_curv
     """`run` of the RunSpec that RunSpec.resolve makes of the other keywords (protocol, profile,
     config, epochs, batch_size, image_size, precision, seeds, limit, threshold, data_dir)."""
     spec = RunSpec.resolve(model, dataset, anomalous_class, output_dir, **description)
-    return run(spec, verbose, record_test_curve, strategy, cpu_devices, deterministic)
+    return run(spec, verbose=verbose, record_test_curve=record_test_curve, strategy=strategy,
+               cpu_devices=cpu_devices, deterministic=deterministic)
 
 
 def run(spec, verbose=2, record_test_curve=False, strategy="default", cpu_devices=None,
