@@ -39,8 +39,9 @@ from anomaly_toolbox.run.scoring import score_images
 from anomaly_toolbox.run.spec import RunSpec
 
 
-def _epoch_end(model, spec, splits, run_dir, state, last, writer, test_curve):
-    """The side-work callbacks, in the crash-safety order that callbacks.py describes."""
+def _fit_callbacks(model, spec, splits, run_dir, state, last, writer, test_curve):
+    """The model's own callbacks, then the side work in the crash-safety order that
+    callbacks.py describes (Progress, made per fit, goes first)."""
     clock = EpochClock(state["train_seconds"])
     selection = SelectOnValidation(splits, state, run_dir)
     side_work = [clock, StopOnNonFinite(), selection,
@@ -62,7 +63,7 @@ def _train(model, spec, splits, run_dir, verbose, test_curve=False):
             repair_best(run_dir, state)
         print(f"Resuming {run_dir} after epoch {int(state['epoch'].numpy())}", flush=True)
     writer = run_dir.summary_writer()  # a full disk names logs/ instead of losing events
-    callbacks = _epoch_end(model, spec, splits, run_dir, state, last, writer, test_curve)
+    callbacks = _fit_callbacks(model, spec, splits, run_dir, state, last, writer, test_curve)
     for epoch in range(int(state["epoch"].numpy()), spec.epochs):
         data = train_dataset(splits.x_train, spec.batch_size, spec.train_seed, epoch,
                              spec.image_size, splits.padded)
