@@ -23,19 +23,13 @@ _NATIVE = (np.uint8, np.int32, np.int64, np.float32, np.float64)
 
 def fit(model, dataset, anomalous_class, output_dir, **options):
     """Trains, evaluates and exports one run, exactly as `anomaly-toolbox train` does; returns
-    the results dict (also written to output_dir/results.json). `options` are training.run's
-    keywords: config, epochs, batch_size, protocol, train_seed, split_seed, data_dir, limit,
-    threshold ("f1" or "fpr:RATE"), verbose, image_size; or profile="cpu" (a named budget, as
-    the CLI's --profile) instead of config."""
-    from anomaly_toolbox.metrics import parse_threshold
+    the results dict (also written to output_dir/results.json). `options` are training.fit's
+    keywords: profile="cpu" (a named budget, as the CLI's --profile) or config, epochs,
+    batch_size, protocol, train_seed, split_seed, data_dir, limit, threshold ("f1" or
+    "fpr:RATE"), verbose, image_size, precision."""
     from anomaly_toolbox.run import training
 
-    parse_threshold(options.get("threshold", "f1"))  # refused before hours of training
-    from anomaly_toolbox import profiles
-
-    options["config"] = profiles.config_file(model, dataset, options.pop("profile", None),
-                                             options.get("config"))
-    return training.run(model, dataset, anomalous_class, str(output_dir), **options)
+    return training.fit(model, dataset, anomalous_class, str(output_dir), **options)
 
 
 def read_results(run_dir):

@@ -32,9 +32,9 @@ def check():
 
 
 def body():
-    from anomaly_toolbox.run import reexport
+    from anomaly_toolbox.run import export
 
-    path = reexport.export(FLAGS.run_dir, FLAGS.output_dir, FLAGS.precision)
+    path = export.reexport(FLAGS.run_dir, FLAGS.output_dir, FLAGS.precision)
     print(f"exported in {FLAGS.precision}: {path}")
 
 

@@ -33,21 +33,37 @@ class Threshold(float):
         return threshold
 
 
-def parse_threshold(spec):
-    """("f1", None) or ("fpr", rate) from a --threshold value; UsageError for anything else."""
+FALLBACK_FPR = 0.01  # the rule "f1" applies without validation anomalies
+
+
+def parse_threshold(rule, argument="threshold"):
+    """("f1", None) or ("fpr", rate) from a threshold rule ("f1" or "fpr:RATE"): the one parser
+    of it; anything else is a UsageError naming `argument`."""
     from anomaly_toolbox.errors import UsageError
 
-    expected = "f1 or fpr:RATE with 0 < RATE < 1, e.g. fpr:0.01"
-    if spec == "f1":
+    if rule == "f1":
         return "f1", None
-    kind, _, rate = str(spec).partition(":")
+    kind, _, rate = str(rule).partition(":")
     try:
         rate = float(rate)
     except ValueError:
         rate = None
     if kind != "fpr" or rate is None or not 0 < rate < 1:
-        raise UsageError("threshold", spec, expected)
+        raise UsageError(argument, rule, "f1 or fpr:RATE with 0 < RATE < 1, e.g. fpr:0.01")
     return "fpr", rate
+
+
+def applied_rule(rule, labelled):
+    """The rule as validation_threshold applies it to validation with (`labelled`) or without
+    anomalies: "f1" needs anomalies and falls back to fpr:0.01."""
+    kind, rate = parse_threshold(rule)
+    return "f1" if kind == "f1" and labelled else f"fpr:{rate or FALLBACK_FPR:g}"
+
+
+def recorded_rule(validation):
+    """The rule a run applied, from its results' validation metrics (see `target`)."""
+    rate = validation.get("threshold_target_fpr")
+    return "f1" if rate is None else f"fpr:{rate:g}"
 
 
 def threshold_metrics(scores, labels, threshold):
@@ -66,6 +82,12 @@ def target(threshold):
     TensorBoard can both hold it; nothing for the default F1-optimal one."""
     kind, rate = parse_threshold(getattr(threshold, "rule", "f1"))
     return {"threshold_target_fpr": rate} if kind == "fpr" else {}
+
+
+def non_finite(scores, what, epoch):
+    """A message like the NaN-loss one if any score is NaN/inf (metrics cannot rank those)."""
+    bad = int(np.sum(~np.isfinite(scores)))
+    return f"{what} scores became NaN/inf in epoch {epoch} ({bad} of {len(scores)})" if bad else None
 
 
 def has_both_classes(labels):
@@ -87,8 +109,8 @@ def validation_threshold(scores, labels, rule="f1"):
     scores, labels = np.asarray(scores), np.asarray(labels)
     if kind == "f1" and has_both_classes(labels):
         return Threshold(best_f1_threshold(scores, labels), "f1")
-    rate = rate or 0.01
-    return Threshold(np.quantile(scores[labels == 0], 1 - rate), f"fpr:{rate:g}")
+    return Threshold(np.quantile(scores[labels == 0], 1 - (rate or FALLBACK_FPR)),
+                     applied_rule(rule, labelled=False))
 
 
 def evaluate(scores, labels, threshold=None):

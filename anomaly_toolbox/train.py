@@ -90,19 +90,18 @@ def check():
 
 
 def body():
-    from anomaly_toolbox import profiles
     from anomaly_toolbox.run import training
+    from anomaly_toolbox.run.spec import RunSpec
 
-    config = profiles.config_file(FLAGS.model, FLAGS.dataset, FLAGS.profile, FLAGS.config)
-    training.run(FLAGS.model, FLAGS.dataset, FLAGS.anomalous_class,
-                 FLAGS.output_dir or default_output_dir(FLAGS.model, FLAGS.dataset,
-                                                        FLAGS.anomalous_class),
-                 protocol=FLAGS.protocol, config=config, epochs=FLAGS.epochs,
-                 batch_size=FLAGS.batch_size, train_seed=FLAGS.train_seed,
-                 split_seed=FLAGS.split_seed, data_dir=FLAGS.data_dir, verbose=FLAGS.verbose,
-                 limit=FLAGS.limit, threshold=FLAGS.threshold, strategy=FLAGS.strategy,
-                 cpu_devices=FLAGS.cpu_devices, record_test_curve=FLAGS.record_test_curve,
-                 precision=FLAGS.precision, image_size=FLAGS.image_size)
+    spec = RunSpec.resolve(
+        FLAGS.model, FLAGS.dataset, FLAGS.anomalous_class,
+        FLAGS.output_dir or default_output_dir(FLAGS.model, FLAGS.dataset, FLAGS.anomalous_class),
+        protocol=FLAGS.protocol, profile=FLAGS.profile, config=FLAGS.config, epochs=FLAGS.epochs,
+        batch_size=FLAGS.batch_size, image_size=FLAGS.image_size, precision=FLAGS.precision,
+        train_seed=FLAGS.train_seed, split_seed=FLAGS.split_seed, limit=FLAGS.limit,
+        threshold=FLAGS.threshold, data_dir=FLAGS.data_dir)
+    training.run(spec, verbose=FLAGS.verbose, record_test_curve=FLAGS.record_test_curve,
+                 strategy=FLAGS.strategy, cpu_devices=FLAGS.cpu_devices)
 
 
 if __name__ == "__main__":

@@ -33,27 +33,26 @@ def sweep(run_dir, key, values, data_dir=None, max_images=None):
     from anomaly_toolbox.errors import UsageError
     from anomaly_toolbox.run.checkpoints import checked_best
     from anomaly_toolbox.run.rundir import RunDir
-    from anomaly_toolbox.data.preprocessing import IMAGE_SIZE
+    from anomaly_toolbox.run.spec import RunSpec
     from anomaly_toolbox.models.precision import policy
     from anomaly_toolbox.run.scoring import score_images
 
     run_dir = RunDir(run_dir)
     if not run_dir.has_best_checkpoint():
         raise UsageError("run_dir", str(run_dir), "the folder of a run with a best checkpoint")
-    run = run_dir.identity()
-    cls = models.get(run["model"])
+    spec = RunSpec.read(run_dir, data_dir)
+    cls = models.get(spec.model)
     if key not in cls.DEFAULTS:
         raise UsageError("key", key, f"one of {sorted(cls.DEFAULTS)}")
-    cfg = run["config"]
-    splits = load_splits(run["dataset"], run["anomalous_class"], run["protocol"],
-                         run["split_seed"], data_dir, run["limit"], cfg.get("image_size", IMAGE_SIZE))
+    splits = load_splits(spec.dataset, spec.anomalous_class, spec.protocol, spec.split_seed,
+                         spec.data_dir, spec.limit, spec.image_size)
     x_val, y_val = splits.x_val[:max_images], splits.y_val[:max_images]
     best = checked_best(run_dir)
     rows = []
     for value in values:
-        with policy(cfg.get("precision", "float32")):  # as the run was built and scored
-            model = cls(**{**cfg["model"], key: value}, channels=splits.channels,
-                        image_size=cfg.get("image_size", IMAGE_SIZE))
+        with policy(spec.precision):  # as the run was built and scored
+            model = cls(**{**spec.hyperparameters, key: value}, channels=splits.channels,
+                        image_size=spec.image_size)
             model.compile()
         tf.train.Checkpoint(model=model).restore(best).assert_existing_objects_matched().expect_partial()
         t0 = time.time()

@@ -80,7 +80,7 @@ def tiny_run(tmp_path_factory):
         if model_name not in runs:
             tmp = tmp_path_factory.mktemp(f"tiny_{model_name}")
             (tmp / "tiny.json").write_text(json.dumps(TINY_RUN))
-            results = training.run(model_name, "mnist", 3, str(tmp / "run"),
+            results = training.fit(model_name, "mnist", 3, str(tmp / "run"),
                                    config=str(tmp / "tiny.json"), data_dir=DATA_DIR, limit=300,
                                    verbose=0)
             runs[model_name] = (tmp / "run", results)

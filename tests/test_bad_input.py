@@ -78,7 +78,7 @@ def test_corrupted_and_truncated_idx_files(tmp_path, capsys, damage, message):
 ])
 def test_config_with_nan_negative_or_huge_values(tmp_path, capsys, overrides, message):
     out = tmp_path / "run"
-    err = one_line_exit_2(capsys, lambda: training.run(
+    err = one_line_exit_2(capsys, lambda: training.fit(
         "ganomaly", "mnist", 0, str(out), config=_config(tmp_path, **overrides), data_dir=DATA_DIR))
     assert message in err and not out.exists()
 
@@ -173,7 +173,7 @@ def test_full_disk_keeps_the_previous_results(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(files, "write_atomic", full)
     out = tmp_path / "run"
-    err = one_line_exit_2(capsys, lambda: training.run(
+    err = one_line_exit_2(capsys, lambda: training.fit(
         "ganomaly", "mnist", 0, str(out), config=_config(tmp_path), limit=50, data_dir=DATA_DIR))
     assert "No space left" in err and str(out) in err  # names the folder or its file
     assert os.listdir(out) == [".lock"]  # not even run.json: nothing half-written
@@ -208,7 +208,7 @@ def test_a_second_process_training_into_the_same_folder_is_refused(tmp_path, cap
     out.mkdir()
     with open(out / ".lock", "w") as held:  # what a training process holds
         fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        err = one_line_exit_2(capsys, lambda: training.run(
+        err = one_line_exit_2(capsys, lambda: training.fit(
             "ganomaly", "mnist", 0, str(out), config=_config(tmp_path), limit=50,
             data_dir=DATA_DIR))
     assert "another one is training into it" in err and sorted(os.listdir(out)) == [".lock"]

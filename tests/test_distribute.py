@@ -156,7 +156,7 @@ def test_bad_distribution_arguments_are_refused_before_anything_is_written(
         monkeypatch.setenv("TF_CONFIG", tf_config)
     out = tmp_path / "out"
     with pytest.raises(UsageError, match=re.escape(message)):
-        training.run("autoencoder", "mnist", 3, str(out), epochs=1, data_dir=DATA_DIR, limit=64,
+        training.fit("autoencoder", "mnist", 3, str(out), epochs=1, data_dir=DATA_DIR, limit=64,
                      strategy=strategy, cpu_devices=cpu_devices)
     assert not out.exists()
 

@@ -112,7 +112,7 @@ def test_a_bad_train_flag_exits_2_and_writes_nothing(tmp_path):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"model_name": "gan"}, "invalid model: 'gan'"),
+    ({"model": "gan"}, "invalid model: 'gan'"),
     ({"anomalous_class": 10}, "invalid anomalous_class: 10"),
     ({"protocol": "leave_one_out"}, "invalid protocol: 'leave_one_out'"),
 ])
@@ -121,10 +121,10 @@ def test_train_refuses_bad_arguments_before_writing(tmp_path, overrides, message
     from anomaly_toolbox.run import training
 
     out = tmp_path / "out"
-    args = {"model_name": "ganomaly", "dataset": "mnist", "anomalous_class": 1,
+    args = {"model": "ganomaly", "dataset": "mnist", "anomalous_class": 1,
             "output_dir": str(out), "epochs": 1, "data_dir": DATA_DIR, "limit": 64, **overrides}
     with pytest.raises(UsageError, match=re.escape(message)):
-        training.run(**args)
+        training.fit(**args)
     assert not out.exists()
 
 

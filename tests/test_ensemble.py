@@ -101,9 +101,10 @@ def test_val_auprc_weights_come_from_validation(members):
 def test_a_mix_of_runs_is_refused_naming_the_field(members, tmp_path):
     other = tmp_path / "other"
     shutil.copytree(members["dirs"][1], other)
-    results = json.loads((other / "results.json").read_text())
-    results["anomalous_class"] = 4
-    (other / "results.json").write_text(json.dumps(results))
+    for name in ("run.json", "results.json"):  # a run of another class, as RunSpec.read sees it
+        described = json.loads((other / name).read_text())
+        described["anomalous_class"] = 4
+        (other / name).write_text(json.dumps(described))
     proc = subprocess.run([sys.executable, "-m", "anomaly_toolbox.ensemble",
                            f"--members={members['dirs'][0]},{other}",
                            f"--output_dir={tmp_path / 'out'}"], capture_output=True, text=True)

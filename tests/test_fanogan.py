@@ -118,7 +118,7 @@ def test_budget_is_the_sum_of_the_stages(tmp_path):
         config.resolve(cls, str(path))
 
 
-RUN = dict(model_name="fanogan", dataset="mnist", anomalous_class=4, limit=160,
+RUN = dict(model="fanogan", dataset="mnist", anomalous_class=4, limit=160,
            data_dir=DATA_DIR, verbose=0)
 
 
@@ -134,7 +134,7 @@ def straight(tmp_path_factory, config_file):
     from anomaly_toolbox.run import training
 
     out = tmp_path_factory.mktemp("straight") / "run"
-    return out, training.run(output_dir=str(out), config=config_file, **RUN)
+    return out, training.fit(output_dir=str(out), config=config_file, **RUN)
 
 
 def test_two_stage_run_selects_an_encoder_epoch_and_exports_its_scores(straight, tmp_path):
@@ -154,21 +154,22 @@ def test_two_stage_run_selects_an_encoder_epoch_and_exports_its_scores(straight,
 def test_a_run_stopped_after_the_gan_stage_resumes_into_the_encoder_stage(
         straight, tmp_path, config_file, monkeypatch, capsys):
     from anomaly_toolbox.run import training
+    from anomaly_toolbox.run.rundir import EventWriter
 
-    real = training._log_scalars
+    real = EventWriter.write
 
-    def killed_after_epoch_1(writer, epoch, values):  # after epoch 1's checkpoint commit
-        real(writer, epoch, values)
-        if epoch == 1:
+    def killed_after_epoch_1(writer, step, **events):  # the scalars, after epoch 1's commit
+        real(writer, step, **events)
+        if step == 1:
             raise KeyboardInterrupt("killed after the GAN stage")
 
     out = tmp_path / "run"
     with monkeypatch.context() as m:
-        m.setattr(training, "_log_scalars", killed_after_epoch_1)
+        m.setattr(EventWriter, "write", killed_after_epoch_1)
         with pytest.raises(KeyboardInterrupt):
-            training.run(output_dir=str(out), config=config_file, **RUN)
+            training.fit(output_dir=str(out), config=config_file, **RUN)
     assert not (out / "results.json").exists()
-    resumed = training.run(output_dir=str(out), config=config_file, **RUN)
+    resumed = training.fit(output_dir=str(out), config=config_file, **RUN)
     assert "Resuming" in capsys.readouterr().out
     _, expected = straight
     assert resumed["selected_epoch"] == 2 and [h["epoch"] for h in resumed["history"]] == [1, 2]

@@ -17,7 +17,7 @@ import pytest
 from conftest import DATA_DIR, TINY
 
 CONFIG = {"epochs": 2, "batch_size": 32, "precision": "float32", "model": TINY}
-ARGS = dict(model_name="ganomaly", dataset="mnist", anomalous_class=7, limit=300,
+ARGS = dict(model="ganomaly", dataset="mnist", anomalous_class=7, limit=300,
             data_dir=DATA_DIR, verbose=0)
 SAME = ("selected_epoch", "validation", "test", "splits")
 
@@ -25,7 +25,7 @@ SAME = ("selected_epoch", "validation", "test", "splits")
 def _run(tmp, out):
     from anomaly_toolbox.run import training
 
-    return training.run(output_dir=str(out), config=str(tmp / "c.json"), **ARGS)
+    return training.fit(output_dir=str(out), config=str(tmp / "c.json"), **ARGS)
 
 
 @pytest.fixture(scope="module")

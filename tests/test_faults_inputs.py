@@ -134,7 +134,7 @@ def test_a_train_file_that_breaks_after_the_check_is_named_mid_training(
 
     monkeypatch.setattr(folders, "verify_images", then_broken)
     out = tmp_path / "run"
-    err = one_line_exit_2(capsys, lambda: training.run(
+    err = one_line_exit_2(capsys, lambda: training.fit(
         "ganomaly", f"folder:{root}", 0, str(out), config=tiny_config(tmp_path), verbose=0))
     assert err.startswith(f"error: invalid dataset: '{victim}' (expected a readable image")
     assert not (out / "results.json").exists() and not (out / "saved_model").exists()

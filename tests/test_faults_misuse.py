@@ -180,7 +180,7 @@ def test_an_rgb_run_draws_the_error_as_one_heat_map_without_warnings(mnist, tmp_
 
     monkeypatch.setattr(figures, "_save", spy_save)
     monkeypatch.setattr(figures, "write_all", listening_write_all)
-    training.run("ganomaly", f"folder:{tmp_path / 'rgb'}", 0, str(tmp_path / "run"),
+    training.fit("ganomaly", f"folder:{tmp_path / 'rgb'}", 0, str(tmp_path / "run"),
                  config=str(tmp_path / "tiny.json"), verbose=0)
     assert heard == [], [str(getattr(h, "msg", h)) for h in heard]
     assert (tmp_path / "run" / "test_extremes.png").stat().st_size > 0

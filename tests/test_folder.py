@@ -55,7 +55,7 @@ def test_train_on_a_folder_then_score_new_images(digits, tmp_path):
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps(TINY))
     out = tmp_path / "run"
-    results = training.run("ganomaly", f"folder:{digits}", 0, str(out), config=str(config),
+    results = training.fit("ganomaly", f"folder:{digits}", 0, str(out), config=str(config),
                            verbose=0)
     assert results["protocol"] == "folder" and results["anomalous_class"] is None
     assert results["splits"]["test_anomalies"] == 15 and 0 <= results["test"]["auprc"] <= 1

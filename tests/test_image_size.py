@@ -72,7 +72,7 @@ def test_mnist_at_64_pads_then_resizes_in_training_and_in_the_saved_model(tmp_pa
 
     path = tmp_path / "tiny.json"
     path.write_text(json.dumps({"epochs": 1, "batch_size": 16, "model": TINY}))
-    training.run("autoencoder", "mnist", 4, str(tmp_path / "run"), config=str(path), limit=32,
+    training.fit("autoencoder", "mnist", 4, str(tmp_path / "run"), config=str(path), limit=32,
                  data_dir=DATA_DIR, verbose=0, image_size=64)
     loaded = tf.saved_model.load(str(tmp_path / "run" / "saved_model"))
     meta = json.loads(loaded.metadata.numpy().decode())

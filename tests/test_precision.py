@@ -71,7 +71,7 @@ def test_a_bfloat16_run_records_its_precision_and_exports_float32_scores(tmp_pat
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps({"epochs": 1, "batch_size": 32,
                                   "model": {"latent_dim": 8, "filters": [4, 8, 16]}}))
-    results = training.run("ganomaly", "mnist", 3, str(tmp_path / "run"), config=str(config),
+    results = training.fit("ganomaly", "mnist", 3, str(tmp_path / "run"), config=str(config),
                            data_dir=DATA_DIR, limit=200, verbose=0, precision="mixed_bfloat16")
     assert results["config"]["precision"] == "mixed_bfloat16"
     splits = load_splits("mnist", 3, data_dir=DATA_DIR, limit=200)

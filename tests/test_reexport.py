@@ -20,7 +20,7 @@ def bf16_run(tmp_path_factory):
     config = tmp / "tiny.json"
     config.write_text(json.dumps({"epochs": 1, "batch_size": 32,
                                   "model": {"latent_dim": 8, "filters": [4, 8, 16]}}))
-    training.run("egbad", "mnist", 3, str(tmp / "run"), config=str(config), data_dir=DATA_DIR,
+    training.fit("egbad", "mnist", 3, str(tmp / "run"), config=str(config), data_dir=DATA_DIR,
                  limit=200, verbose=0, precision="mixed_bfloat16")
     return tmp / "run"
 
@@ -29,10 +29,10 @@ def test_float32_export_of_a_bfloat16_run_scores_the_same_detector(bf16_run, tmp
     import tensorflow as tf
 
     from anomaly_toolbox.data import load_splits
-    from anomaly_toolbox.run import export, reexport
+    from anomaly_toolbox.run import export
 
     out = tmp_path / "f32"
-    reexport.export(str(bf16_run), str(out), "float32")
+    export.reexport(str(bf16_run), str(out), "float32")
     _, meta = export.load(str(out))
     _, trained = export.load(str(bf16_run / "saved_model"))
     assert meta["config"]["precision"] == "float32"
@@ -50,22 +50,22 @@ def test_float32_export_of_a_bfloat16_run_scores_the_same_detector(bf16_run, tmp
 
 
 def test_bad_arguments_are_refused_and_write_nothing(bf16_run, tmp_path):
-    from anomaly_toolbox.run import reexport
+    from anomaly_toolbox.run import export
 
     with pytest.raises(UsageError, match="invalid precision: 'fp8'"):
-        reexport.export(str(bf16_run), str(tmp_path / "a"), "fp8")
+        export.reexport(str(bf16_run), str(tmp_path / "a"), "fp8")
     with pytest.raises(UsageError, match="invalid run_dir"):
-        reexport.export(str(tmp_path), str(tmp_path / "b"), "float32")
+        export.reexport(str(tmp_path), str(tmp_path / "b"), "float32")
     import shutil
 
     trimmed = tmp_path / "trimmed"  # a copied run without its checkpoints
     shutil.copytree(bf16_run, trimmed, ignore=shutil.ignore_patterns("checkpoints"))
     with pytest.raises(UsageError, match="invalid run_dir.*checkpoints/best"):
-        reexport.export(str(trimmed), str(tmp_path / "b"), "float32")
+        export.reexport(str(trimmed), str(tmp_path / "b"), "float32")
     shutil.rmtree(trimmed)
     (tmp_path / "c").mkdir()
     with pytest.raises(UsageError, match="invalid output_dir"):
-        reexport.export(str(bf16_run), str(tmp_path / "c"), "float32")
+        export.reexport(str(bf16_run), str(tmp_path / "c"), "float32")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c"] and not any((tmp_path / "c").iterdir())
     proc = subprocess.run([sys.executable, "-m", "anomaly_toolbox", "export",
                            f"--run_dir={bf16_run}", "--precision=float64",
@@ -79,7 +79,7 @@ def test_a_damaged_best_checkpoint_is_named_and_nothing_is_written(bf16_run, tmp
     import shutil
 
     from anomaly_toolbox.errors import DataError
-    from anomaly_toolbox.run import reexport
+    from anomaly_toolbox.run import export
 
     run = tmp_path / "run"
     shutil.copytree(bf16_run, run)
@@ -87,5 +87,5 @@ def test_a_damaged_best_checkpoint_is_named_and_nothing_is_written(bf16_run, tmp
     with open(index, "wb") as f:
         f.write(b"junk")
     with pytest.raises(DataError, match=f"damaged checkpoint {index} .*saved_model/ still scores"):
-        reexport.export(str(run), str(tmp_path / "out"), "float32")
+        export.reexport(str(run), str(tmp_path / "out"), "float32")
     assert not (tmp_path / "out").exists()

@@ -33,7 +33,7 @@ def test_nan_loss_stops_with_epoch_and_step_and_keeps_the_best_epoch(tmp_path, m
     monkeypatch.setattr(training, "train_dataset", poisoned)
     out = tmp_path / "run"
     with pytest.raises(training.DivergenceError, match="epoch 2, step 3"):
-        training.run("ganomaly", "mnist", 4, str(out), config=_config(tmp_path), limit=200,
+        training.fit("ganomaly", "mnist", 4, str(out), config=_config(tmp_path), limit=200,
                      data_dir=DATA_DIR, verbose=0)
     results = json.loads((out / "results.json").read_text())
     assert results["selected_epoch"] == 1 and results["diverged"].startswith("loss became NaN")
@@ -44,7 +44,7 @@ def test_output_dir_that_cannot_be_created(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     with pytest.raises(UsageError, match="invalid output_dir: .*file/run.*writable directory"):
-        training.run("ganomaly", "mnist", 4, str(blocker / "run"), config=_config(tmp_path),
+        training.fit("ganomaly", "mnist", 4, str(blocker / "run"), config=_config(tmp_path),
                      limit=50, data_dir=DATA_DIR)
 
 
@@ -78,17 +78,19 @@ def test_idx_input_and_missing_input(tmp_path, data_dir):
 
 
 def test_non_finite_validation_scores_stop_like_a_diverging_loss(tmp_path, monkeypatch):
-    real, calls = training.score_images, []
+    from anomaly_toolbox.run import callbacks
+
+    real, calls = callbacks.score_images, []
 
     def nan_in_epoch_2(model, images, **kwargs):
         calls.append(1)
         scores = real(model, images, **kwargs)
         return scores * np.nan if len(calls) == 2 else scores  # validation of epoch 2
 
-    monkeypatch.setattr(training, "score_images", nan_in_epoch_2)
+    monkeypatch.setattr(callbacks, "score_images", nan_in_epoch_2)
     out = tmp_path / "run"
     with pytest.raises(training.DivergenceError, match="validation scores became NaN/inf in epoch 2"):
-        training.run("ganomaly", "mnist", 4, str(out), config=_config(tmp_path), limit=200,
+        training.fit("ganomaly", "mnist", 4, str(out), config=_config(tmp_path), limit=200,
                      data_dir=DATA_DIR, verbose=0)
     results = json.loads((out / "results.json").read_text())
     assert results["selected_epoch"] == 1 and results["diverged"].startswith("validation scores")
@@ -105,9 +107,11 @@ def killed_then_resumed(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("kill")
     config = tmp / "c.json"
     config.write_text(json.dumps(TWO_EPOCHS))
-    args = dict(model_name="ganomaly", dataset="mnist", anomalous_class=3, output_dir=str(tmp / "run"),
+    args = dict(model="ganomaly", dataset="mnist", anomalous_class=3, output_dir=str(tmp / "run"),
                 config=str(config), limit=300, data_dir=DATA_DIR, verbose=0)
-    real = training.publish_best
+    from anomaly_toolbox.run import callbacks
+
+    real = callbacks.publish_best
 
     def killed_at_epoch_2(run_dir, last_path, epoch):
         if epoch == 2:
@@ -115,11 +119,11 @@ def killed_then_resumed(tmp_path_factory):
         real(run_dir, last_path, epoch)
 
     with pytest.MonkeyPatch.context() as m:
-        m.setattr(training, "publish_best", killed_at_epoch_2)
+        m.setattr(callbacks, "publish_best", killed_at_epoch_2)
         with pytest.raises(KeyboardInterrupt):
-            training.run(**args)
+            training.fit(**args)
     assert tf.train.latest_checkpoint(str(tmp / "run" / "checkpoints" / "best")).endswith("ckpt-1")
-    return tmp, args, training.run(**args)
+    return tmp, args, training.fit(**args)
 
 
 def test_a_kill_between_commit_and_best_copy_exports_the_selected_epoch(killed_then_resumed, mnist):
@@ -155,9 +159,9 @@ def test_a_finished_run_is_not_run_again_and_a_different_one_is_named(killed_the
     out = tmp / "run"
     logs = sorted(os.listdir(out / "logs"))
     stamp = os.path.getmtime(out / "results.json")
-    assert training.run(**args) == results
+    assert training.fit(**args) == results
     assert f"already finished: {out / 'results.json'}" in capsys.readouterr().out
     assert sorted(os.listdir(out / "logs")) == logs and os.path.getmtime(out / "results.json") == stamp
     with pytest.raises(UsageError, match=r"config\.epochs: 2 -> 3, train_seed: 0 -> 1; choose a "
                                          r"new --output_dir"):
-        training.run(**{**args, "epochs": 3, "train_seed": 1})
+        training.fit(**{**args, "epochs": 3, "train_seed": 1})

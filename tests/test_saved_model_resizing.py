@@ -53,7 +53,7 @@ def rgb_run(mnist, tmp_path_factory):
         for i, image in enumerate(_tinted(images)):
             Image.fromarray(image).save(root / "data" / folder / f"{i:02d}.png")
     (root / "tiny.json").write_text(json.dumps(TINY_64))
-    training.run("ganomaly", f"folder:{root / 'data'}", 0, str(root / "run"),
+    training.fit("ganomaly", f"folder:{root / 'data'}", 0, str(root / "run"),
                  config=str(root / "tiny.json"), verbose=0)
     return root
 

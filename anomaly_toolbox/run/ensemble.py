@@ -42,25 +42,30 @@ def combine(member_scores, centres, scales, weights):
 
 
 def read_members(run_dirs):
-    """Identities and scores of finished runs; refuses a mix, naming the field that differs."""
+    """Specs and scores of finished runs; refuses a mix, naming the field that differs."""
+    from anomaly_toolbox.run.spec import RunSpec
+
     if len(run_dirs) < 2:
         raise UsageError("members", ",".join(run_dirs), "at least two finished run folders")
     members = []
     for path in run_dirs:
         run_dir = RunDir(path)
         try:
-            results, scores = run_dir.results(), run_dir.scores()
-        except (OSError, ValueError) as e:
+            if not run_dir.finished():
+                raise FileNotFoundError(run_dir.results_json)
+            spec, scores = RunSpec.read(run_dir), run_dir.scores()
+        except (OSError, ValueError, UsageError) as e:
             raise UsageError("members", path, "a finished run folder (results.json, "
                              "scores.npz, saved_model/)") from e
-        members.append({"path": path, "results": results, "scores": scores})
+        members.append({"path": path, "recorded": spec.results(), "spec": spec,
+                        "scores": scores})
     first = members[0]
     for m in members[1:]:
         for key in SHARED:
-            if m["results"].get(key) != first["results"].get(key):
+            if m["recorded"][key] != first["recorded"][key]:
                 raise UsageError("members", m["path"], f"a run with the same {key} as "
-                                 f"{first['path']} ({first['results'].get(key)!r}, not "
-                                 f"{m['results'].get(key)!r})")
+                                 f"{first['path']} ({first['recorded'][key]!r}, not "
+                                 f"{m['recorded'][key]!r})")
         for split in ("val_labels", "test_labels"):
             if not np.array_equal(m["scores"][split], first["scores"][split]):
                 raise UsageError("members", m["path"], f"the same {split} as {first['path']}")
@@ -124,10 +129,10 @@ def build(run_dirs, output_dir, weighting="mean", threshold_rule="f1"):
     val = combine([m["scores"]["val_scores"] for m in members], centres, scales, weights)
     test = combine([m["scores"]["test_scores"] for m in members], centres, scales, weights)
     threshold = metrics.validation_threshold(val, y_val, threshold_rule)
-    listed = [{"run_dir": m["path"], "model": m["results"]["model"],
-               "train_seed": m["results"]["train_seed"], "centre": c, "scale": s, "weight": w}
+    listed = [{"run_dir": m["path"], "model": m["spec"].model,
+               "train_seed": m["spec"].train_seed, "centre": c, "scale": s, "weight": w}
               for m, c, s, w in zip(members, centres, scales, weights)]
-    identity = {**{k: members[0]["results"][k] for k in SHARED}, "model": "ensemble",
+    identity = {**{k: members[0]["recorded"][k] for k in SHARED}, "model": "ensemble",
                 "weighting": weighting, "members": listed}
     results = {**identity, "validation": metrics.evaluate(val, y_val, threshold),
                "test": metrics.evaluate(test, y_test, threshold), "versions": versions()}

@@ -18,6 +18,8 @@ same). A float batch whose largest value lies in (0, 1] looks already scaled to 
 InvalidArgumentError (scored, it would read as a nearly black image; SavedModels exported before
 this check score it silently, and this package's readers refuse it for them too).
 `loaded.threshold` is the threshold chosen on validation data by that rule.
+
+`reexport` writes a finished run's detector again computing in another precision.
 """
 
 import json
@@ -195,3 +197,46 @@ def load(path):
         raise UsageError("saved_model", path,
                          f"a SavedModel written by anomaly_toolbox ({FORMAT}); this one is not") from e
     return loaded, metadata
+
+
+def reexport(run_path, output_dir, precision):
+    """A SavedModel of the run's selected epoch computing in `precision`, written to output_dir:
+    a run trained in mixed bfloat16 scores in bfloat16, and its float32 export is the same
+    detector computing in float32 (weights are float32 either way: nothing is lost or
+    retrained). Threshold and input handling are the run's; the metadata is its RunSpec's with
+    the precision changed, and names the run it was exported from."""
+    import dataclasses
+
+    from anomaly_toolbox import models
+    from anomaly_toolbox.errors import UsageError
+    from anomaly_toolbox.metrics import Threshold
+    from anomaly_toolbox.models import precision as precision_lib
+    from anomaly_toolbox.run.checkpoints import checked_best
+    from anomaly_toolbox.run.rundir import RunDir
+    from anomaly_toolbox.run.spec import RunSpec
+
+    precision = precision_lib.resolve(precision)
+    run_dir = RunDir(run_path)
+    if not run_dir.finished() or not run_dir.has_best_checkpoint():
+        raise UsageError("run_dir", run_path, "a finished run folder (with results.json and "
+                         "checkpoints/best)")
+    if os.path.exists(output_dir):
+        raise UsageError("output_dir", output_dir, "a folder that does not exist yet")
+    loaded, metadata = load(run_dir.saved_model)
+    if metadata["model"] not in models.names():
+        raise UsageError("run_dir", run_path,
+                         f"a single model's run folder (this one holds a {metadata['model']!r})")
+    if "image_size" not in metadata:
+        raise UsageError("run_dir", run_path, "a run exported by this version (its SavedModel "
+                         "has no input-handling metadata)")
+    spec = dataclasses.replace(RunSpec.read(run_dir), precision=precision)
+    with precision_lib.policy(precision):
+        model = models.get(spec.model)(**spec.hyperparameters, channels=metadata["channels"],
+                                       image_size=spec.image_size)
+    best = checked_best(run_dir)
+    tf.train.Checkpoint(model=model).restore(best).expect_partial().assert_existing_objects_matched()
+    threshold = Threshold(float(loaded.threshold.numpy()), metadata.get("threshold_rule", "f1"))
+    return save(model, output_dir, channels=metadata["channels"], threshold=threshold,
+                metadata={**spec.saved_model_metadata(metadata["channels"]),
+                          "exported_from": run_path},
+                image_size=spec.image_size, padded=metadata["padded"])

@@ -1,7 +1,8 @@
 """`RunDir`: the one place that knows the file layout of a run folder.
 
     .lock               held (flock) by the one process training into the folder
-    run.json            identity: model, dataset, protocol, class, seeds, limit, resolved config
+    run.json            identity (RunSpec.identity): model, dataset, protocol, class, seeds,
+                        limit, resolved config
     history.json        per-epoch validation metrics, losses and seconds
     checkpoints/last    resume point (weights, optimizers, epoch counters, best epoch): the
                         commit of an epoch; everything else is trusted only as far as it says

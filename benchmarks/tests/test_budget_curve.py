@@ -14,7 +14,7 @@ def _run(tmp_path, name, epochs, test_curve):
     config.write_text(json.dumps({"profile": "paper", "epochs": epochs, "batch_size": 32,
                                   "model": {"latent_dim": 8, "filters": [4, 8, 16]}}))
     out = RunDir(tmp_path / name)
-    results = training.run("ganomaly", "mnist", 1, str(out), config=str(config),
+    results = training.fit("ganomaly", "mnist", 1, str(out), config=str(config),
                            data_dir=DATA_DIR, limit=300, verbose=0, record_test_curve=test_curve)
     return results, out
 

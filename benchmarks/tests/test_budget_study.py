@@ -16,7 +16,7 @@ def test_test_curve_is_recorded_for_analysis_and_selection_ignores_it(tmp_path):
     config.write_text(json.dumps({"profile": "paper", "epochs": 3, "batch_size": 32,
                                   "model": {"latent_dim": 8, "filters": [4, 8, 16]}}))
     out = RunDir(tmp_path / "run")
-    results = training.run("ganomaly", "mnist", 1, str(out), config=str(config),
+    results = training.fit("ganomaly", "mnist", 1, str(out), config=str(config),
                            data_dir=DATA_DIR, limit=300, verbose=0, record_test_curve=True)
     curve = out.read_json(out.test_curve_json)
     assert [r["epoch"] for r in curve] == [1, 2, 3]
