@@ -18,6 +18,7 @@ import os
 import types
 
 from anomaly_toolbox.data import FOLDER  # "folder:PATH": a dataset of your own images
+
 # what run folders written before a setting existed trained with (see RunDir.claim)
 OLD_DEFAULTS = {"image_size": 32, "precision": "float32"}
 
