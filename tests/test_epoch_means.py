@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 from conftest import tiny_model
 
-from anomaly_toolbox.run.callbacks import StopOnNonFinite
+from anomaly_toolbox.run.callbacks import EpochDiverged, StopOnNonFinite
 
 SMALL = {"egbad": {"d_z_units": 16, "d_units": 32}, "fanogan": {"gan_epochs": 1}}
 BATCH = 16
@@ -77,7 +77,8 @@ def test_a_nan_batch_stops_fit_at_that_batch(batch):
     x = np.array(batch[:48])
     x[BATCH + 3] = np.nan  # in the second batch
     stop = StopOnNonFinite()
-    model.fit(tf.data.Dataset.from_tensor_slices(x).batch(BATCH), epochs=1, verbose=0,
-              shuffle=False, callbacks=[stop])
+    with pytest.raises(EpochDiverged, match="epoch 1, step 2"):
+        model.fit(tf.data.Dataset.from_tensor_slices(x).batch(BATCH), epochs=1, verbose=0,
+                  shuffle=False, callbacks=[stop])
     assert stop.bad_step == 2
     assert int(model.optimizer.iterations.numpy()) == 2  # the third batch never ran

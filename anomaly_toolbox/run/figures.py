@@ -3,17 +3,26 @@ highest- and lowest-scored test images with reconstructions and anomaly maps."""
 
 import io
 
-import matplotlib
+import functools
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+import matplotlib
 import numpy as np
+from matplotlib.figure import Figure  # no pyplot: a library import must not switch the backend
 from sklearn.metrics import precision_recall_curve, roc_curve
 
 from anomaly_toolbox.files import write_atomic
 
-plt.rcParams.update({"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11,
-                     "legend.fontsize": 10, "figure.titlesize": 12})
+# applied per figure, not to matplotlib's global rcParams (a notebook's or report's own style stays)
+STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 11, "legend.fontsize": 10,
+         "figure.titlesize": 12}
+
+
+def _styled(draw):
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs):
+        with matplotlib.rc_context(STYLE):
+            return draw(*args, **kwargs)
+    return wrapper
 
 
 def title(identity):
@@ -34,15 +43,16 @@ def heading(title, scores, labels):
 def _save(fig, path):
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)
-    plt.close(fig)
     write_atomic(path, buffer.getvalue(), "wb")
     return buffer.getvalue()
 
 
+@_styled
 def curves(scores, labels, path, head=None):
     precision, recall, _ = precision_recall_curve(labels, scores)
     fpr, tpr, _ = roc_curve(labels, scores)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4.6))
+    fig = Figure(figsize=(10, 4.6))
+    a, b = fig.subplots(1, 2)
     a.plot(recall, precision)
     a.axhline(np.mean(labels), ls="--", c="gray", label="chance")
     a.set(xlabel="recall", ylabel="precision", title="test PR curve", xlim=(0, 1), ylim=(0, 1.02))
@@ -55,8 +65,10 @@ def curves(scores, labels, path, head=None):
     return _save(fig, path)
 
 
+@_styled
 def histogram(scores, labels, threshold, path, head=None):
-    fig, ax = plt.subplots(figsize=(8, 4.8))
+    fig = Figure(figsize=(8, 4.8))
+    ax = fig.subplots()
     bins = np.histogram_bin_edges(scores, 50)
     ax.hist(scores[labels == 0], bins, alpha=0.6, label="normal", density=True)
     ax.hist(scores[labels == 1], bins, alpha=0.6, label="anomalous", density=True)
@@ -68,6 +80,7 @@ def histogram(scores, labels, threshold, path, head=None):
     return _save(fig, path)
 
 
+@_styled
 def extremes(images, scores, labels, reconstructions, path, n=8, head=""):
     """Rows: input, reconstruction, |input - reconstruction| (with its colour bar), for the n
     highest and n lowest. The error row is a heat map of |x - x^| averaged over channels (what
@@ -75,7 +88,8 @@ def extremes(images, scores, labels, reconstructions, path, n=8, head=""):
     order = np.argsort(scores)
     picks = np.concatenate([order[::-1][:n], order[:n]])
     rows = 3 if reconstructions is not None else 1
-    fig, axes = plt.subplots(rows, 2 * n, figsize=(2 * n * 1.1, rows * 1.5 + 1.2), squeeze=False)
+    fig = Figure(figsize=(2 * n * 1.1, rows * 1.5 + 1.2))
+    axes = fig.subplots(rows, 2 * n, squeeze=False)
     for col, i in enumerate(picks):
         panels = [_picture(images[i])]
         if reconstructions is not None:
