@@ -28,6 +28,7 @@ SUBSTITUTIONS = (  # (before, after): where the tools, cells, campaigns and test
     (b"`tests/test_budget_curve.py`", b"`benchmarks/tests/test_budget_curve.py`"),
     (b" --investigate=", b""),  # the speed tool's flag for its removed investigation code
     (b"(`anomaly_toolbox/__init__.py`)", b"(the commands set it: `anomaly_toolbox/cli.py`)"),  # oneDNN default moved
+    (b"(README, Protocols)", b"([docs/protocols.md](docs/protocols.md))"),  # the README's section moved
 )
 MOVED = (("results/", "benchmarks/results/"), ("figures/", "figures/"),
          ("benchmarks.md", "benchmarks.md"))

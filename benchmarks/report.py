@@ -16,7 +16,7 @@ HEADER = ("# Benchmarks\n\n"
           "do not edit by hand. Test metrics of the epoch with the best validation AUPRC; "
           "mean ± sample std over training seeds, n = seeds.\n\n"
           "Protocols: `pooled` is Zenati et al.'s EGBAD protocol, `official` the official split "
-          "(README, Protocols). Which one the survey's 2019 figures used is unchecked (that code "
+          "([docs/protocols.md](docs/protocols.md)). Which one the survey's 2019 figures used is unchecked (that code "
           "is not public); the survey authors' public toolbox (zurutech/anomaly-toolbox, 2021, "
           "`src/anomaly_toolbox/datasets/mnist.py`) uses the official split with 600 images per "
           "class of the train split held out for validation.\n")
