@@ -10,6 +10,7 @@ shipped with the package) is the 2-epoch budget for 2 CPU cores.
 """
 
 import os
+import sys
 
 from absl import flags
 
@@ -87,6 +88,9 @@ def check():
     if path is not None:
         config.read_config_file(path)
     data.check(FLAGS.dataset, FLAGS.anomalous_class, FLAGS.protocol, FLAGS.data_dir, FLAGS.limit)
+    if path is None:  # every check passed: the hours-long default is said, not silent
+        print(f"note: no --profile or --config: {FLAGS.model} trains with its paper's settings "
+              f"(hours on a CPU); --profile=cpu is the minutes-long budget", file=sys.stderr)
 
 
 def body():

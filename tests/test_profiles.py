@@ -49,3 +49,24 @@ def test_the_cli_refuses_a_bad_profile_in_one_line(tmp_path):
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip().splitlines()[-1].startswith("error: invalid profile: 'fast'")
     assert not (tmp_path / "r").exists()
+
+
+
+def test_the_papers_budget_by_default_is_said_not_silent(tmp_path):
+    """No --profile or --config means hours of training: once the flags pass, the command says
+    so before TensorFlow loads (the child is stopped at that line); a bad flag stays one line."""
+    child = subprocess.Popen([sys.executable, "-m", "anomaly_toolbox.train", "--model=egbad",
+                              f"--output_dir={tmp_path / 'r'}"],
+                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                             cwd=tmp_path)
+    try:
+        first = child.stderr.readline()
+    finally:
+        child.kill()
+        child.wait()
+    assert first.startswith("note: no --profile or --config: egbad trains with its paper's"), first
+    bad = subprocess.run([sys.executable, "-m", "anomaly_toolbox.train", "--model=egbad",
+                          f"--data_dir={tmp_path / 'none'}"], capture_output=True, text=True,
+                         cwd=tmp_path)
+    assert bad.returncode == 2 and "note:" not in bad.stderr
+    assert bad.stderr.strip().startswith("error: invalid data_dir")
