@@ -88,9 +88,6 @@ def check():
     if path is not None:
         config.read_config_file(path)
     data.check(FLAGS.dataset, FLAGS.anomalous_class, FLAGS.protocol, FLAGS.data_dir, FLAGS.limit)
-    if path is None:  # every check passed: the hours-long default is said, not silent
-        print(f"note: no --profile or --config: {FLAGS.model} trains with its paper's settings "
-              f"(hours on a CPU); --profile=cpu is the minutes-long budget", file=sys.stderr)
 
 
 def body():
@@ -104,6 +101,10 @@ def body():
         batch_size=FLAGS.batch_size, image_size=FLAGS.image_size, precision=FLAGS.precision,
         train_seed=FLAGS.train_seed, split_seed=FLAGS.split_seed, limit=FLAGS.limit,
         threshold=FLAGS.threshold, data_dir=FLAGS.data_dir)
+    if FLAGS.profile is None and FLAGS.config is None:  # every flag passed; said, not silent
+        print(f"note: no --profile or --config: {spec.model} trains with its paper's settings "
+              f"({spec.epochs} epochs, hours on a CPU); --profile=cpu is the minutes-long budget",
+              file=sys.stderr, flush=True)
     training.run(spec, verbose=FLAGS.verbose, record_test_curve=FLAGS.record_test_curve,
                  strategy=FLAGS.strategy, cpu_devices=FLAGS.cpu_devices)
 

@@ -53,8 +53,8 @@ def test_the_cli_refuses_a_bad_profile_in_one_line(tmp_path):
 
 
 def test_the_papers_budget_by_default_is_said_not_silent(tmp_path):
-    """No --profile or --config means hours of training: once the flags pass, the command says
-    so before TensorFlow loads (the child is stopped at that line); a bad flag stays one line."""
+    """No --profile or --config means hours of training: once every flag passed, the command says
+    so before training (the child is stopped at that line); a bad flag stays one line."""
     child = subprocess.Popen([sys.executable, "-m", "anomaly_toolbox.train", "--model=egbad",
                               f"--output_dir={tmp_path / 'r'}"],
                              stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
