@@ -9,14 +9,14 @@ stopped at any moment leaves whole classes; finished cells are skipped and inter
 resume from their checkpoints in the clone's run folders. The clones live in `--clones_dir`
 (`frozen_<commit>`), the cells land in this repository's `benchmarks/results/` (the clone's
 benchmark is given that folder, whatever its own layout); with `--commit` each finished cell is
-committed as soon as its files are complete. Estimates come from the wall times of the cells
+committed as soon as its files are complete, and after each class's run the report follows in
+its own commit (`benchmarks/publish.py`: benchmarks.md, figures, README quotes). Estimates come from the wall times of the cells
 already in `benchmarks/results/` (same model, dataset, profile and protocol; else
 the part's prior `minutes_per_cell`, which says where it comes from).
 """
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -29,6 +29,7 @@ from absl import flags
 from anomaly_toolbox import cli
 from benchmarks import CAMPAIGNS, REPO, RESULTS, benchmark, ensembles
 from benchmarks.cells import cell_files
+from benchmarks.publish import commit_finished, keep_old_scores, report
 from anomaly_toolbox.errors import UsageError
 
 FLAGS = flags.FLAGS
@@ -36,9 +37,6 @@ STARTED = time.time()
 PART_KEYS = {"name", "issue", "commit", "module", "protocol", "datasets", "classes", "runs",
              "minutes_per_cell", "why"}
 RUN_KEYS = {"models", "profile", "seeds", "record_test_curve"}
-RESULTS_PATH = os.path.relpath(RESULTS, REPO).replace(os.sep, "/")  # in git's paths
-CELL_FILE = re.compile(rf"^({re.escape(RESULTS_PATH)}/[^/]+/[^/]+/[^/]+/class\d+_seed\d+)"
-                       r"\.(json|scores\.npz|test_curve\.csv)$")
 
 
 def define_flags():
@@ -49,7 +47,8 @@ def define_flags():
                       "time, then stop.")
     flags.DEFINE_float("hours", None, "Start no class whose estimated wall time would end after "
                        "this many hours (a session's remaining time).")
-    flags.DEFINE_bool("commit", False, "git-commit each finished cell's files in this repository.")
+    flags.DEFINE_bool("commit", False, "git-commit each finished cell's files in this repository, "
+                      "then the regenerated report.")
     flags.DEFINE_string("clones_dir", os.path.dirname(REPO),
                         "Where the frozen clones (frozen_<commit>) are made.")
     flags.DEFINE_string("data_dir", None, "Passed to the benchmark.")
@@ -165,35 +164,6 @@ def clone(part, clones_dir):
     return path
 
 
-def keep_old_scores(results_dir, runs_dir):
-    """A clone older than kept scores copies only results.json: keep its run's scores too."""
-    for path in cell_files(results_dir):
-        target = path[:-len(".json")]
-        source = os.path.join(runs_dir, os.path.relpath(target, results_dir), "scores.npz")
-        if not os.path.exists(target + ".scores.npz") and os.path.exists(source):
-            benchmark.keep_scores(dict(np.load(source)), target)
-
-
-def commit_finished(repo, label):
-    """Commits every new cell under `repo`/benchmarks/results/ whose .json and .scores.npz both
-    exist (the .json is written last, so a cell in progress is never committed half)."""
-    status = subprocess.run(["git", "-C", repo, "status", "--porcelain", "-z",
-                             "--untracked-files=all", "--", RESULTS_PATH],
-                            capture_output=True, text=True).stdout
-    files = [entry[3:] for entry in status.split("\0") if CELL_FILE.search(entry[3:])]
-    cell = lambda f: CELL_FILE.match(f).group(1)  # noqa: E731  (folder names may hold dots)
-    cells = sorted({cell(f) for f in files if all(
-        os.path.exists(os.path.join(repo, cell(f) + end)) for end in (".json", ".scores.npz"))})
-    paths = [f for f in files if cell(f) in cells]
-    if paths:
-        added = subprocess.run(["git", "-C", repo, "add", "--"] + paths, capture_output=True)
-        names = " ".join(c[len(RESULTS_PATH) + 1:] for c in cells)
-        if added.returncode == 0:  # else a busy index (another git command): the next round
-            subprocess.run(["git", "-C", repo, "commit", "--quiet", "-m",
-                            f"Results: {names} ({label})", "--"] + paths, capture_output=True)
-    return cells
-
-
 def benchmark_module(part, clone_path):
     """The grid runner of the clone's own layout, unless the part names one: clones made before
     the bench left the package (issue 41) have `anomaly_toolbox.bench.benchmark`."""
@@ -259,6 +229,9 @@ def run_part(part, deadline):
                 with git:
                     keep_old_scores(results_dir, runs_dir)
                     ensembles.write_all(results_dir)  # derived cells by this code, not the clone's
+                    if FLAGS.commit:  # the cells, then the report that shows them
+                        commit_finished(REPO, label)
+                        report(REPO, label)
                 failed = [benchmark.cell_name(*c) for c in left if not benchmark.cell_done(results_dir, c)]
                 if failed:  # the benchmark prints FAILED cells but exits 0: stop and look
                     print(f"{part['name']}: {len(failed)} cell(s) did not finish, see their "

@@ -90,7 +90,7 @@ def test_a_clone_is_never_used_at_another_commit(tmp_path):
 
 
 def test_scores_of_an_old_clone_are_kept_from_its_run_folder(tmp_path):
-    from benchmarks import campaign
+    from benchmarks import publish
 
     results, runs = tmp_path / "results", tmp_path / "runs"
     _cell(results, "pooled/mnist/ganomaly_cpu/class1_seed2", scores=False)
@@ -100,7 +100,7 @@ def test_scores_of_an_old_clone_are_kept_from_its_run_folder(tmp_path):
               "test_scores": np.array([1.0, 3.0, 0.1]), "test_labels": np.array([1, 1, 0]),
               "val_index": np.array([4, 7]), "test_index": np.array([1, 2, 3])}
     np.savez(run / "scores.npz", **scores)
-    campaign.keep_old_scores(str(results), str(runs))
+    publish.keep_old_scores(str(results), str(runs))
     kept = np.load(results / "pooled/mnist/ganomaly_cpu/class1_seed2.scores.npz")
     assert sorted(kept.files) == ["test_labels", "test_scores", "val_labels", "val_scores"]
     np.testing.assert_allclose(kept["test_scores"], [1.0, 3.0, 0.1])
@@ -108,7 +108,7 @@ def test_scores_of_an_old_clone_are_kept_from_its_run_folder(tmp_path):
 
 
 def test_only_complete_cells_are_committed(tmp_path, monkeypatch):
-    from benchmarks import campaign
+    from benchmarks import publish
 
     repo = tmp_path / "repo"
     git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
@@ -120,7 +120,7 @@ def test_only_complete_cells_are_committed(tmp_path, monkeypatch):
     _cell(results, "pooled/mnist/ganomaly_lr0.5/class1_seed0")  # a dot in a folder
     for key in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"):
         monkeypatch.setenv(key, "t")
-    committed = campaign.commit_finished(str(repo), "p, issue 14; frozen clone 95442da")
+    committed = publish.commit_finished(str(repo), "p, issue 14; frozen clone 95442da")
     assert committed == ["benchmarks/results/pooled/mnist/ganomaly_cpu/class1_seed0",
                          "benchmarks/results/pooled/mnist/ganomaly_lr0.5/class1_seed0"]
     tracked = subprocess.run(git + ["ls-files"], capture_output=True, text=True).stdout.split()
