@@ -104,7 +104,7 @@ def write_csv(path, ids, scores, threshold, map_max=None):
     from anomaly_toolbox.files import write_atomic
 
     out = io.StringIO()
-    writer = csv.writer(out)
+    writer = csv.writer(out, lineterminator="\n")  # csv's default "\r\n" leaves \r in awk or cut
     writer.writerow(["id", "score", "is_anomaly"] + (["map_max"] if map_max is not None else []))
     for row, (i, s) in enumerate(zip(ids, scores)):
         writer.writerow([i, f"{s:.9g}", int(s >= threshold)] +

@@ -84,6 +84,7 @@ def test_score_cli_writes_csv_with_validation_threshold(run, images, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = list(csv.DictReader(out.open()))
     assert [r["id"] for r in rows] == [str(i) for i in range(10)]
+    assert b"\r" not in out.read_bytes()  # plain lines for awk, cut and paste
     threshold = run["results"]["validation"]["threshold"]
     assert all(int(r["is_anomaly"]) == (float(r["score"]) >= threshold) for r in rows)
 
