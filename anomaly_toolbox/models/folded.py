@@ -5,7 +5,10 @@ mode (equal up to float rounding; tests/test_folded.py bounds the difference):
 - an inference-mode BatchNormalization is folded into the convolution before it (scaled kernel
   plus a bias), so no normalisation, and under bfloat16 none of its float32 round trips, runs;
 - a convolution that maps a whole 4x4 input to 1x1, and a transposed one that maps 1x1 to 4x4
-  (the latent code's ends), run as one matmul: oneDNN's direct convolutions are 2-3x slower there;
+  (the latent code's ends), run as one float32 matmul: oneDNN's direct convolutions are 2-3x
+  slower there. float32 even under bfloat16 (as fast at this size): a bfloat16 matmul's result
+  depended on the batch size (oneDNN picks its kernel by rows), so one image scored 0.5 %
+  apart from the same image in a batch of 8;
 - a stride-2 4x4 'same' transposed convolution with few outputs (the decoder's last, image
   layer) runs as a 3x3 convolution to 4x the outputs then depth_to_space ("sub-pixel"): oneDNN's
   transposed kernel is about 2x slower at 1-4 output channels (more at 64 and up, so not there).
@@ -74,7 +77,8 @@ class _Conv(tf.Module):
             self.kind = "transposed" if transposed else "conv"
             self.stride, self.padding = stride, layer.padding.upper()
             self.out_shape = list(layer.compute_output_shape(input_shape)[1:])
-        dtype = layer.compute_dtype
+        self.compute_dtype = layer.compute_dtype
+        dtype = "float32" if self.kind == "matmul" else self.compute_dtype
         self.kernel = tf.Variable(tf.constant(k, dtype), trainable=False, name="kernel")
         self.bias = tf.Variable(tf.constant(b, dtype), trainable=False, name="bias")
         self.activation = layer.activation
@@ -83,7 +87,8 @@ class _Conv(tf.Module):
         x = tf.cast(x, self.kernel.dtype)
         if self.kind == "matmul":
             y = tf.matmul(tf.reshape(x, [tf.shape(x)[0], -1]), self.kernel) + self.bias
-            return self.activation(tf.reshape(y, [-1] + self.out_shape))
+            y = tf.cast(tf.reshape(y, [-1] + self.out_shape), self.compute_dtype)
+            return self.activation(y)
         if self.kind == "subpixel":
             y = tf.nn.bias_add(tf.nn.conv2d(x, self.kernel, 1, "SAME"), self.bias)
             return self.activation(tf.nn.depth_to_space(y, 2))
