@@ -15,7 +15,7 @@ from anomaly_toolbox.run import export
 from tests.conftest import TINY
 
 # Largest relative score difference allowed, per compute precision: float32 rounding, and
-# bfloat16's 8-bit mantissa, which rounds the folded kernel once more than Keras does.
+# for bfloat16 (exported unfolded, so both paths trace the Keras networks) bfloat16's.
 RTOL = {"float32": 1e-4, "mixed_bfloat16": 2e-2}
 SMALL = {"anogan": {"search_steps": 3}}  # a short latent search keeps the test fast
 
@@ -52,6 +52,11 @@ def test_folded_networks_compute_the_keras_networks(name, batch):
             x = batch[:16]  # real images where the network reads images
         want = keras_net(x, training=False).numpy()
         np.testing.assert_allclose(copy(x).numpy(), want, rtol=1e-4, atol=1e-5 * np.abs(want).max())
+
+
+def test_bfloat16_models_are_not_folded():
+    assert folded.foldable(_model("ganomaly", "float32"))
+    assert not folded.foldable(_model("ganomaly", "mixed_bfloat16"))
 
 
 @pytest.mark.parametrize("name,precision", [(n, "float32") for n in models.names()]

@@ -90,6 +90,7 @@ class ScoringModule(tf.Module):
                  padded=True, fold=True):
         super().__init__()
         self.model = model  # its variables stay in the SavedModel, as before folding
+        fold = fold and folded.foldable(model)
         self.serving = folded.serving(model) if fold else model
         if fold:
             self.folded = self.serving.networks  # tracked, so their variables are saved
@@ -154,8 +155,8 @@ def save(model, path, channels, threshold, metadata, image_size=IMAGE_SIZE, padd
     """`threshold` may be a metrics.Threshold; its rule is recorded in the metadata, with how
     inputs are brought to the model: `image_size`, `padded` (28 -> 32), the resize and
     `pixel_range`, the pixel scale it was trained on (floats all in 0..1 raise in the graph).
-    `fold`: score and map through models/folded.py's inference copies (faster, equal up to
-    float rounding); False traces the Keras networks themselves."""
+    `fold`: score and map a float32 model through models/folded.py's inference copies (faster,
+    equal up to float rounding); False, or a bfloat16 model, traces the Keras networks."""
     metadata = {**metadata, "threshold_rule": getattr(threshold, "rule", "f1"),
                 "image_size": image_size, "padded": padded, "resize": RESIZE,
                 "pixel_range": list(PIXEL_RANGE),
