@@ -154,8 +154,8 @@ def render(runs, meta):
              f"{meta['rounds']} rounds of the median of {meta['windows']} timed windows, one "
              "process at a time, the sides alternating order every round. Published widths "
              "64/128/256, latent 100, 32x32 MNIST, batch 64. Ours: the compiled train step and "
-             "the exported SavedModel's `score` (which also pads and scales raw images, and "
-             "runs the folded inference copies of the networks); "
+             "the exported SavedModel's `score` (which also pads and scales raw images; in "
+             "float32 it runs folded inference copies of the networks); "
              "anomalib: its networks and losses with its `training_step`'s two optimizer steps, "
              "and its model's forward in eval mode (`torch.autocast` for bfloat16).", "",
              "| precision | what | ours img/s | anomalib img/s | ours / anomalib (median) | "

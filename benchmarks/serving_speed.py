@@ -1,5 +1,6 @@
 """Before / after for the SavedModel's `score`: the same model exported with fold=False (the
-Keras networks traced as they are) and with fold=True (export's default, models/folded.py),
+Keras networks traced as they are) and with fold=True (export's default, models/folded.py;
+a bfloat16 model is not folded, so its two rows time the same graph),
 optionally also the serving function under XLA (jit_compile), timed in one process, windows
 interleaved and the order alternating every round, fed raw uint8 MNIST batches as
 benchmarks.peer feeds ours. Prints a markdown table of img/s and the after / before ratio.
