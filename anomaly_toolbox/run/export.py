@@ -30,6 +30,7 @@ import tensorflow as tf
 
 from anomaly_toolbox.data.preprocessing import IMAGE_SIZE, PIXEL_RANGE, RESIZE, to_model_input
 from anomaly_toolbox.files import naming_disk_full, temp_dir_beside
+from anomaly_toolbox.models import folded
 
 FORMAT = "anomaly_toolbox.scoring/1"
 ACCEPTED_SIDES = (28, IMAGE_SIZE)
@@ -86,9 +87,13 @@ class ScoringModule(tf.Module):
                    for dtype in DTYPES for rank in (2, 3, 4)]
 
     def __init__(self, model, channels, threshold, metadata, image_size=IMAGE_SIZE,
-                 padded=True):
+                 padded=True, fold=True):
         super().__init__()
-        self.model = model
+        self.model = model  # its variables stay in the SavedModel, as before folding
+        fold = fold and folded.foldable(model)
+        self.serving = folded.serving(model) if fold else model
+        if fold:
+            self.folded = self.serving.networks  # tracked, so their variables are saved
         self.channels, self.image_size, self.padded = channels, image_size, padded
         self.threshold = tf.Variable(float(threshold), trainable=False, name="threshold")
         self.metadata = tf.Variable(json.dumps({"format": FORMAT, **metadata}), trainable=False,
@@ -122,12 +127,12 @@ class ScoringModule(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None] * 4, tf.float32)])
     def score_batch(self, x):
         """The model's graph, traced once and shared by every input signature of `score`."""
-        return self.model.score(self._checked_input(x))
+        return self.serving.score(self._checked_input(x))
 
     @tf.function(input_signature=[tf.TensorSpec([None] * 4, tf.float32)])
     def map_batch(self, x):
         """(N, H, W) anomaly map at the input's resolution, shared by every `anomaly_map` signature."""
-        m = reconstruction_map(self.model, self._checked_input(x))
+        m = reconstruction_map(self.serving, self._checked_input(x))
         return map_to_input(m, tf.shape(x)[1], self.image_size, self.padded)
 
 
@@ -145,15 +150,18 @@ def _signatures(module):
     return fns
 
 
-def save(model, path, channels, threshold, metadata, image_size=IMAGE_SIZE, padded=True):
+def save(model, path, channels, threshold, metadata, image_size=IMAGE_SIZE, padded=True,
+         fold=True):
     """`threshold` may be a metrics.Threshold; its rule is recorded in the metadata, with how
     inputs are brought to the model: `image_size`, `padded` (28 -> 32), the resize and
-    `pixel_range`, the pixel scale it was trained on (floats all in 0..1 raise in the graph)."""
+    `pixel_range`, the pixel scale it was trained on (floats all in 0..1 raise in the graph).
+    `fold`: score and map a float32 model through models/folded.py's inference copies (faster,
+    equal up to float rounding); False, or a bfloat16 model, traces the Keras networks."""
     metadata = {**metadata, "threshold_rule": getattr(threshold, "rule", "f1"),
                 "image_size": image_size, "padded": padded, "resize": RESIZE,
                 "pixel_range": list(PIXEL_RANGE),
                 "anomaly_map": hasattr(model, "reconstruct")}
-    module = ScoringModule(model, channels, threshold, metadata, image_size, padded)
+    module = ScoringModule(model, channels, threshold, metadata, image_size, padded, fold)
     return save_module(module, path)
 
 
