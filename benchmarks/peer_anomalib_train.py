@@ -40,7 +40,15 @@ def main():
     parser.add_argument("--beta1", type=float, default=0.5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--variant", default="", help="diagnostics only, comma-separated: "
+                        "dcgan_init (anomalib's weights_init through .apply), feature_matching "
+                        "(the paper's adversarial loss on D's features); default: anomalib as is")
+    parser.add_argument("--no_test", action="store_true", help="score validation only "
+                        "(diagnostics: what is never scored cannot steer a choice)")
     args = parser.parse_args()
+    variant = set(filter(None, args.variant.split(",")))
+    if variant - {"dcgan_init", "feature_matching"}:
+        parser.error(f"invalid --variant: {args.variant}")
 
     import anomalib
     import torch
@@ -55,6 +63,8 @@ def main():
     model = GanomalyModel(input_size=tuple(x_train.shape[2:]), num_input_channels=x_train.shape[1],
                           n_features=args.n_features, latent_vec_size=args.latent,
                           extra_layers=0, add_final_conv_layer=True)
+    if "dcgan_init" in variant:
+        model.apply(GanomalyModel.weights_init)
     wadv, wcon, wenc = (float(w) for w in args.weights.split(","))
     g_loss_fn, d_loss_fn = GeneratorLoss(wadv, wcon, wenc), DiscriminatorLoss()
     betas = (args.beta1, 0.999)  # anomalib's default beta2
@@ -63,9 +73,14 @@ def main():
 
     def train_step(batch):
         padded, fake, latent_i, latent_o = model(batch)
-        pred_real, _ = model.discriminator(padded)
-        pred_fake, _ = model.discriminator(fake)
-        g_loss = g_loss_fn(latent_i, latent_o, padded, fake, pred_real, pred_fake)
+        pred_real, f_real = model.discriminator(padded)
+        pred_fake, f_fake = model.discriminator(fake)
+        if "feature_matching" in variant:  # GeneratorLoss with the paper's adversarial term
+            g_loss = (wadv * torch.mean((f_real - f_fake) ** 2)
+                      + wcon * g_loss_fn.loss_con(padded, fake)
+                      + wenc * g_loss_fn.loss_enc(latent_i, latent_o))
+        else:
+            g_loss = g_loss_fn(latent_i, latent_o, padded, fake, pred_real, pred_fake)
         g_opt.zero_grad()
         g_loss.backward(retain_graph=True)
         g_opt.step()
@@ -94,14 +109,14 @@ def main():
         val_scores.append(score(x_val))
         val_s = time.perf_counter() - t0
         t0 = time.perf_counter()
-        test_scores.append(score(x_test))
+        test_scores.append(score(x_test) if not args.no_test else np.zeros(0, np.float32))
         history.append({"epoch": epoch + 1, "train_s": round(train_s, 1),
                         "val_score_s": round(val_s, 1),
                         "test_score_s": round(time.perf_counter() - t0, 1),
                         "g_loss": float(np.mean([g for g, _ in losses])),
                         "d_loss": float(np.mean([d for _, d in losses]))})
         print(json.dumps(history[-1]), flush=True)
-    meta = {"history": history, "threads": args.threads,
+    meta = {"history": history, "threads": args.threads, "variant": sorted(variant),
             "versions": {"anomalib": anomalib.__version__, "torch": torch.__version__,
                          "numpy": np.__version__, "python": platform.python_version(),
                          "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "unset")}}
