@@ -42,6 +42,8 @@ DIFFERENCES = [
     "reconstruction; ours takes both gradients from one forward pass: the same gradients. "
     "Adam epsilon 1e-8 (PyTorch) against 1e-7 (Keras). Batch order: each side's own shuffle, "
     "seeded by the training seed.",
+    "Input: anomalib's Lightning module always builds 3 input channels (its data modules load "
+    "RGB); here its torch model takes our 1-channel 32x32 input, as our model does.",
     "Score: both take the mean squared difference of the two latent codes, in eval mode. "
     "anomalib's Lightning module also min-max rescales scores per split, which changes no "
     "ranking and is not applied here.",
