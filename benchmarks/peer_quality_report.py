@@ -124,11 +124,13 @@ def section(rows, peers=()):
     groups, mismatched = pairs(rows, peers)
     if not groups:
         return ""
-    first = next(iter(peers))
-    v = first["versions"]
+    paired = [t for cells in groups.values() for _, t in cells.values()]
+    commands = "; ".join(f"`{c}`" for c in sorted({t["command"] for t in paired}))
+    versions = "; ".join(sorted({f"anomalib {t['versions']['anomalib']}, torch "
+                                 f"{t['versions']['torch']}, {t['peer_threads']} thread(s) per "
+                                 "cell" for t in paired}))
     lines = ["## Quality beside the peer: anomalib's GANomaly and ours", "",
-             f"Command: `{first['command']}`. anomalib {v['anomalib']}, torch {v['torch']} "
-             f"({first['peer_threads']} thread per cell, OMP_WAIT_POLICY=PASSIVE); ours: the "
+             f"Commands: {commands}. {versions}, OMP_WAIT_POLICY=PASSIVE; ours: the "
              "committed `ganomaly` cells. The peer trains on the split our cell of the same class "
              "and seed trains on (the package's `load_splits` and `to_model_input`, 32x32 in "
              "[-1, 1]), at our profile's budget and widths (anomalib's `n_features` = our first "
