@@ -29,7 +29,7 @@ def batches(n, batch_size, seed, epoch):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--inputs", required=True, help="npz: x_train, x_val, x_test (N, 1, 32, 32)")
+    parser.add_argument("--inputs", required=True, help="npz: x_train, x_val, x_test, NCHW")
     parser.add_argument("--output", required=True)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch_size", type=int, default=64)
@@ -94,7 +94,8 @@ def main():
     def score(x, batch_size=256):
         model.eval()
         with torch.no_grad():
-            out = [model(x[i:i + batch_size]).pred_score.numpy() for i in range(0, len(x), batch_size)]
+            out = [model(x[i:i + batch_size]).pred_score.numpy()
+                   for i in range(0, len(x), batch_size)]
         model.train()
         return np.concatenate(out).astype(np.float32)
 

@@ -40,8 +40,10 @@ def define_flags():
     flags.DEFINE_string("classes", "0-9", "Anomalous classes: '0-9' or '1,3,5'.")
     flags.DEFINE_list("seeds", ["0"], "Training seeds (the seeds of our cells to pair with).")
     flags.DEFINE_string("protocol", "pooled", "pooled or official.")
-    flags.DEFINE_string("profile", "cpu", "Our budget profile: experiments/ganomaly_<dataset>_<profile>.json.")
-    flags.DEFINE_integer("threads", 1, "torch threads of each peer cell (our cpu cells: 1 TF thread).")
+    flags.DEFINE_string("profile", "cpu", "Our budget profile: "
+                        "experiments/ganomaly_<dataset>_<profile>.json.")
+    flags.DEFINE_integer("threads", 1, "torch threads of each peer cell (our cpu cells: 1 TF "
+                         "thread).")
     flags.DEFINE_integer("workers", 2, "Peer cells trained at once (our cpu grid: 2 workers).")
     flags.DEFINE_string("data_dir", None, "Folder holding mnist/*-ubyte.gz.")
     flags.DEFINE_string("results_dir", PEER_RESULTS, "Where the peer's cells go.")
@@ -84,7 +86,8 @@ def cell_splits(dataset, k, protocol, data_dir):
 
 
 def peer_inputs(splits, chunk=8192):
-    """{x_train, x_val, x_test}: our model input (to_model_input, NHWC) as NCHW float32 for torch."""
+    """{x_train, x_val, x_test}: our model input (to_model_input, NHWC) as NCHW float32, for
+    torch."""
     from anomaly_toolbox.data.preprocessing import to_model_input
 
     def nchw(images):

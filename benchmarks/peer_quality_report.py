@@ -23,15 +23,16 @@ METRICS = (("auprc", "AUPRC"), ("auroc", "AUROC"))
 DIFFERENCES = [
     "Adversarial loss of the generator: anomalib's `GeneratorLoss` takes the MSE between the "
     "discriminator's sigmoid outputs on the real and the reconstructed batch; ours is the paper's "
-    "feature matching, the mean squared difference of the discriminator's 4x4 feature maps.",
+    "feature matching, the mean squared difference of the discriminator's 4x4 feature maps. "
+    "The discriminator's loss is the same BCE (anomalib's on sigmoid outputs, ours on logits).",
     "Initialisation: anomalib's `GanomalyModel` calls `weights_init(self.generator)` and "
     "`weights_init(self.discriminator)` on the two containers, not through `.apply`, so no "
     "layer matches its `Conv`/`BatchNorm` test and PyTorch's default init stays (Kaiming-uniform "
     "convolutions: weight std 0.013 to 0.15 at the `cpu` widths; BatchNorm scale exactly 1); "
     "ours is DCGAN's N(0, 0.02) on every convolution, BatchNorm scale 1.",
-    "Padding: anomalib's first encoder and discriminator convolution pads by 4, so 32x32 runs "
-    "19 -> 9 -> 4 before the 4x4 latent convolution; ours pads `same`, 32 -> 16 -> 8 -> 4. The "
-    "decoders match (4 -> 8 -> 16 -> 32).",
+    "Padding: the first convolution of anomalib's two encoders and discriminator pads by 4, so "
+    "32x32 runs 19 -> 9 -> 4 before the 4x4 latent convolution; ours pads `same`, "
+    "32 -> 16 -> 8 -> 4. The decoders match (4 -> 8 -> 16 -> 32).",
     "Biases: anomalib's convolutions have none; ours has one on the decoder's last (tanh) "
     "layer and on the discriminator's logit layer.",
     "BatchNorm: PyTorch's momentum 0.1 and epsilon 1e-5 against Keras' 0.99 and 1e-3 (running "
@@ -63,7 +64,8 @@ def load(results_dir):
 
 
 def _key(r):
-    return r["protocol"], r["dataset"], r["config"].get("profile"), r["anomalous_class"], r["train_seed"]
+    return (r["protocol"], r["dataset"], r["config"].get("profile"), r["anomalous_class"],
+            r["train_seed"])
 
 
 def pairs(rows, peers):
@@ -115,6 +117,10 @@ def _class_rows(cells):
     return lines
 
 
+def _peer_seconds(cell):
+    return cell["wall_time_s"]["train"] + cell["wall_time_s"]["score"]
+
+
 def _minutes(values):
     return f"{min(values) / 60:.1f} / {np.median(values) / 60:.1f} / {max(values) / 60:.1f} min"
 
@@ -157,7 +163,7 @@ def section(rows, peers=()):
         lines += ["- anomalib's selected epoch: " + ", ".join(
                       f"{e} in {epochs.count(e)}" for e in sorted(set(epochs))) + " pairs.",
                   f"- Wall time per cell (min / median / max), train + scoring: anomalib "
-                  f"{_minutes([t['wall_time_s']['train'] + t['wall_time_s']['score'] for t in peer_cells])} "
+                  f"{_minutes([_peer_seconds(t) for t in peer_cells])} "
                   f"(peer: {hardware(peer_cells)}); ours "
                   f"{_minutes([wall_seconds(m) for m, _ in cells.values()])}. The two sides ran "
                   "in different sessions, under different load: not a speed comparison (that is "

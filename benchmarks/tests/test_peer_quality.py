@@ -7,7 +7,8 @@ import os
 import numpy as np
 import pytest
 
-from benchmarks import RESULTS, benchmark, cells, ensembles, peer_quality, peer_quality_report, report
+from benchmarks import (RESULTS, benchmark, cells, ensembles, peer_quality, peer_quality_report,
+                        report)
 from benchmarks.tests.conftest import DATA_DIR
 
 COMMITTED = os.path.join(RESULTS, "pooled", "mnist", "ganomaly_cpu", "class3_seed2")
@@ -115,7 +116,8 @@ def test_the_peers_cells_never_enter_our_tables_or_ensembles(tmp_path):
     from anomaly_toolbox.files import write_json
 
     y = np.r_[np.zeros(5), np.ones(5)].astype(bool)
-    for target, r in ((str(tmp_path / "pooled/mnist/ganomaly_cpu/class0_seed0"), _row(0, 0, .6, .7)),
+    ours = str(tmp_path / "pooled/mnist/ganomaly_cpu/class0_seed0")
+    for target, r in ((ours, _row(0, 0, .6, .7)),
                       (peer_quality.cell_path(str(tmp_path / peer_quality_report.FOLDER), "pooled",
                                               "mnist", "cpu", 0, 0), _peer(0, 0, .5, .6))):
         benchmark.keep_scores({"val_scores": np.arange(10.), "val_labels": y,
