@@ -185,8 +185,8 @@ def check_merged(results_dir, cells):
     for path in sorted(glob.glob(os.path.join(results_dir, "**", "*.json"), recursive=True)):
         with open(path) as f:
             r = json.load(f)
-        if "_ensemble" in r.get("model", "") or "train_seed" not in r:
-            continue  # derived cells
+        if "_ensemble" in r.get("model", "") or "train_seed" not in r or r.get("peer"):
+            continue  # derived cells; the peer's cells (peer_quality/) are not the grid's
         name = cell_name(r["protocol"], r["dataset"], r["model"], r["config"].get("profile"),
                          r["anomalous_class"], r["train_seed"]) + (
             f" (limit {r['limit']})" if r.get("limit") else "")

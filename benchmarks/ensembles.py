@@ -27,7 +27,8 @@ from anomaly_toolbox.run.ensemble import combine, robust_scale
 GAN3 = ("ganomaly", "egbad", "anogan")
 MODEL_SETS = {"gan3_ensemble": GAN3, "gan3+ae_ensemble": GAN3 + ("autoencoder",)}
 SEEDS_SUFFIX = "_seeds_ensemble"
-CELL = re.compile(r"[^/]+/[^/]+/[^/]+/class\d+_seed\d+\.scores\.npz$")
+CELL = re.compile(r"[^/]+/[^/]+/[^/]+/class\d+_seed\d+\.scores\.npz$")  # from the results
+# folder's top: peer_quality/<protocol>/<dataset>/... holds the peer's cells, not ours
 
 
 def is_ensemble(model_name):
@@ -38,7 +39,7 @@ def scored_cells(results_dir):
     """{(protocol, dataset, profile, class): {(model, seed): path without .scores.npz}}."""
     cells = defaultdict(dict)
     for path in glob.glob(os.path.join(results_dir, "**", "*.scores.npz"), recursive=True):
-        if not CELL.search(os.path.relpath(path, results_dir).replace(os.sep, "/")):
+        if not CELL.match(os.path.relpath(path, results_dir).replace(os.sep, "/")):
             continue
         finished = finished_cell(path, ".scores.npz")
         if not finished:

@@ -1,14 +1,16 @@
 """benchmarks.md and its charts, generated from the results files alone (never by hand).
 
 Each study contributes `section(rows) -> markdown` (rows: the loaded cells, `cells.load`), and
-may add `sentences(rows)` to "What the numbers say" and `figures(rows, figures_dir)`. The
+may add `sentences(rows)` to "What the numbers say" and `figures(rows, figures_dir)`. Studies in
+WITH_PEERS also take the peer's cells (`peer_quality/`, never among the rows). The
 speed tools' reports (written by `python -m benchmarks.speed`, `.speed_settings` and `.peer`
 into the results folder, since they time the machine rather than read cells) come last.
 """
 
 import os
 
-from benchmarks import budget, budget_curve, claims, ensembles, precision_study, step_study, tables
+from benchmarks import (budget, budget_curve, claims, ensembles, peer_quality_report,
+                        precision_study, step_study, tables)
 from benchmarks.cells import load as load_results  # noqa: F401 (tools and tests load rows here)
 
 HEADER = ("# Benchmarks\n\n"
@@ -37,16 +39,20 @@ def numbers_say(rows):
 
 
 STUDIES = (tables.summary, numbers_say, claims.section, budget_curve.section, step_study.section,
-           tables.section, budget.section, precision_study.section)  # benchmarks.md's order
+           tables.section, budget.section, precision_study.section,
+           peer_quality_report.section)  # benchmarks.md's order
+WITH_PEERS = (peer_quality_report.section,)  # called as study(rows, peers)
 FIGURES = (tables.figures, budget_curve.figures)
 
 
-def render(rows, figures_dir=None):
-    """benchmarks.md's text from the cells (the charts too, into `figures_dir` when given)."""
+def render(rows, figures_dir=None, peers=()):
+    """benchmarks.md's text from the cells and the peer's cells (the charts too, into
+    `figures_dir` when given)."""
     if figures_dir:
         for draw in FIGURES:
             draw(rows, figures_dir)
-    return "\n".join([HEADER] + [text for text in (study(rows) for study in STUDIES) if text])
+    texts = (study(rows, peers) if study in WITH_PEERS else study(rows) for study in STUDIES)
+    return "\n".join([HEADER] + [text for text in texts if text])
 
 
 def write(results_dir, path):
@@ -55,7 +61,8 @@ def write(results_dir, path):
     from anomaly_toolbox.files import write_atomic
 
     figures = os.path.join(os.path.dirname(os.path.abspath(path)), "figures")
-    text = render(load_results(results_dir), figures)
+    peers = peer_quality_report.load(os.path.join(results_dir, peer_quality_report.FOLDER))
+    text = render(load_results(results_dir), figures, peers)
     for name in SPEED_SECTIONS:
         section = os.path.join(results_dir, name)
         if os.path.exists(section):
