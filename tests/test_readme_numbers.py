@@ -182,3 +182,22 @@ def test_the_budgets_the_readme_names_are_the_profiles(readme):
     assert f"the `cpu` budget: {mnist['epochs']} epochs;" in readme
     assert (f"The `folder` `cpu` profile is {folder['image_size']}×{folder['image_size']}, {folder['epochs']} "
             f"epochs;") in readme
+
+
+def test_the_peer_numbers_are_benchmarks_md_tables(readme, table):
+    """Speed ratios from the peer table, quality means from the quality section."""
+    speed = _by([{**r, "key": f"{r['precision']} {r['what']}"} for r in
+                 _rows(_section(table, "## Speed beside the peer: anomalib's GANomaly and ours"),
+                       "| precision |")], "key")
+    ratio = {k: r["ours / anomalib (median)"].rstrip("x") for k, r in speed.items()}
+    assert (f"our train step runs {ratio['float32 train']}× its img/s in float32 and "
+            f"{ratio['mixed_bfloat16 train']}× in bfloat16, and scoring through the SavedModel "
+            f"{ratio['float32 inference']}× and {ratio['mixed_bfloat16 inference']}×") in readme
+    quality = _section(table, "## Quality beside the peer: anomalib's GANomaly and ours")
+    match = re.search(r"Test AUPRC over (\d+) pairs: anomalib ([\d.]+), ours ([\d.]+), mean Δ "
+                      r"[+-][\d.]+; ours higher in (\d+)", quality)
+    pairs, peer, ours, wins = match.groups()
+    assert pairs == wins  # "on each of the classes": every pair
+    classes = {r["class"] for r in _rows(quality, "### mnist, pooled, `cpu`")}
+    assert (f"ours has the higher test AUPRC on each of the {len(classes)} MNIST classes run so "
+            f"far (mean {ours} against {peer};") in readme
