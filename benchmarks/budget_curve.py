@@ -19,16 +19,24 @@ from benchmarks.cells import cell_key, hardware
 MODELS = (claims.CHALLENGER, claims.INCUMBENT)
 
 
+def selected_epoch(rows, first_selectable=1):
+    """Training's selection over history rows ({"epoch", "val_auprc"}): strictly better
+    validation AUPRC, so the first epoch wins ties (no val_auprc: no validation anomalies, the
+    latest epoch)."""
+    best, selected = -np.inf, None
+    for h in rows:
+        if h["epoch"] >= first_selectable and h.get("val_auprc", np.inf) > best:
+            best, selected = h.get("val_auprc", np.inf), h["epoch"]
+    return selected
+
+
 def prefix_result(history, curve, k, first_selectable=1):
     """What a k-epoch run reports: {"epoch", "auprc", "auroc", "minutes"} (minutes of training
     and validation scoring up to epoch k, as the history records them)."""
     rows = [h for h in history if h["epoch"] <= k]
     if len(rows) < k:
         raise ValueError(f"history has {len(rows)} of the {k} epochs asked for")
-    best, selected = -np.inf, None
-    for h in rows:  # strictly better, as training's selection: the first epoch wins ties
-        if h["epoch"] >= first_selectable and h.get("val_auprc", np.inf) > best:
-            best, selected = h.get("val_auprc", np.inf), h["epoch"]
+    selected = selected_epoch(rows, first_selectable)
     test = curve[selected]
     return {"epoch": selected, "auprc": test[0], "auroc": test[1],
             "minutes": sum(h["seconds"] for h in rows) / 60}

@@ -103,12 +103,11 @@ def select(val_scores, y_val):
     validation AUPRC, the first on ties (strictly better replaces). Test scores are not an
     argument: selection cannot read them. Returns (1-based epoch, per-epoch validation metrics)."""
     from anomaly_toolbox import metrics
+    from benchmarks.budget_curve import selected_epoch
 
     per_epoch = [metrics.ranking_metrics(s, y_val) for s in val_scores]
-    best, epoch = -1.0, None
-    for e, m in enumerate(per_epoch, 1):
-        if m["auprc"] > best:
-            best, epoch = m["auprc"], e
+    epoch = selected_epoch([{"epoch": e, "val_auprc": m["auprc"]}
+                            for e, m in enumerate(per_epoch, 1)])
     return epoch, per_epoch
 
 
