@@ -92,15 +92,6 @@ def paired_test(cells, metric):
     return claims.paired(by_cell, sorted(cells), a=OURS, b=PEER, metric=metric)
 
 
-def verdict(test):
-    if not claims.testable(test):
-        return "too few pairs to test"
-    if test["p"] >= claims.ALPHA:
-        return f"no significant difference (p = {test['p']:.3g})"
-    better = "ours" if np.mean(test["diffs"]) > 0 else "anomalib's"
-    return f"{better} is higher (p = {test['p']:.3g})"
-
-
 def _class_rows(cells):
     lines = []
     for k in CLASSES:
@@ -157,7 +148,7 @@ def section(rows, peers=()):
             lines.append(f"- Test {name} over {test['n']} pairs: anomalib {mean_peer:.3f}, ours "
                          f"{mean_ours:.3f}, mean Δ {np.mean(test['diffs']):+.3f}; ours higher "
                          f"in {test['a_wins']}, anomalib's in {test['b_wins']}; Wilcoxon: "
-                         f"{verdict(test)}.")
+                         f"{claims.verdict(test, 'ours', 'anomalib')}.")
         peer_cells = [t for _, t in cells.values()]
         epochs = [t["selected_epoch"] for t in peer_cells]
         lines += ["- anomalib's selected epoch: " + ", ".join(

@@ -50,3 +50,24 @@ def test_a_missing_peer_python_is_one_error_line(tmp_path):
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[-1].startswith("error: invalid peer_python:")
     assert "Traceback" not in out.stderr and not list(tmp_path.iterdir())
+
+def test_the_hand_flop_count_equals_the_graph_count_of_our_encoders():
+    """The note's MFLOP/image comes from a formula (it must hold for the peer's network too);
+    our GANomaly's scoring graph, counted by TF's op statistics, checks its encoder part. TF's
+    statistic for a transposed convolution counts padding, so the decoder stays the mirror."""
+    import pytest
+    import tensorflow as tf
+
+    from anomaly_toolbox import config as config_lib
+    from anomaly_toolbox import models
+    from benchmarks import peer
+    from benchmarks.flops import count_flops
+    from benchmarks.workload import build, config_path
+
+    cfg = config_lib.resolve(models.get("ganomaly"), config_path("ganomaly", "paper"))
+    assert (tuple(cfg["model"]["filters"]), cfg["model"]["latent_dim"]) == (peer.WIDTHS, peer.LATENT)
+    model = build("ganomaly", cfg["model"])
+    fn = tf.function(model.score).get_concrete_function(
+        tf.TensorSpec([4, peer.SIDE, peer.SIDE, 1], tf.float32))
+    encoders = count_flops(fn)[1]["Conv2D"] / 4 / 1e6  # the encoder and the second encoder
+    assert encoders == pytest.approx(peer.score_conv_mflop() * 2 / 3, rel=1e-9)
