@@ -3,10 +3,10 @@ own registered op statistics, so that a measured img/s can be turned into GFLOP/
 against the machine's ceiling. Only ops that run are counted: TF prunes the rest."""
 
 
-def count_flops(concrete_fn):
+def count_flops(concrete_fn, by_op=False):
     """(total, {op type: flops}, whole-graph total) of one execution of a concrete function's
     graph, from TF's registered "flops" op statistics (the ones tf.compat.v1.profiler sums;
-    its whole-graph total is returned too, for comparison)."""
+    its whole-graph total is returned too, for comparison). by_op: keyed by op name instead."""
     import tensorflow as tf
     from tensorflow.python.framework import ops as tf_ops
     from tensorflow.python.profiler.internal import flops_registry  # noqa: F401 (registers)
@@ -38,5 +38,6 @@ def count_flops(concrete_fn):
         except ValueError:  # no shape or no statistics registered
             value = None
         if value:
-            by_type[op.type] = by_type.get(op.type, 0) + int(value)
+            key = op.name if by_op else op.type
+            by_type[key] = by_type.get(key, 0) + int(value)
     return int(sum(by_type.values())), by_type, int(graph_total)

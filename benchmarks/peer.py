@@ -15,7 +15,6 @@ while timing and resumes them at the end, whatever happens.
 import json
 import os
 import platform
-import signal
 import statistics
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from absl import flags
 
 from anomaly_toolbox import cli
 from benchmarks import RESULTS, child_env
+from benchmarks.timing import paused, vector_set
 
 FLAGS = flags.FLAGS
 PEER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peer_anomalib.py")
@@ -134,14 +134,6 @@ def _child(side, precision):
     return json.loads(lines[-1])
 
 
-def _signal_groups(pids, sig):
-    for pid in pids:
-        try:
-            os.killpg(os.getpgid(int(pid)), sig)
-        except (ProcessLookupError, ValueError):
-            pass
-
-
 def _spread(values):
     return f"{min(values):,.0f} / {statistics.median(values):,.0f} / {max(values):,.0f}"
 
@@ -201,15 +193,6 @@ def _why_behind(inference, train):
     return lines
 
 
-def _vector_set():
-    try:
-        with open("/proc/cpuinfo") as f:
-            have = set(f.read().split())
-    except OSError:
-        return "unknown"
-    return ", ".join(x for x in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if x in have) or "none"
-
-
 def body():
     from anomaly_toolbox.errors import UsageError
     from anomaly_toolbox.files import write_atomic
@@ -225,20 +208,17 @@ def body():
     if FLAGS.rounds <= 0:
         raise UsageError("rounds", FLAGS.rounds, "a positive integer")
     runs = []
-    _signal_groups(FLAGS.pause, signal.SIGSTOP)
-    try:
+    with paused(FLAGS.pause):
         for r in range(FLAGS.rounds):
             for precision in FLAGS.precisions:
                 for side in SIDES if r % 2 == 0 else SIDES[::-1]:
                     runs.append({**_child(side, precision), "round": r})
                     print(json.dumps(runs[-1]), flush=True)
-    finally:
-        _signal_groups(FLAGS.pause, signal.SIGCONT)
     versions = {**runs[0]["versions"], **next(r["versions"] for r in runs if r["side"] != runs[0]["side"])}
     meta = {"command": "python -m benchmarks.peer --peer_python=PEER/bin/python "
                        f"--rounds={FLAGS.rounds} --windows={FLAGS.windows} "
                        f"--precisions={','.join(FLAGS.precisions)} --data_dir=../shared/data",
-            "machine": f"{platform.machine()}, {os.cpu_count()} cpus", "vector_set": _vector_set(),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cpus", "vector_set": vector_set(),
             "versions": ", ".join(f"{k} {v}" for k, v in sorted(versions.items())),
             "rounds": FLAGS.rounds, "windows": FLAGS.windows}
     os.makedirs(FLAGS.results_dir, exist_ok=True)

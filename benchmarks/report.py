@@ -26,7 +26,8 @@ SAYING = (claims, ensembles, budget_curve, step_study, budget)  # "What the numb
 SPEED_REPORT = "speed.md"
 SPEED_SETTINGS_REPORT = "speed_settings.md"
 PEER_REPORT = "peer.md"
-SPEED_SECTIONS = (SPEED_REPORT, SPEED_SETTINGS_REPORT, PEER_REPORT)
+STEP_PROFILE_REPORT = "step_profile.md"
+SPEED_SECTIONS = (SPEED_REPORT, SPEED_SETTINGS_REPORT, STEP_PROFILE_REPORT, PEER_REPORT)
 
 
 def numbers_say(rows):
