@@ -34,6 +34,33 @@ def dcgan_init():
     return keras.initializers.RandomNormal(stddev=0.02)
 
 
+class Dense(layers.Dense):
+    """keras Dense whose input gradient is computed as (W · dyᵀ)ᵀ. TF's MatMul gradient computes
+    it as dy · Wᵀ (a transposed operand), which oneDNN's float32 GEMM ran at half the speed of
+    the same products with the transposes made explicit: EGBAD's 2560 -> 1024 discriminator
+    layer, 4 such products a step (benchmarks/README.md, Speed). Same weights, same names."""
+
+    def call(self, inputs, training=None):
+        x = _matmul(inputs, self.kernel)
+        if self.bias is not None:
+            x = x + self.bias
+        return self.activation(x) if self.activation is not None else x
+
+
+def _matmul(x, w):
+    import tensorflow as tf
+
+    @tf.custom_gradient
+    def product(x, w):
+        def grad(dy):
+            return (tf.transpose(tf.matmul(w, tf.transpose(dy))),
+                    tf.matmul(x, dy, transpose_a=True))
+        return tf.matmul(x, w), grad
+    # the variable's value (cast under mixed precision) goes in as a tensor; its gradient
+    # reaches the variable through the read
+    return product(x, tf.convert_to_tensor(w))
+
+
 def batch_norm():
     """Per-replica statistics would make a mirrored run differ from one device; synchronised
     statistics over the global batch do not (and on one replica the layer is unchanged)."""

@@ -24,10 +24,10 @@ def discriminator(filters, latent_dim, z_units, units, channels, name, image_siz
     x_in, z_in = keras.Input((image_size, image_size, channels)), keras.Input((latent_dim,))
     trunk = blocks.conv_trunk(filters, channels, f"{name}_x", output=False, image_size=image_size)
     hx = layers.Flatten()(trunk(x_in))
-    hz = layers.LeakyReLU(0.2)(layers.Dense(z_units, kernel_initializer=blocks.dcgan_init())(z_in))
+    hz = layers.LeakyReLU(0.2)(blocks.Dense(z_units, kernel_initializer=blocks.dcgan_init())(z_in))
     h = layers.Concatenate()([hx, hz])
-    features = layers.LeakyReLU(0.2)(layers.Dense(units, kernel_initializer=blocks.dcgan_init())(h))
-    logit = layers.Dense(1, kernel_initializer=blocks.dcgan_init())(features)
+    features = layers.LeakyReLU(0.2)(blocks.Dense(units, kernel_initializer=blocks.dcgan_init())(h))
+    logit = blocks.Dense(1, kernel_initializer=blocks.dcgan_init())(features)
     if blocks.mixed_precision():  # float32 outputs, as blocks.float32_output
         logit, features = (layers.Activation("linear", dtype="float32")(t)
                            for t in (logit, features))
