@@ -25,6 +25,7 @@ import time
 from absl import flags
 
 from anomaly_toolbox import cli
+from anomaly_toolbox.run.provenance import git_commit
 from benchmarks import RESULTS
 from benchmarks.report import STEP_PROFILE_REPORT
 from benchmarks.speed_tables import COMPUTE_DTYPE, KERNEL_CEILINGS
@@ -179,7 +180,8 @@ def holds_back(f32, bf16):
 
 def render(rows, meta):
     lines = ["## Where a train step's time goes (float32 beside bfloat16)", "",
-             f"`{meta['command']}` — {meta['machine']}, vector set: {meta['vector_set']}; "
+             f"`{meta['command']}` at commit {meta.get('commit')} — {meta['machine']}, vector "
+             f"set: {meta['vector_set']}; "
              f"{meta['load']}. Op time is summed over TF's executor threads (ops that overlap "
              "share the cores, so a kernel's GFLOP/s in the step is a lower bound); \"alone\" is "
              "the same kernel on the paper models' middle convolution (or a 2048² matmul) in "
@@ -265,7 +267,7 @@ def body():
                        + f" --profile={FLAGS.profile} --precisions=" + ",".join(FLAGS.precisions)
                        + f" --steps={FLAGS.steps} --rounds={FLAGS.rounds}"
                        + " --data_dir=../shared/data",
-            "machine": f"{platform.machine()}, {os.cpu_count()} cpus",
+            "machine": f"{platform.machine()}, {os.cpu_count()} cpus", "commit": git_commit(),
             "vector_set": vector_set(), "load": load}
     os.makedirs(FLAGS.results_dir, exist_ok=True)
     write_atomic(json_path,
