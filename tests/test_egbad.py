@@ -106,3 +106,33 @@ def test_saved_model_round_trip(images, tmp_path):
     export.save(model, tmp_path / "sm", channels=1, threshold=0.5, metadata={"model": "egbad"})
     fresh = score_in_fresh_process(tmp_path / "sm", images[0], tmp_path)
     assert_close(fresh, model.score(to_model_input(images[0])))
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_blocks_dense_is_keras_dense_with_the_same_gradients(precision):
+    """blocks.Dense only reorders the input gradient's products: outputs, and the gradients of
+    input, kernel and bias, equal keras' Dense on the same weights (bfloat16 to its rounding)."""
+    import keras
+
+    from anomaly_toolbox.models import blocks
+    from anomaly_toolbox.models.precision import policy
+
+    x = tf.random.stateless_normal([16, 40], seed=[1, 2])
+    with policy(precision):
+        ours, theirs = blocks.Dense(24), keras.layers.Dense(24)
+        ours.build(x.shape), theirs.build(x.shape)
+    theirs.kernel.assign(tf.random.stateless_normal([40, 24], seed=[3, 4]))
+    theirs.bias.assign(tf.random.stateless_normal([24], seed=[5, 6]))
+    ours.set_weights(theirs.get_weights())
+    results = []
+    for layer in (ours, theirs):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x)
+            loss = tf.reduce_sum(tf.cast(y, tf.float32) * tf.range(24, dtype=tf.float32))
+        results.append([y, *tape.gradient(loss, [x, layer.kernel, layer.bias])])
+    # bfloat16 keeps 8 bits: 2 units in the last place of a product summed another way
+    atol, rtol = (1e-5, 1e-5) if precision == "float32" else (0.1, 2 ** -6)
+    for a, b in zip(*results):
+        np.testing.assert_allclose(np.float32(a), np.float32(b), atol=atol, rtol=rtol)
+    assert ours.name.startswith("dense")  # checkpoints keep their variable names
