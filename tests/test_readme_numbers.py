@@ -201,3 +201,5 @@ def test_the_peer_numbers_are_benchmarks_md_tables(readme, table):
     classes = {r["class"] for r in _rows(quality, "### mnist, pooled, `cpu`")}
     assert (f"ours has the higher test AUPRC on each of the {len(classes)} MNIST classes run so "
             f"far (mean {ours} against {peer};") in readme
+    p = re.search(r"Test AUPRC over .*Wilcoxon: [^(]*\(p = ([\d.]+)\)", quality).group(1)
+    assert f"Wilcoxon p = {p};" in readme
