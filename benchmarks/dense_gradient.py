@@ -30,17 +30,13 @@ def compare(precision, profile, rounds, steps, data_dir, batch_size=64):
     import numpy as np
     from keras import layers
 
-    from anomaly_toolbox import config as config_lib
-    from anomaly_toolbox import models
-    from anomaly_toolbox.data import datasets, protocols
     from anomaly_toolbox.models import blocks
     from anomaly_toolbox.models.precision import policy
     from benchmarks.timing import sync, timed_windows
-    from benchmarks.workload import build, compiled_step, config_path, real_batches
+    from benchmarks.workload import build, compiled_step, config, pooled_splits, real_batches
 
-    cfg = config_lib.resolve(models.get("egbad"), config_path("egbad", profile))
-    splits = protocols.make_splits(datasets.load("mnist", data_dir), 0, "pooled", 0)
-    batches = real_batches(splits.x_train, batch_size)
+    cfg = config("egbad", profile)
+    batches = real_batches(pooled_splits(data_dir).x_train, batch_size)
     ours, built = blocks.Dense, {}
     try:
         for name, dense in (("keras", layers.Dense), ("blocks", ours)):

@@ -23,14 +23,14 @@ import time
 from absl import flags
 
 from anomaly_toolbox import cli
-from benchmarks import RESULTS, child_env
+from benchmarks import RESULTS, child_env, report
 from benchmarks.timing import paused, vector_set
 
 FLAGS = flags.FLAGS
 PEER_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peer_anomalib.py")
 SIDES = ("ours", "anomalib")
 PRECISIONS = ("float32", "mixed_bfloat16")
-REPORT = "peer.md"
+REPORT = report.PEER_REPORT
 TARGETS = {"train_img_s": 1.5, "infer_img_s": 2.0}  # issue 39: ours / anomalib, each precision
 WIDTHS, LATENT, SIDE = (64, 128, 256), 100, 32  # the published GANomaly both sides run
 
@@ -66,16 +66,14 @@ def ours(precision, data_dir, windows, min_window_s=3.0, batch_size=64):
     import numpy as np
     import tensorflow as tf
 
-    from anomaly_toolbox import config as config_lib
-    from anomaly_toolbox import models
     from benchmarks.timing import sync
-    from benchmarks.workload import build, compiled_step, config_path
+    from benchmarks.workload import build, compiled_step, config
     from anomaly_toolbox.data.datasets import read_idx
     from anomaly_toolbox.data.preprocessing import to_model_input
     from anomaly_toolbox.models.precision import policy
     from anomaly_toolbox.run import export
 
-    cfg = config_lib.resolve(models.get("ganomaly"), config_path("ganomaly", "paper"))
+    cfg = config("ganomaly", "paper")
     raw = read_idx(os.path.join(data_dir, "mnist", "train-images-idx3-ubyte.gz"), 2051)
     raw = np.asarray(raw[:batch_size * 8])
     uint8 = [tf.constant(raw[i * batch_size:(i + 1) * batch_size, ..., None]) for i in range(8)]
@@ -195,7 +193,6 @@ def _why_behind(inference, train):
 
 def body():
     from anomaly_toolbox.errors import UsageError
-    from anomaly_toolbox.files import write_atomic
 
     for p in FLAGS.precisions:
         if p not in PRECISIONS:
@@ -221,11 +218,8 @@ def body():
             "machine": f"{platform.machine()}, {os.cpu_count()} cpus", "vector_set": vector_set(),
             "versions": ", ".join(f"{k} {v}" for k, v in sorted(versions.items())),
             "rounds": FLAGS.rounds, "windows": FLAGS.windows}
-    os.makedirs(FLAGS.results_dir, exist_ok=True)
-    write_atomic(os.path.join(FLAGS.results_dir, "peer.json"),
-                 json.dumps({"runs": runs, **meta}, indent=1) + "\n")
     text = "\n".join(render(runs, meta))
-    write_atomic(os.path.join(FLAGS.results_dir, REPORT), text)
+    report.write_section(FLAGS.results_dir, REPORT, text, {"runs": runs, **meta})
     print(text)
 
 

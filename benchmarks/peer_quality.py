@@ -17,7 +17,6 @@ never look; a finished cell is skipped. benchmarks.md's section: peer_quality_re
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor

@@ -70,3 +70,18 @@ def write(results_dir, path):
             with open(section) as f:
                 text += "\n" + f.read()
     write_atomic(path, text)
+
+
+def write_section(results_dir, name, text, kept=None):
+    """A speed tool's section (`name`, one of SPEED_SECTIONS) into `results_dir`, and beside it,
+    when given, the measurements it was rendered from (`name` as .json), which the tool's
+    --table_only re-renders without timing anything again."""
+    import json
+
+    from anomaly_toolbox.files import write_atomic
+
+    os.makedirs(results_dir, exist_ok=True)
+    if kept is not None:
+        write_atomic(os.path.join(results_dir, os.path.splitext(name)[0] + ".json"),
+                     json.dumps(kept, indent=1, default=str) + "\n")
+    write_atomic(os.path.join(results_dir, name), text)

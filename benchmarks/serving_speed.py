@@ -57,12 +57,10 @@ def measure(precision, batch_size, raw):
     import numpy as np
     import tensorflow as tf
 
-    from anomaly_toolbox import config as config_lib
-    from anomaly_toolbox import models
     from anomaly_toolbox.models.precision import policy
-    from benchmarks.workload import build, config_path
+    from benchmarks.workload import build, config
 
-    cfg = config_lib.resolve(models.get(FLAGS.model), config_path(FLAGS.model, FLAGS.profile))
+    cfg = config(FLAGS.model, FLAGS.profile)
     with policy(precision):
         model = build(FLAGS.model, cfg["model"])
     batches = [tf.constant(raw[i:i + batch_size, ..., None])

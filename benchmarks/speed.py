@@ -48,7 +48,7 @@ from benchmarks.flops import count_flops
 from benchmarks.saved_model_speed import SCORE_BATCH, score_saved_model
 from benchmarks.speed_tables import COMPUTE_DTYPE, render
 from benchmarks.timing import load_average, sync, timed_windows
-from benchmarks.workload import build, compiled_step, config_path, real_batches
+from benchmarks.workload import build, compiled_step, config, pooled_splits, real_batches
 
 FLAGS = flags.FLAGS
 MIN_WINDOW_S = 2.0  # a timed train-step window is at least this long (steps added as needed)
@@ -158,11 +158,9 @@ def render_saved(path):
 
 def _write(text):
     from benchmarks import report
-    from anomaly_toolbox.files import write_atomic
 
     print(text)
-    os.makedirs(FLAGS.results_dir, exist_ok=True)
-    write_atomic(os.path.join(FLAGS.results_dir, report.SPEED_REPORT), text)
+    report.write_section(FLAGS.results_dir, report.SPEED_REPORT, text)
     report.write(FLAGS.results_dir, FLAGS.benchmarks_md)
 
 
@@ -171,9 +169,7 @@ def body():
 
     import tensorflow as tf
 
-    from anomaly_toolbox import config as config_lib
     from anomaly_toolbox import models
-    from anomaly_toolbox.data import datasets, protocols
     from anomaly_toolbox.files import write_atomic
     from anomaly_toolbox.errors import UsageError
     from anomaly_toolbox.models import precision as precision_lib
@@ -188,8 +184,7 @@ def body():
                          f"each one of {', '.join(precision_lib.PRECISIONS)}") from e
     names = FLAGS.models or models.names()
     load_before = load_average()
-    raw = datasets.load("mnist", FLAGS.data_dir)
-    splits = protocols.make_splits(raw, 0, "pooled", 0)
+    splits = pooled_splits(FLAGS.data_dir)
     print(f"{load_before}\nceiling ...", flush=True)
     ceilings = {p: measure_ceiling(FLAGS.windows, FLAGS.ceiling_steps, FLAGS.matmul_size,
                                    dtype=COMPUTE_DTYPE[p]) for p in precisions}
@@ -198,8 +193,7 @@ def body():
     for profile in FLAGS.profiles:
         for name in names:
             for precision in precisions:
-                cfg = config_lib.resolve(models.get(name),
-                                         config_path(name, profile, FLAGS.experiments_dir))
+                cfg = config(name, profile, FLAGS.experiments_dir)
                 t0 = time.time()
                 row = measure(name, cfg, splits, FLAGS.batch_size, FLAGS.windows,
                               FLAGS.window_steps, profile, FLAGS.score_images,

@@ -171,15 +171,12 @@ def render(rows, command, cells=None):
 
 
 def body():
-    from anomaly_toolbox import config as config_lib
-    from anomaly_toolbox import models
-    from benchmarks.workload import config_path
-    from anomaly_toolbox.files import write_atomic
+    from benchmarks.workload import config
 
     rows = []
     for profile in FLAGS.profiles:
         for model in FLAGS.models:
-            cfg = config_lib.resolve(models.get(model), config_path(model, profile))
+            cfg = config(model, profile)
             rows.append(compare(model, cfg, FLAGS.data_dir, FLAGS.rounds, FLAGS.windows,
                                 FLAGS.window_steps))
             print(json.dumps(rows[-1]), flush=True)
@@ -192,8 +189,7 @@ def body():
                + (f" --cells={','.join(FLAGS.cells)} --cell_limit={FLAGS.cell_limit}" if FLAGS.cells else ""))
     text = render(rows, command, cells)
     print(text)
-    os.makedirs(FLAGS.results_dir, exist_ok=True)
-    write_atomic(os.path.join(FLAGS.results_dir, REPORT), text)
+    report.write_section(FLAGS.results_dir, REPORT, text)
     report.write(FLAGS.results_dir, FLAGS.benchmarks_md)
 
 

@@ -27,7 +27,7 @@ from absl import flags
 from anomaly_toolbox import cli
 from anomaly_toolbox.run.provenance import git_commit
 from benchmarks import RESULTS
-from benchmarks.report import STEP_PROFILE_REPORT
+from benchmarks.report import STEP_PROFILE_REPORT, write_section
 from benchmarks.speed_tables import COMPUTE_DTYPE, KERNEL_CEILINGS
 from benchmarks.timing import load_average, paused, vector_set
 
@@ -46,6 +46,8 @@ def define_flags():
     flags.DEFINE_integer("rounds", 3, "Rounds; each profiles every model and precision once, "
                          "alternating the order. A table shows its median round by img/s.")
     flags.DEFINE_integer("batch_size", 64, "Images per step.")
+    flags.DEFINE_integer("ceiling_windows", 5, "Timed windows per kernel alone (median taken).")
+    flags.DEFINE_integer("ceiling_steps", 5, "Calls per window of a kernel alone.")
     flags.DEFINE_list("pause", [], "PIDs whose process groups are stopped while profiling.")
     flags.DEFINE_string("data_dir", None, "Folder holding mnist/*-ubyte.gz.")
     flags.DEFINE_string("results_dir", RESULTS, "Where step_profile.md and .json go.")
@@ -98,32 +100,28 @@ def onednn_rows(lines, steps):
     return rows
 
 
-def profile_here(model_name, precision, profile, steps, batch_size, data_dir):
+def profile_here(model_name, precision, profile, steps, batch_size, data_dir, ceiling=(5, 5)):
     """In the child: img/s, FLOPs and op times of the step, and the kernels alone."""
     import tensorflow as tf
 
-    from anomaly_toolbox import config as config_lib
-    from anomaly_toolbox import models
-    from anomaly_toolbox.data import datasets, protocols
     from anomaly_toolbox.models.precision import policy
     from benchmarks.ceiling import measure_ceiling
     from benchmarks.flops import count_flops
     from benchmarks.timing import sync, timed_windows
-    from benchmarks.workload import build, compiled_step, config_path, real_batches
+    from benchmarks.workload import build, compiled_step, config, pooled_splits, real_batches
 
-    cfg = config_lib.resolve(models.get(model_name), config_path(model_name, profile))
+    cfg = config(model_name, profile)
     with policy(precision):
         model = build(model_name, cfg["model"])
-    splits = protocols.make_splits(datasets.load("mnist", data_dir), 0, "pooled", 0)
-    batches = real_batches(splits.x_train, batch_size)
+    batches = real_batches(pooled_splits(data_dir).x_train, batch_size)
     step = compiled_step(model)
     for b in batches[:3]:
         sync(step(b))
     seconds = timed_windows(lambda i: step(batches[i % len(batches)]), 3, steps)
     flops = dict.fromkeys(GROUPS, 0)
-    graph = step.get_concrete_function(batches[0]).graph
-    for name, value in count_flops(step.get_concrete_function(batches[0]), by_op=True)[1].items():
-        flops[group(name, graph.get_operation_by_name(name).type)] += value
+    concrete = step.get_concrete_function(batches[0])
+    for name, value in count_flops(concrete, by_op=True)[1].items():
+        flops[group(name, concrete.graph.get_operation_by_name(name).type)] += value
     with tempfile.TemporaryDirectory(prefix="step-profile-") as logdir:
         print(START, flush=True)
         tf.profiler.experimental.start(logdir)
@@ -134,7 +132,7 @@ def profile_here(model_name, precision, profile, steps, batch_size, data_dir):
         print(END, flush=True)
         ms = op_times(glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)[0],
                       steps)
-    alone = measure_ceiling(5, 5, kinds=("matmul", "conv", "conv_input_grad", "conv_filter_grad"),
+    alone = measure_ceiling(*ceiling, kinds=("matmul", "conv", "conv_input_grad", "conv_filter_grad"),
                             dtype=COMPUTE_DTYPE[precision])
     return {"model": model_name, "profile": profile, "precision": precision,
             "batch_size": batch_size,
@@ -145,7 +143,8 @@ def profile_here(model_name, precision, profile, steps, batch_size, data_dir):
 def run_child(model_name, precision):
     cmd = [sys.executable, "-m", "benchmarks.step_profile", f"--child={model_name},{precision}",
            f"--profile={FLAGS.profile}", f"--steps={FLAGS.steps}",
-           f"--batch_size={FLAGS.batch_size}", f"--data_dir={FLAGS.data_dir}"]
+           f"--batch_size={FLAGS.batch_size}", f"--data_dir={FLAGS.data_dir}",
+           f"--ceiling_windows={FLAGS.ceiling_windows}", f"--ceiling_steps={FLAGS.ceiling_steps}"]
     env = {**os.environ, "ONEDNN_VERBOSE": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True).stdout
     lines = out.splitlines()
@@ -232,26 +231,24 @@ def render(rows, meta):
 
 def body():
     from anomaly_toolbox.errors import UsageError
-    from anomaly_toolbox.files import write_atomic
 
     for p in FLAGS.precisions:
         if p not in PRECISIONS:
             raise UsageError("precisions", ",".join(FLAGS.precisions), f"each one of {PRECISIONS}")
-    for name in ("steps", "rounds"):
+    for name in ("steps", "rounds", "ceiling_windows", "ceiling_steps"):
         if FLAGS[name].value <= 0:
             raise UsageError(name, FLAGS[name].value, "a positive integer")
     if FLAGS.child:
         model_name, precision = FLAGS.child.split(",")
         row = profile_here(model_name, precision, FLAGS.profile, FLAGS.steps, FLAGS.batch_size,
-                           FLAGS.data_dir)
+                           FLAGS.data_dir, (FLAGS.ceiling_windows, FLAGS.ceiling_steps))
         print(RESULT + json.dumps(row), flush=True)
         return
-    json_path = os.path.join(FLAGS.results_dir, "step_profile.json")
     if FLAGS.table_only:
-        with open(json_path) as f:
+        with open(os.path.join(FLAGS.results_dir, "step_profile.json")) as f:
             kept = json.load(f)
-        write_atomic(os.path.join(FLAGS.results_dir, STEP_PROFILE_REPORT),
-                     "\n".join(render(kept.pop("rows"), kept)))
+        write_section(FLAGS.results_dir, STEP_PROFILE_REPORT,
+                      "\n".join(render(kept.pop("rows"), kept)))
         return
     rows = []
     with paused(FLAGS.pause):
@@ -269,11 +266,8 @@ def body():
                        + " --data_dir=../shared/data",
             "machine": f"{platform.machine()}, {os.cpu_count()} cpus", "commit": git_commit(),
             "vector_set": vector_set(), "load": load}
-    os.makedirs(FLAGS.results_dir, exist_ok=True)
-    write_atomic(json_path,
-                 json.dumps({"rows": rows, **meta}, indent=1) + "\n")
     text = "\n".join(render(rows, meta))
-    write_atomic(os.path.join(FLAGS.results_dir, STEP_PROFILE_REPORT), text)
+    write_section(FLAGS.results_dir, STEP_PROFILE_REPORT, text, {"rows": rows, **meta})
     print(text)
 
 

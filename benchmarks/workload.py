@@ -14,6 +14,22 @@ def config_path(model_name, profile, experiments_dir=None):
                         f"{model_name}_mnist_{profile}.json")
 
 
+def config(model_name, profile, experiments_dir=None):
+    """The resolved config (defaults + the profile's file) a benchmark run of MNIST would train."""
+    from anomaly_toolbox import config as config_lib
+    from anomaly_toolbox import models
+
+    return config_lib.resolve(models.get(model_name),
+                              config_path(model_name, profile, experiments_dir))
+
+
+def pooled_splits(data_dir):
+    """MNIST class 0, pooled protocol, seed 0: the split every speed tool draws its images from."""
+    from anomaly_toolbox.data import datasets, protocols
+
+    return protocols.make_splits(datasets.load("mnist", data_dir), 0, "pooled", 0)
+
+
 def build(model_name, model_config, deterministic=True, seed=0):
     """The model as training.run builds it (seed, op determinism, then compile)."""
     import keras

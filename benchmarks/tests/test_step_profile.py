@@ -41,6 +41,7 @@ def test_onednn_exec_lines_are_summed_per_step_and_other_lines_ignored():
 def test_a_tiny_run_profiles_every_kernel_and_its_rows_add_up(tmp_path):
     out = subprocess.run([sys.executable, "-m", "benchmarks.step_profile", "--models=ganomaly",
                           "--profile=cpu", "--precisions=float32", "--steps=2", "--rounds=1",
+                          "--ceiling_windows=1", "--ceiling_steps=1",
                           f"--data_dir={DATA_DIR}", f"--results_dir={tmp_path}"],
                          capture_output=True, text=True, cwd=REPO)
     assert out.returncode == 0, out.stderr[-2000:]
