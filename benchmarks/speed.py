@@ -41,13 +41,14 @@ import time
 from absl import flags
 
 from anomaly_toolbox import cli
+from anomaly_toolbox.run.provenance import git_commit
 from benchmarks import BENCHMARKS_MD, RESULTS
 from benchmarks.ceiling import measure_ceiling
 from benchmarks.epoch_overhead import outside_step
 from benchmarks.flops import count_flops
 from benchmarks.saved_model_speed import SCORE_BATCH, score_saved_model
 from benchmarks.speed_tables import COMPUTE_DTYPE, render
-from benchmarks.timing import load_average, sync, timed_windows
+from benchmarks.timing import load_average, paused, sync, timed_windows, vector_set
 from benchmarks.workload import build, compiled_step, config, pooled_splits, real_batches
 
 FLAGS = flags.FLAGS
@@ -79,6 +80,7 @@ def define_flags():
                         "--json_output file (same numbers, current table code).")
     flags.DEFINE_string("data_dir", None, "Folder holding mnist/*-ubyte.gz "
                         "(default: $ANOMALY_TOOLBOX_DATA_DIR, then system folders, then tfds).")
+    flags.DEFINE_list("pause", [], "PIDs whose process groups are stopped while measuring.")
     flags.DEFINE_string("experiments_dir", None, "Folder of <model>_mnist_<profile>.json "
                         "(default: the repository's experiments/).")
 
@@ -183,29 +185,30 @@ def body():
         raise UsageError("precisions", ",".join(FLAGS.precisions),
                          f"each one of {', '.join(precision_lib.PRECISIONS)}") from e
     names = FLAGS.models or models.names()
-    load_before = load_average()
-    splits = pooled_splits(FLAGS.data_dir)
-    print(f"{load_before}\nceiling ...", flush=True)
-    ceilings = {p: measure_ceiling(FLAGS.windows, FLAGS.ceiling_steps, FLAGS.matmul_size,
-                                   dtype=COMPUTE_DTYPE[p]) for p in precisions}
-    print(json.dumps(ceilings), flush=True)
-    rows = []
-    for profile in FLAGS.profiles:
-        for name in names:
-            for precision in precisions:
-                cfg = config(name, profile, FLAGS.experiments_dir)
-                t0 = time.time()
-                row = measure(name, cfg, splits, FLAGS.batch_size, FLAGS.windows,
-                              FLAGS.window_steps, profile, FLAGS.score_images,
-                              FLAGS.slow_score_images, FLAGS.fit_batches, FLAGS.val_sample,
-                              ceilings[precision], precision)
-                row["load"] = load_average()
-                rows.append(row)
-                print(f"{name} {profile} {precision}: {row['train_img_s']:.1f} img/s, "
-                      f"{row['flops_per_img'] / 1e6:.1f} MFLOP/img, {row['gflops']:.2f} GFLOP/s, "
-                      f"score {row['score_img_s']:.1f} img/s, "
-                      f"outside {100 * row['outside_share']:.1f}% "
-                      f"({time.time() - t0:.0f}s; {row['load']})", flush=True)
+    with paused(FLAGS.pause):
+        load_before = load_average()
+        splits = pooled_splits(FLAGS.data_dir)
+        print(f"{load_before}\nceiling ...", flush=True)
+        ceilings = {p: measure_ceiling(FLAGS.windows, FLAGS.ceiling_steps, FLAGS.matmul_size,
+                                       dtype=COMPUTE_DTYPE[p]) for p in precisions}
+        print(json.dumps(ceilings), flush=True)
+        rows = []
+        for profile in FLAGS.profiles:
+            for name in names:
+                for precision in precisions:
+                    cfg = config(name, profile, FLAGS.experiments_dir)
+                    t0 = time.time()
+                    row = measure(name, cfg, splits, FLAGS.batch_size, FLAGS.windows,
+                                  FLAGS.window_steps, profile, FLAGS.score_images,
+                                  FLAGS.slow_score_images, FLAGS.fit_batches, FLAGS.val_sample,
+                                  ceilings[precision], precision)
+                    row["load"] = load_average()
+                    rows.append(row)
+                    print(f"{name} {profile} {precision}: {row['train_img_s']:.1f} img/s, "
+                          f"{row['flops_per_img'] / 1e6:.1f} MFLOP/img, {row['gflops']:.2f} GFLOP/s, "
+                          f"score {row['score_img_s']:.1f} img/s, "
+                          f"outside {100 * row['outside_share']:.1f}% "
+                          f"({time.time() - t0:.0f}s; {row['load']})", flush=True)
     meta = {"command": "python -m benchmarks.speed " + " ".join(
                 f"--{k}={','.join(v) if isinstance(v, list) else v}"
                 for k, v in (("models", names), ("profiles", FLAGS.profiles),
@@ -214,7 +217,8 @@ def body():
                              ("window_steps", FLAGS.window_steps),
                              ("fit_batches", FLAGS.fit_batches))),
             "load": load_before, "load_after": load_average(),
-            "machine": f"{platform.machine()}, {os.cpu_count()} cpus, TF {tf.__version__}"}
+            "machine": f"{platform.machine()} ({vector_set()}), {os.cpu_count()} cpus, "
+                       f"TF {tf.__version__}, commit {git_commit()}"}
     _write(render(rows, list(ceilings.values()), meta))
     if FLAGS.json_output:
         write_atomic(FLAGS.json_output, json.dumps(
