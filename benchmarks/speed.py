@@ -87,11 +87,13 @@ def define_flags():
 
 def measure(model_name, config, data, batch_size=64, windows=5, window_steps=10, profile="",
             score_images=512, slow_score_images=16, fit_batches=20, val_sample=512,
-            ceiling=None, precision="float32"):
+            ceiling=None, precision="float32", ceiling_steps=3):
     """One report row: training, FLOPs, SavedModel scoring and outside-step share of one model.
 
     `data` is a data.Splits (real MNIST); `config` a config.resolve() dict; `ceiling` one of
-    measure_ceiling() in the dtype `precision` computes in.
+    measure_ceiling() in the dtype `precision` computes in, measured again after the row with
+    `windows` x `ceiling_steps` calls (3 windows of one ~5 ms call each read half the conv
+    ceiling in one run).
     """
     import tensorflow as tf
 
@@ -125,7 +127,8 @@ def measure(model_name, config, data, batch_size=64, windows=5, window_steps=10,
     if ceiling:
         # The load moves: the ratio uses the ceiling measured again right after this row's
         # windows (the run's start-of-run ceiling is in the header).
-        now = measure_ceiling(3, 1, ceiling["matmul_size"], tuple(ceiling["conv_shape"]),
+        now = measure_ceiling(windows, ceiling_steps, ceiling["matmul_size"],
+                              tuple(ceiling["conv_shape"]),
                               kinds=("matmul", "conv"), dtype=ceiling.get("dtype", "float32"))
         row["ceiling_now"] = now
         row["of_matmul"] = row["gflops"] / now["matmul_gflops"]
@@ -201,7 +204,7 @@ def body():
                     row = measure(name, cfg, splits, FLAGS.batch_size, FLAGS.windows,
                                   FLAGS.window_steps, profile, FLAGS.score_images,
                                   FLAGS.slow_score_images, FLAGS.fit_batches, FLAGS.val_sample,
-                                  ceilings[precision], precision)
+                                  ceilings[precision], precision, FLAGS.ceiling_steps)
                     row["load"] = load_average()
                     rows.append(row)
                     print(f"{name} {profile} {precision}: {row['train_img_s']:.1f} img/s, "
