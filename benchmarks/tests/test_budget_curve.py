@@ -53,6 +53,15 @@ def test_selection_reads_validation_only_and_keeps_the_first_of_ties():
         prefix_result(history[:2], curve, 4)
 
 
+def test_minutes_are_k_median_epochs_so_a_stopped_epoch_does_not_count():
+    from benchmarks.budget_curve import prefix_result
+
+    history = _history([0.1, 0.2, 0.3, 0.4])
+    history[1]["seconds"] = 900  # a 14-minute stop inside epoch 2
+    curve = {e: (0.5, 0.5) for e in range(1, 5)}
+    assert [prefix_result(history, curve, k)["minutes"] for k in (1, 2, 4)] == [1.0, 2.0, 4.0]
+
+
 def test_equal_wall_clock_cuts_the_longer_cell_to_the_shorter_ones_minutes():
     from benchmarks import budget_curve
 
