@@ -62,6 +62,9 @@ def define_flags():
     flags.DEFINE_list("precisions", ["float32"], "Precisions to time every row in (float32, "
                       "mixed_bfloat16); each row is rated against the ceiling of its own dtype.")
     flags.DEFINE_integer("batch_size", 64, "Training batch size for every row.")
+    flags.DEFINE_integer("rounds", 1, "Times the whole grid is measured, precisions in "
+                         "alternating order; each row reports its median round and the ratios "
+                         "their median over rounds (min-max).", lower_bound=1)
     flags.DEFINE_integer("windows", 5, "Timed windows per measurement (the median is reported).")
     flags.DEFINE_integer("window_steps", 10, "Train steps per timed window (at least; more for "
                          "fast models, so that a window lasts MIN_WINDOW_S).")
@@ -150,6 +153,29 @@ def measure(model_name, config, data, batch_size=64, windows=5, window_steps=10,
     return row
 
 
+def combine_rounds(rounds):
+    """One row per (model, profile, precision) from the rows of every round: the training
+    columns of its median-train round, the scoring columns of its median-score round (lower
+    median for an even count), and every round's train_img_s / score_img_s beside them."""
+    by_key = {}
+    for rows in rounds:
+        for r in rows:
+            by_key.setdefault((r["model"], r["profile"], r["precision"]), []).append(r)
+    order = [(r["model"], r["profile"], r["precision"]) for r in rounds[0]]
+    out = []
+    for key in order:
+        runs = by_key[key]
+        train = statistics.median_low(r["train_img_s"] for r in runs)
+        score = statistics.median_low(r["score_img_s"] for r in runs)
+        row = dict(next(r for r in runs if r["train_img_s"] == train))
+        scored = next(r for r in runs if r["score_img_s"] == score)
+        row.update({k: v for k, v in scored.items() if k.startswith("score_")})
+        row["train_img_s_rounds"] = [r["train_img_s"] for r in runs]
+        row["score_img_s_rounds"] = [r["score_img_s"] for r in runs]
+        out.append(row)
+    return out
+
+
 # -------------------------------------------------------------------------------------- main
 
 def render_saved(path):
@@ -167,6 +193,12 @@ def _write(text):
     print(text)
     report.write_section(FLAGS.results_dir, report.SPEED_REPORT, text)
     report.write(FLAGS.results_dir, FLAGS.benchmarks_md)
+
+
+def grid(profiles, names, precisions, round_index):
+    """The rows of one round in order: precisions reversed in every other round."""
+    order = precisions if round_index % 2 == 0 else precisions[::-1]
+    return [(p, m, q) for p in profiles for m in names for q in order]
 
 
 def body():
@@ -195,37 +227,45 @@ def body():
         ceilings = {p: measure_ceiling(FLAGS.windows, FLAGS.ceiling_steps, FLAGS.matmul_size,
                                        dtype=COMPUTE_DTYPE[p]) for p in precisions}
         print(json.dumps(ceilings), flush=True)
-        rows = []
-        for profile in FLAGS.profiles:
-            for name in names:
-                for precision in precisions:
-                    cfg = config(name, profile, FLAGS.experiments_dir)
-                    t0 = time.time()
-                    row = measure(name, cfg, splits, FLAGS.batch_size, FLAGS.windows,
-                                  FLAGS.window_steps, profile, FLAGS.score_images,
-                                  FLAGS.slow_score_images, FLAGS.fit_batches, FLAGS.val_sample,
-                                  ceilings[precision], precision, FLAGS.ceiling_steps)
-                    row["load"] = load_average()
-                    rows.append(row)
-                    print(f"{name} {profile} {precision}: {row['train_img_s']:.1f} img/s, "
-                          f"{row['flops_per_img'] / 1e6:.1f} MFLOP/img, {row['gflops']:.2f} GFLOP/s, "
-                          f"score {row['score_img_s']:.1f} img/s, "
-                          f"outside {100 * row['outside_share']:.1f}% "
-                          f"({time.time() - t0:.0f}s; {row['load']})", flush=True)
+        rounds = []
+        for n in range(FLAGS.rounds):
+            rows = []
+            # precisions alternate their order from round to round: a drift in the load then
+            # favours neither
+            for profile, name, precision in grid(FLAGS.profiles, names, precisions, n):
+                cfg = config(name, profile, FLAGS.experiments_dir)
+                t0 = time.time()
+                row = measure(name, cfg, splits, FLAGS.batch_size, FLAGS.windows,
+                              FLAGS.window_steps, profile, FLAGS.score_images,
+                              FLAGS.slow_score_images, FLAGS.fit_batches, FLAGS.val_sample,
+                              ceilings[precision], precision, FLAGS.ceiling_steps)
+                row["load"], row["round"] = load_average(), n + 1
+                rows.append(row)
+                print(f"round {n + 1}: {name} {profile} {precision}: "
+                      f"{row['train_img_s']:.1f} img/s, "
+                      f"{row['flops_per_img'] / 1e6:.1f} MFLOP/img, {row['gflops']:.2f} GFLOP/s, "
+                      f"score {row['score_img_s']:.1f} img/s, "
+                      f"outside {100 * row['outside_share']:.1f}% "
+                      f"({time.time() - t0:.0f}s; {row['load']})", flush=True)
+            rounds.append(rows)
+        load_after = load_average()
     meta = {"command": "python -m benchmarks.speed " + " ".join(
                 f"--{k}={','.join(v) if isinstance(v, list) else v}"
                 for k, v in (("models", names), ("profiles", FLAGS.profiles),
                              ("precisions", precisions),
-                             ("batch_size", FLAGS.batch_size), ("windows", FLAGS.windows),
+                             ("batch_size", FLAGS.batch_size), ("rounds", FLAGS.rounds),
+                             ("windows", FLAGS.windows),
                              ("window_steps", FLAGS.window_steps),
                              ("fit_batches", FLAGS.fit_batches))),
-            "load": load_before, "load_after": load_average(),
+            "load": load_before, "load_after": load_after,
             "machine": f"{platform.machine()} ({vector_set()}), {os.cpu_count()} cpus, "
                        f"TF {tf.__version__}, commit {git_commit()}"}
+    rows = combine_rounds(rounds)
     _write(render(rows, list(ceilings.values()), meta))
     if FLAGS.json_output:
         write_atomic(FLAGS.json_output, json.dumps(
-            {"ceilings": ceilings, "rows": rows, **meta},
+            {"ceilings": ceilings, "rows": rows, **meta,
+             **({"rounds": rounds} if len(rounds) > 1 else {})},
             indent=1, default=str) + "\n")
 
 

@@ -1,6 +1,8 @@
 """The speed report's markdown: one row per model x profile x precision, each rated against the
 ceiling of its own dtype, the bfloat16-beside-float32 table and epoch estimates."""
 
+import statistics
+
 
 def _fmt(v, digits=3):
     if v is None:
@@ -34,6 +36,17 @@ def speedup_bound(flops_by_type, base, fast):
     return total / sum(f / ratios.get(t, 1.0) for t, f in flops_by_type.items())
 
 
+def _ratio(base, fast, key):
+    """fast/base for `key` (train_img_s, score_img_s): with several rounds, the median of the
+    same-round ratios and their range, steadier than the ratio of two medians."""
+    a, b = base.get(f"{key}_rounds", []), fast.get(f"{key}_rounds", [])
+    if len(a) > 1 and len(a) == len(b):
+        ratios = sorted(y / x for x, y in zip(a, b))
+        return (f"**{statistics.median(ratios):.2f}**, {ratios[0]:.2f}–{ratios[-1]:.2f} "
+                f"over {len(ratios)} rounds")
+    return f"**{fast[key] / base[key]:.2f}**"
+
+
 def _precision_table(rows, ceilings=()):
     """bfloat16 beside float32 for every model/profile timed in both, each against its own
     ceiling, with the speed-up the kernels allow (speedup_bound)."""
@@ -60,16 +73,20 @@ def _precision_table(rows, ceilings=()):
                  if fast and "float32" in by_dtype and f32.get("flops_by_type") else "—")
         lines.append(
             f"| {model} | {profile} | {_fmt(f32['train_img_s'])} → {_fmt(other['train_img_s'])} "
-            f"(**{other['train_img_s'] / f32['train_img_s']:.2f}**) | {bound} | "
+            f"({_ratio(f32, other, 'train_img_s')}) | {bound} | "
             f"{pct(f32, 'of_conv')} / "
             f"{pct(other, 'of_conv')} | {_fmt(f32['score_img_s'])} → "
-            f"{_fmt(other['score_img_s'])} (**{other['score_img_s'] / f32['score_img_s']:.2f}**) | "
+            f"{_fmt(other['score_img_s'])} ({_ratio(f32, other, 'score_img_s')}) | "
             f"{pct(f32, 'score_of_conv')} / {pct(other, 'score_of_conv')} |")
-    lines += ["", "Rows of both precisions ran one after the other in the same process; each is "
+    rounds = max(len(r.get("train_img_s_rounds", ())) for r in rows)
+    lines += ["", ("Rows of both precisions ran one after the other in the same process"
+                   + (f", in {rounds} rounds with the precisions' order alternating; img/s are "
+                      "each row's median round, ratios the median (and range) of the rounds' "
+                      "ratios" if rounds > 1 else "") + "; each is "
               "rated against the ceiling (matmul, conv) measured in its own dtype right after it. "
               "Train-step bound: the speed-up this machine's kernels allow, each op type's FLOPs "
               "(float32 row) sped up by its ceiling kernel's bfloat16/float32 ratio at the start of "
-              "the run (conv forward, input gradient, filter gradient, matmul; other ops 1x)."]
+                  "the run (conv forward, input gradient, filter gradient, matmul; other ops 1x).")]
     return lines
 
 

@@ -156,3 +156,29 @@ def test_the_published_speed_report_renders_again_from_its_measurements():
 
     with open(os.path.join(RESULTS, "speed.md")) as f:
         assert speed.render_saved(os.path.join(RESULTS, "speed.json")) == f.read()
+
+
+def test_rounds_give_each_row_its_median_round_and_the_median_same_round_ratio():
+    from benchmarks import speed
+    from benchmarks.speed_tables import _precision_table
+
+    def row(precision, train, score, n):
+        return {"model": "ganomaly", "profile": "paper", "precision": precision, "round": n,
+                "train_img_s": train, "gflops": train / 10, "score_img_s": score,
+                "score_gflops": score / 10}
+    # round 2 ran under a load: both precisions slow in it, its ratio like the others
+    rounds = [[row("float32", 100, 1000, 1), row("mixed_bfloat16", 150, 2000, 1)],
+              [row("mixed_bfloat16", 60, 900, 2), row("float32", 40, 500, 2)],
+              [row("float32", 110, 800, 3), row("mixed_bfloat16", 143, 1200, 3)]]
+    f32, bf16 = speed.combine_rounds(rounds)
+    assert (f32["precision"], f32["train_img_s"], f32["gflops"], f32["round"]) == \
+        ("float32", 100, 10, 1)
+    assert (f32["score_img_s"], f32["score_gflops"]) == (800, 80)  # round 3's scoring
+    assert f32["train_img_s_rounds"] == [100, 40, 110]
+    text = "\n".join(_precision_table([f32, bf16]))
+    # same-round ratios 1.5, 1.5, 1.3 (train) and 2.0, 1.8, 1.5 (score); 143/100 would say 1.43
+    assert "100 → 143 (**1.50**, 1.30–1.50 over 3 rounds)" in text
+    assert "800 → 1,200 (**1.80**, 1.50–2.00 over 3 rounds)" in text
+    assert "in 3 rounds with the precisions' order alternating" in text
+    assert [[q for _, _, q in speed.grid(["paper"], ["ganomaly"], ["float32", "bf16"], n)]
+            for n in (0, 1)] == [["float32", "bf16"], ["bf16", "float32"]]
