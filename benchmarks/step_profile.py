@@ -100,7 +100,7 @@ def onednn_rows(lines, steps):
     return rows
 
 
-def profile_here(model_name, precision, profile, steps, batch_size, data_dir, ceiling=(5, 5)):
+def profile_here(model_name, precision, profile, steps, batch_size, data_dir, ceiling):
     """In the child: img/s, FLOPs and op times of the step, and the kernels alone."""
     import tensorflow as tf
 
