@@ -98,8 +98,10 @@ def section(rows):
              "budget, beside the same cell at the `cpu` budget. The last column is **for "
              "comparison only, never a result**: the best test AUPRC over epochs, i.e. what "
              "selecting the epoch on test data (as the reference GANomaly code does) would report.",
-             "", "Wall is train + evaluate of the larger-budget cell (the budgets are matched in "
-             "wall clock: EGBAD's `paper_clock` epochs are what a GANomaly `paper` cell's time buys).",
+             "", "Wall is train + evaluate of the larger-budget cell as recorded, stops and other "
+             "loads included (the budget curve's minutes are k × the cell's median epoch time "
+             "instead). The budgets are matched in wall clock: EGBAD's `paper_clock` epochs are "
+             "what a GANomaly `paper` cell's time buys.",
              "", "| protocol | dataset | class | seed | model | profile | epochs | wall (min) | "
              "`cpu` test AUPRC | test AUPRC (val-selected epoch) | best-test-epoch AUPRC "
              "(comparison only) |", "|---" * 11 + "|"]

@@ -31,10 +31,10 @@ def selected_epoch(rows, first_selectable=1):
 
 
 def prefix_result(history, curve, k, first_selectable=1):
-    """What a k-epoch run reports: {"epoch", "auprc", "auroc", "minutes"}; minutes are k of
-    the cell's median epochs (training and validation scoring). Every epoch of a cell does the
-    same work, but a stop for a timing or a CI run beside it stretches a few of them (up to 10x
-    in the campaign's logs); the median epoch does not see those, a sum would."""
+    """What a k-epoch run reports: {"epoch", "auprc", "auroc", "minutes"}; minutes are k x the
+    cell's median epoch time (training and validation scoring). Epochs train alike, but a stop
+    for a timing or a CI run beside the cell stretched some of them (up to 10x in the campaign's
+    logs): the median is the cell's typical epoch, which those do not move; a sum would."""
     rows = [h for h in history if h["epoch"] <= k]
     if len(rows) < k:
         raise ValueError(f"history has {len(rows)} of the {k} epochs asked for")
@@ -128,7 +128,7 @@ def _figure(curves, path):
                 label = f"{model} (n = {n[0]})"
                 row[0].plot(k, auprc, marker=".", label=label)
                 row[1].plot(minutes, auprc, marker=".", label=label)
-        for ax, x in zip(row, ("epochs", "wall-clock minutes (k median epochs)")):
+        for ax, x in zip(row, ("epochs", "wall-clock minutes (k × median epoch)")):
             ax.set(xlabel=x, ylabel="mean test AUPRC", title=f"{dataset}, {protocol}")
             ax.legend(fontsize=8)
     fig.tight_layout()
@@ -215,7 +215,7 @@ def section(rows):
            "budget of k epochs reports what a k-epoch run would: the test metrics of the best "
            "**validation** epoch among epochs 1..k (the test curve is only looked up at that "
            "epoch; `benchmarks/tests/test_budget_curve.py` checks the equivalence on a real run). Minutes "
-           "are k of the cell's median epochs (train + validation seconds, as recorded): the "
+           "are k × the cell's median epoch time (train + validation seconds, as recorded): the "
            "median leaves out the epochs that a stop or a CI run beside the cell stretched, not "
            f"a load that lasted the whole cell (see the hardware line). Precision: {_precisions(rows, curves)}. Only "
            "classes both models ran are shown" + (f"; waiting for their pair: {'; '.join(waiting)}"

@@ -1,9 +1,10 @@
 """benchmarks.md's "Quality beside the peer": anomalib's GANomaly cells (`peer_quality.py`) paired
 with our `ganomaly` cells of the same protocol, dataset, profile, class and seed.
 
-Pairs are (class, seed) cells, so three seeds of ten classes give 30 pairs; the two-sided Wilcoxon
-signed-rank test is claims.paired's (a "class" there is a (class, seed) pair here). A pair whose
-split sizes differ is not a pair: it is counted and named instead.
+Pairs are (class, seed) cells; the two-sided Wilcoxon signed-rank test is claims.paired's over
+classes, each the mean of its paired seeds on both sides, as the grid's comparisons count them:
+a class's seeds are repeats of one case, and counting them as more cases would shrink p. A pair
+whose split sizes differ is not a pair: it is counted and named instead.
 """
 
 import glob
@@ -84,12 +85,12 @@ def pairs(rows, peers):
 
 
 def paired_test(cells, metric):
-    """claims.paired over (class, seed) pairs: ours − anomalib."""
+    """claims.paired over classes, each the mean of its paired seeds: ours − anomalib."""
     by_cell = {}
-    for pair, (mine, theirs) in cells.items():
-        by_cell[(OURS, pair)] = [mine["test"]]
-        by_cell[(PEER, pair)] = [theirs["test"]]
-    return claims.paired(by_cell, sorted(cells), a=OURS, b=PEER, metric=metric)
+    for (k, _), (mine, theirs) in sorted(cells.items()):
+        by_cell.setdefault((OURS, k), []).append(mine["test"])
+        by_cell.setdefault((PEER, k), []).append(theirs["test"])
+    return claims.paired(by_cell, sorted({k for k, _ in cells}), a=OURS, b=PEER, metric=metric)
 
 
 def _class_rows(cells):
@@ -134,7 +135,8 @@ def section(rows, peers=()):
              "width, doubled per block), with its own networks, losses, init and training step; "
              "its epoch is chosen as ours (best validation AUPRC, first on ties) and tested "
              "with our metric functions. Test metrics; Δ = ours − anomalib; pairs are "
-             f"(class, seed); two-sided Wilcoxon signed-rank, significant at p < {claims.ALPHA}.",
+             "(class, seed); the two-sided Wilcoxon signed-rank test is over classes, each the "
+             f"mean of its seeds (as in the grid's comparisons), significant at p < {claims.ALPHA}.",
              ""]
     for (protocol, dataset, profile), cells in sorted(groups.items()):
         lines += [f"### {dataset}, {protocol}, `{profile}`", "",
@@ -145,9 +147,10 @@ def section(rows, peers=()):
             test = paired_test(cells, metric)
             mean_peer = np.mean([t["test"][metric] for _, t in cells.values()])
             mean_ours = np.mean([m["test"][metric] for m, _ in cells.values()])
-            lines.append(f"- Test {name} over {test['n']} pairs: anomalib {mean_peer:.3f}, ours "
+            lines.append(f"- Test {name} over {test['n']} classes ({len(cells)} class-seed "
+                         f"pairs): anomalib {mean_peer:.3f}, ours "
                          f"{mean_ours:.3f}, mean Δ {np.mean(test['diffs']):+.3f}; ours higher "
-                         f"in {test['a_wins']}, anomalib's in {test['b_wins']}; Wilcoxon: "
+                         f"in {test['a_wins']} classes, anomalib's in {test['b_wins']}; Wilcoxon: "
                          f"{claims.verdict(test, 'ours', 'anomalib')}.")
         peer_cells = [t for _, t in cells.values()]
         epochs = [t["selected_epoch"] for t in peer_cells]

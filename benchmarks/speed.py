@@ -64,7 +64,8 @@ def define_flags():
     flags.DEFINE_integer("batch_size", 64, "Training batch size for every row.")
     flags.DEFINE_integer("rounds", 1, "Times the whole grid is measured, precisions in "
                          "alternating order; each row reports its median round and the ratios "
-                         "their median over rounds (min-max).", lower_bound=1)
+                         "their median over rounds (min-max). Odd counts give one middle round.",
+                         lower_bound=1)
     flags.DEFINE_integer("windows", 5, "Timed windows per measurement (the median is reported).")
     flags.DEFINE_integer("window_steps", 10, "Train steps per timed window (at least; more for "
                          "fast models, so that a window lasts MIN_WINDOW_S).")
@@ -170,6 +171,7 @@ def combine_rounds(rounds):
         row = dict(next(r for r in runs if r["train_img_s"] == train))
         scored = next(r for r in runs if r["score_img_s"] == score)
         row.update({k: v for k, v in scored.items() if k.startswith("score_")})
+        row.pop("round", None)  # two rounds may have given its columns
         row["train_img_s_rounds"] = [r["train_img_s"] for r in runs]
         row["score_img_s_rounds"] = [r["score_img_s"] for r in runs]
         out.append(row)

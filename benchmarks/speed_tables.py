@@ -80,13 +80,13 @@ def _precision_table(rows, ceilings=()):
             f"{pct(f32, 'score_of_conv')} / {pct(other, 'score_of_conv')} |")
     rounds = max(len(r.get("train_img_s_rounds", ())) for r in rows)
     lines += ["", ("Rows of both precisions ran one after the other in the same process"
-                   + (f", in {rounds} rounds with the precisions' order alternating; img/s are "
-                      "each row's median round, ratios the median (and range) of the rounds' "
-                      "ratios" if rounds > 1 else "") + "; each is "
+                   + (f", in {rounds} rounds with the precisions' order alternating; ratios are "
+                      "the median (and range) of the same-round ratios" if rounds > 1 else "")
+                   + "; each is "
               "rated against the ceiling (matmul, conv) measured in its own dtype right after it. "
               "Train-step bound: the speed-up this machine's kernels allow, each op type's FLOPs "
               "(float32 row) sped up by its ceiling kernel's bfloat16/float32 ratio at the start of "
-                  "the run (conv forward, input gradient, filter gradient, matmul; other ops 1x).")]
+              "the run (conv forward, input gradient, filter gradient, matmul; other ops 1x).")]
     return lines
 
 
@@ -144,9 +144,13 @@ def render(rows, ceiling, meta=None):
             f"{_fmt(r['train_img_s'])} | {_fmt(r['flops_per_img'] / 1e6)} | {_fmt(r['gflops'])} | "
             f"{100 * r.get('of_matmul', 0):.0f}% | {100 * r.get('of_conv', 0):.0f}% | {score} | "
             f"{score_flops} | {outside} |")
+    rounds = max((len(r.get("train_img_s_rounds", ())) for r in rows), default=0)
     lines += ["", "train img/s: tf.function(model.train_step) on real MNIST batches of "
               f"{rows[0]['batch_size'] if rows else '?'}, after warm-up, median of windows. "
-              "FLOPs: one train step's concrete-function graph (fixed batch shape), TF's registered "
+              + (f"Every row was measured in {rounds} rounds of the whole grid: its training "
+                 "columns are from its median-train round, its scoring columns from its "
+                 "median-score round (the lower median for an even count). " if rounds > 1 else "")
+              + "FLOPs: one train step's concrete-function graph (fixed batch shape), TF's registered "
               "float-op statistics (those tf.compat.v1.profiler's float_operation() sums: Conv2D, "
               "Conv2DBackpropInput, Conv2DBackpropFilter, MatMul, element-wise ops) over the ops "
               "the step's outputs and variable updates depend on (the profiler's whole-graph "
