@@ -78,7 +78,7 @@ def _precision_table(rows, ceilings=()):
             f"{pct(other, 'of_conv')} | {_fmt(f32['score_img_s'])} → "
             f"{_fmt(other['score_img_s'])} ({_ratio(f32, other, 'score_img_s')}) | "
             f"{pct(f32, 'score_of_conv')} / {pct(other, 'score_of_conv')} |")
-    rounds = max(len(r.get("train_img_s_rounds", ())) for r in rows)
+    rounds = _round_count(rows)
     lines += ["", ("Rows of both precisions ran one after the other in the same process"
                    + (f", in {rounds} rounds with the precisions' order alternating; ratios are "
                       "the median (and range) of the same-round ratios" if rounds > 1 else "")
@@ -88,6 +88,11 @@ def _precision_table(rows, ceilings=()):
               "(float32 row) sped up by its ceiling kernel's bfloat16/float32 ratio at the start of "
               "the run (conv forward, input gradient, filter gradient, matmul; other ops 1x).")]
     return lines
+
+
+def _round_count(rows):
+    """How many rounds of the grid the rows were measured in (0 for a report before --rounds)."""
+    return max((len(r.get("train_img_s_rounds", ())) for r in rows), default=0)
 
 
 def _fanogan_table(rows):
@@ -144,7 +149,7 @@ def render(rows, ceiling, meta=None):
             f"{_fmt(r['train_img_s'])} | {_fmt(r['flops_per_img'] / 1e6)} | {_fmt(r['gflops'])} | "
             f"{100 * r.get('of_matmul', 0):.0f}% | {100 * r.get('of_conv', 0):.0f}% | {score} | "
             f"{score_flops} | {outside} |")
-    rounds = max((len(r.get("train_img_s_rounds", ())) for r in rows), default=0)
+    rounds = _round_count(rows)
     lines += ["", "train img/s: tf.function(model.train_step) on real MNIST batches of "
               f"{rows[0]['batch_size'] if rows else '?'}, after warm-up, median of windows. "
               + (f"Every row was measured in {rounds} rounds of the whole grid: its training "
