@@ -194,13 +194,21 @@ def test_the_peer_numbers_are_benchmarks_md_tables(readme, table):
             f"{ratio['mixed_bfloat16 train']}× in bfloat16, and scoring through the SavedModel "
             f"{ratio['float32 inference']}× and {ratio['mixed_bfloat16 inference']}×") in readme
     quality = _section(table, "## Quality beside the peer: anomalib's GANomaly and ours")
+    assert _peer_quality_claim(quality, "mnist", "MNIST classes") in readme
+    if "### fashion_mnist, pooled, `cpu`" in quality:
+        assert _peer_quality_claim(quality, "fashion_mnist", "Fashion-MNIST classes") in readme
+
+
+def _peer_quality_claim(quality, dataset, classes_name):
+    """The README's sentence for one dataset's subsection of the quality section."""
+    start = quality.index(f"### {dataset}, pooled, `cpu`\n")
+    end = quality.find("\n### ", start + 1)
+    sub = quality[start:end if end >= 0 else len(quality)]
     match = re.search(r"Test AUPRC over (\d+) classes \(\d+ class-seed pairs\): anomalib "
                       r"([\d.]+), ours ([\d.]+), mean Δ [+-][\d.]+; ours higher in (\d+) classes",
-                      quality)
+                      sub)
     classes, peer, ours, wins = match.groups()
-    seeds = sorted({s for r in _rows(quality, "### mnist, pooled, `cpu`")
-                    for s in r["seeds"].split(",")})
-    verdict = re.search(r"- Test AUPRC over .*; Wilcoxon: (.*)\.\n", quality).group(1)
-    assert (f"ours has the higher test AUPRC on {wins} of the {classes} MNIST classes (seed "
-            f"means {ours} against {peer}; seeds {', '.join(seeds)}); over classes, {verdict}"
-            ) in readme
+    seeds = sorted({s for r in _rows(sub, "| class |") for s in r["seeds"].split(",")})
+    verdict = re.search(r"- Test AUPRC over .*; Wilcoxon: (.*)\.\n", sub).group(1)
+    return (f"ours has the higher test AUPRC on {wins} of the {classes} {classes_name} (seed "
+            f"means {ours} against {peer}; seeds {', '.join(seeds)}); over classes, {verdict}")
