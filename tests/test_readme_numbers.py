@@ -33,8 +33,9 @@ def table():
 
 
 def _section(text, heading):
+    """From `heading` to the next heading of its level ('## ' or '### ')."""
     start = text.index(heading + "\n")
-    end = text.find("\n## ", start + len(heading))
+    end = text.find("\n" + heading.split(" ")[0] + " ", start + len(heading))
     return text[start:end if end >= 0 else len(text)]
 
 
@@ -201,9 +202,7 @@ def test_the_peer_numbers_are_benchmarks_md_tables(readme, table):
 
 def _peer_quality_claim(quality, dataset, classes_name):
     """The README's sentence for one dataset's subsection of the quality section."""
-    start = quality.index(f"### {dataset}, pooled, `cpu`\n")
-    end = quality.find("\n### ", start + 1)
-    sub = quality[start:end if end >= 0 else len(quality)]
+    sub = _section(quality, f"### {dataset}, pooled, `cpu`")
     match = re.search(r"Test AUPRC over (\d+) classes \(\d+ class-seed pairs\): anomalib "
                       r"([\d.]+), ours ([\d.]+), mean Δ [+-][\d.]+; ours higher in (\d+) classes",
                       sub)
