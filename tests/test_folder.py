@@ -100,3 +100,17 @@ def test_folder_problems_are_named(mnist, tmp_path, broken, message):
         (tmp_path / "test" / "normal" / "bad.png").write_bytes(b"not a png")
     with pytest.raises(UsageError, match=f"invalid dataset: .*{message}"):
         load_splits(f"folder:{tmp_path}")
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_a_16_bit_png_reads_as_its_8_bit_rounding_not_clipped(tmp_path, channels):
+    """Pillow's convert("L") clips 16-bit pixels at 255: a digit saved as 16-bit would score
+    (and train) as a black-and-white image."""
+    from anomaly_toolbox.data.folders import read_image
+
+    eight = (np.arange(28 * 28) % 256).astype(np.uint8).reshape(28, 28)
+    Image.fromarray(eight.astype(np.uint16) * 257).save(tmp_path / "d16.png")
+    Image.fromarray(eight).save(tmp_path / "d8.png")
+    got = read_image(str(tmp_path / "d16.png"), channels)
+    assert got.dtype == np.uint8 and got.shape == (28, 28, channels)
+    np.testing.assert_array_equal(got, read_image(str(tmp_path / "d8.png"), channels))

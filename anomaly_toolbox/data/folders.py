@@ -32,6 +32,9 @@ from anomaly_toolbox.files import sha256
 
 SUFFIXES = (".png", ".jpg", ".jpeg")
 GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+# what Pillow opens a 16-bit grayscale PNG as ("I" before Pillow 10); convert("L") clips these
+# at 255 instead of scaling, which turns a 16-bit image black and white
+SIXTEEN_BIT = ("I", "I;16", "I;16B", "I;16L")
 HOLDOUT_SHARE = 0.1
 # Largest image read, in pixels, checked on the header before decoding: 256x the largest
 # training size (256x256), a 12-megapixel photo fits; decoding and resizing one as float32 RGB
@@ -106,8 +109,13 @@ def verify_images(paths, argument="input"):
 
 def read_image(path, channels, argument="input"):
     """uint8 (H, W, channels) at the file's own size; an unreadable or too large file is named."""
+    from PIL import Image
+
     with open_image(path, argument) as im:
         try:
+            if im.mode in SIXTEEN_BIT:  # 0..65535 -> 0..255, as an 8-bit export would round it
+                eight = np.rint(np.asarray(im, np.float64) / 257).clip(0, 255).astype(np.uint8)
+                im = Image.fromarray(eight)
             im = im.convert("L" if channels == 1 else "RGB")
             return np.asarray(im).reshape(im.size[1], im.size[0], channels)
         except Exception as e:
