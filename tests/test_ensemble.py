@@ -2,6 +2,7 @@
 combination, per image."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -110,3 +111,24 @@ def test_a_mix_of_runs_is_refused_naming_the_field(members, tmp_path):
                            f"--output_dir={tmp_path / 'out'}"], capture_output=True, text=True)
     assert proc.returncode == 2 and "same anomalous_class" in proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_the_output_is_never_a_member_or_a_folder_of_other_files(members, built, tmp_path):
+    from anomaly_toolbox.run import ensemble
+
+    first = members["dirs"][0]
+    kept = open(f"{first}/results.json").read()
+    with pytest.raises(UsageError, match=r"invalid output_dir: .*it holds a 'ganomaly' run"):
+        ensemble.build(members["dirs"], first)
+    assert open(f"{first}/results.json").read() == kept
+    (tmp_path / "pictures").mkdir()
+    (tmp_path / "pictures" / "cat.png").write_bytes(b"mine")
+    with pytest.raises(UsageError, match=r"it holds 1 file\(s\) of something else"):
+        ensemble.build(members["dirs"], str(tmp_path / "pictures"))
+    with pytest.raises(UsageError, match="invalid members: .*listed twice"):
+        ensemble.build([first, first], str(tmp_path / "twice"))
+    assert os.listdir(tmp_path / "pictures") == ["cat.png"] and not (tmp_path / "twice").exists()
+    with pytest.raises(UsageError, match="an ensemble of these same members"):
+        ensemble.build(members["dirs"], str(built["dir"]), weighting="val_auprc")
+    again = ensemble.build(members["dirs"], str(built["dir"]))  # the same command: rebuilt
+    assert again["test"] == built["results"]["test"]

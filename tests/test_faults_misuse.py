@@ -189,3 +189,21 @@ def test_an_rgb_run_draws_the_error_as_one_heat_map_without_warnings(mnist, tmp_
     inputs, errors = panels[:16], panels[32:]
     assert all(np.ndim(a) == 3 and a.shape[-1] == 3 for (a,) in inputs)  # colour stays colour
     assert all(np.ndim(e) == 2 for (e,) in errors)  # one value per pixel, read on the colour bar
+
+
+def test_train_refuses_a_folder_of_other_files_before_writing_into_it(tiny_run, tmp_path):
+    """Images, or an ensemble (results.json, no run.json): not a run this command can own."""
+    import anomaly_toolbox as atb
+    from anomaly_toolbox.errors import UsageError
+
+    _, config = _finished_copy(tiny_run, tmp_path)
+    (tmp_path / "pictures").mkdir()
+    (tmp_path / "pictures" / "cat.png").write_bytes(b"mine")
+    (tmp_path / "ensemble").mkdir()
+    (tmp_path / "ensemble" / "results.json").write_text('{"model": "ensemble"}')
+    for folder, first in (("pictures", "cat.png"), ("ensemble", "results.json")):
+        before = sorted(os.listdir(tmp_path / folder))
+        with pytest.raises(UsageError, match=rf"holds 1 other file\(s\) \('{first}', no run"):
+            atb.fit("ganomaly", "mnist", 3, tmp_path / folder, config=config, data_dir=DATA_DIR,
+                    limit=300, verbose=0)
+        assert sorted(os.listdir(tmp_path / folder)) == before  # no .lock, no run.json

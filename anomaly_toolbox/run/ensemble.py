@@ -11,6 +11,7 @@ AUPRC). Nothing here reads test data until the final, single test evaluation.
 """
 
 import json
+import os
 
 import numpy as np
 import tensorflow as tf
@@ -48,7 +49,9 @@ def read_members(run_dirs):
     if len(run_dirs) < 2:
         raise UsageError("members", ",".join(run_dirs), "at least two finished run folders")
     members = []
-    for path in run_dirs:
+    for i, path in enumerate(run_dirs):
+        if os.path.realpath(path) in map(os.path.realpath, run_dirs[:i]):
+            raise UsageError("members", path, "distinct run folders (this one is listed twice)")
         run_dir = RunDir(path)
         try:
             if not run_dir.finished():
@@ -108,6 +111,27 @@ class EnsembleModule(tf.Module):
         return tf.cast(tf.tensordot(self.weights, z, 1), tf.float32)
 
 
+def check_output(output_dir, run_dirs, weighting):
+    """A new or empty folder, or an earlier ensemble of these same members and weighting (rebuilt
+    in place): never a member's run or anything else kept there."""
+    if not os.path.isdir(output_dir) or not os.listdir(output_dir):
+        return
+    run_dir = RunDir(output_dir)
+    try:
+        held = run_dir.read_json(run_dir.results_json)
+    except (OSError, ValueError):
+        held = None
+    held = held if isinstance(held, dict) else {}
+    same = (held.get("model") == "ensemble" and held.get("weighting") == weighting
+            and [os.path.realpath(m.get("run_dir", "")) for m in held.get("members", [])]
+            == [os.path.realpath(p) for p in run_dirs])
+    if not same:
+        what = (f"a {held['model']!r} run" if "model" in held
+                else f"{len(os.listdir(output_dir))} file(s) of something else")
+        raise UsageError("output_dir", output_dir, "a new or empty folder, or an ensemble of "
+                         f"these same members (rebuilt in place); it holds {what}")
+
+
 def build(run_dirs, output_dir, weighting="mean", threshold_rule="f1"):
     """Combines finished runs into one detector written like a run; returns its results dict.
     The threshold is the ensemble's own, chosen on validation by `threshold_rule` as a single
@@ -118,6 +142,7 @@ def build(run_dirs, output_dir, weighting="mean", threshold_rule="f1"):
 
     metrics.parse_threshold(threshold_rule)  # refused before any work
     members = read_members(run_dirs)
+    check_output(output_dir, run_dirs, weighting)
     centres, scales, weights = fit(members, weighting)
     loaded = [export.load(RunDir(m["path"]).saved_model) for m in members]
     if len({meta.get("channels", 1) for _, meta in loaded}) > 1:

@@ -84,8 +84,16 @@ class RunDir:
 
     @contextlib.contextmanager
     def locked(self):
-        """One process at a time trains into a folder; the OS drops the lock if that process dies."""
+        """One process at a time trains into a folder; the OS drops the lock if that process dies.
+        A folder that holds files but no run.json is someone else's (images, an ensemble): refused
+        before .lock is written into it."""
         ensure_writable_dir(self.path)
+        others = [] if os.path.exists(self.run_json) else sorted(
+            set(os.listdir(self.path)) - {".lock"})
+        if others:
+            raise UsageError("output_dir", self.path, f"an empty directory or one holding a run; "
+                             f"it holds {len(others)} other file(s) ({others[0]!r}, no run.json); "
+                             f"choose a new --output_dir")
         fd = os.open(self.file(".lock"), os.O_RDWR | os.O_CREAT, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
