@@ -83,16 +83,55 @@ def write_npz(path, compressed=False, **arrays):
     write_atomic(path, buffer.getvalue(), "wb")
 
 
+def _takes_files(folder):
+    """Raises the OSError that creating a file in `folder` raises (permissions, read-only mount)."""
+    tempfile.NamedTemporaryFile(dir=folder, prefix=".write-test-").close()
+
+
 def ensure_writable_dir(path, argument="output_dir"):
     from anomaly_toolbox.errors import UsageError
 
     try:
         with naming_disk_full(path):
             os.makedirs(path, exist_ok=True)
-            probe = tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-")
-            probe.close()
+            _takes_files(path)
     except OSError as e:
         raise UsageError(argument, path, f"a writable directory ({e.strerror})") from e
+
+
+def check_writable_dir(path, argument):
+    """ensure_writable_dir's check, creating nothing: a command refused later leaves no empty
+    folder behind. `path`, or the nearest folder above it that exists, takes files."""
+    from anomaly_toolbox.errors import UsageError
+
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    try:
+        if not os.path.isdir(existing):
+            raise NotADirectoryError(errno.ENOTDIR, f"{existing} is a file")
+        _takes_files(existing)
+    except OSError as e:
+        raise UsageError(argument, path, f"a writable directory ({e.strerror})") from e
+
+
+def check_writable_file(path, argument, reading=None):
+    """Before any work: `path` can be written (a file in an existing folder that takes files),
+    and is not the file `reading` names (the command's input, which it would overwrite)."""
+    from anomaly_toolbox.errors import UsageError
+
+    if os.path.isdir(path):
+        raise UsageError(argument, path, "a file path, not a folder")
+    if reading and os.path.isfile(reading) and os.path.exists(path) \
+            and os.path.samefile(path, reading):
+        raise UsageError(argument, path, f"a file other than the input {reading!r}")
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(errno.ENOENT, f"no folder {folder}")
+        _takes_files(folder)
+    except OSError as e:
+        raise UsageError(argument, path, f"a writable file path ({e.strerror})") from e
 
 
 def sha256(paths, names=None):

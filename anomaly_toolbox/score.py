@@ -79,13 +79,21 @@ def scores_and_maps(loaded, ids, read, maps_dir):
     import shutil
     import tempfile
 
+    from anomaly_toolbox.files import ensure_writable_dir
+
     if not maps_dir:
         return score_batches(loaded, read(), len(ids))
+    made = not os.path.isdir(maps_dir)
+    ensure_writable_dir(maps_dir, "maps_dir")
     kept = tempfile.mkdtemp(prefix=".maps-", dir=maps_dir)
     try:
         scores, maxima = score_batches(loaded, read(), len(ids), kept)
         write_maps(maps_dir, ids, read(), kept, float(maxima.max()))
         return scores, maxima
+    except BaseException:
+        if made:  # a refused input file or a kill: no folder of half the maps
+            shutil.rmtree(maps_dir, ignore_errors=True)
+        raise
     finally:
         shutil.rmtree(kept, ignore_errors=True)
 
@@ -119,15 +127,16 @@ def check():
     """Every flag that can be checked before TensorFlow is imported (see cli.main)."""
     from anomaly_toolbox.data.inputs import check_input, parse_input_range
     from anomaly_toolbox.errors import UsageError
-    from anomaly_toolbox.files import ensure_writable_dir
+    from anomaly_toolbox.files import check_writable_dir, check_writable_file
 
     if FLAGS.batch_size <= 0:
         raise UsageError("batch_size", FLAGS.batch_size, "a positive integer")
     if FLAGS.saved_model is None or not os.path.isdir(FLAGS.saved_model):
         raise UsageError("saved_model", FLAGS.saved_model, "an existing SavedModel folder")
     check_input(FLAGS.input, parse_input_range(FLAGS.input_range))
+    check_writable_file(FLAGS.output, "output", reading=FLAGS.input)  # before any scoring
     if FLAGS.maps_dir is not None:
-        ensure_writable_dir(FLAGS.maps_dir, "maps_dir")  # before the slow model load
+        check_writable_dir(FLAGS.maps_dir, "maps_dir")  # made only once scoring starts
 
 
 def body():

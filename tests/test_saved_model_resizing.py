@@ -150,3 +150,23 @@ def test_a_bad_maps_dir_is_one_error_and_writes_nothing(rgb_run, tmp_path):
     proc = _score_cli(f"--saved_model={old}", f"--input={folder}", f"--output={out}",
                       f"--maps_dir={tmp_path / 'maps'}")
     assert proc.returncode == 2 and "has none" in proc.stderr and not out.exists()
+    assert not (tmp_path / "maps").exists()  # refused: the folder was never made
+
+
+def test_score_refuses_its_input_or_an_unwritable_output_before_drawing_maps(rgb_run, tmp_path):
+    import shutil
+
+    model = f"--saved_model={rgb_run / 'run' / 'saved_model'}"
+    folder, maps = tmp_path / "images", tmp_path / "maps"
+    shutil.copytree(rgb_run / "data" / "test" / "anomalous", folder)
+    proc = _score_cli(model, f"--input={folder}", f"--output={tmp_path / 'no' / 's.csv'}",
+                      f"--maps_dir={maps}")
+    assert proc.returncode == 2 and "invalid output" in proc.stderr and not maps.exists()
+    one = folder / sorted(os.listdir(folder))[0]
+    before = one.read_bytes()
+    proc = _score_cli(model, f"--input={one}", f"--output={one}")
+    assert "a file other than the input" in proc.stderr and one.read_bytes() == before
+    (folder / "zz_broken.png").write_bytes(b"not a png")
+    proc = _score_cli(model, f"--input={folder}", f"--output={tmp_path / 's.csv'}",
+                      f"--maps_dir={maps}")
+    assert proc.returncode == 2 and "zz_broken.png" in proc.stderr and not maps.exists()
