@@ -85,9 +85,15 @@ class Detector:
 
     def _batches(self, images, batch_size, input_range=None):
         from anomaly_toolbox.data.inputs import array_batches, parse_input_range
+        from anomaly_toolbox.errors import UsageError
 
         declared = parse_input_range(input_range, "input_range")
-        return array_batches(_native(np.asarray(images)), self.channels, "images", self._sides,
+        try:
+            images = np.asarray(images)
+        except ValueError as e:  # a ragged list
+            raise UsageError("images", type(images).__name__, f"an array of images of one "
+                             f"shape ({str(e).splitlines()[0][:120]})") from e
+        return array_batches(_native(images), self.channels, "images", self._sides,
                              batch_size, self.pixel_range, declared, 'input_range="{}"')[1]
 
     def score_folder(self, path, batch_size=256):

@@ -75,6 +75,9 @@ def resolve(model_cls, config_path=None, epochs=None, batch_size=None, precision
     data = read_config_file(config_path) if config_path else {}
     source = f"config {config_path}" if config_path else "config"
     model_cfg = dict(model_cls.DEFAULTS)
+    if not isinstance(data.get("model") or {}, dict):
+        raise UsageError(f"{source}: model", data["model"],
+                         'an object of hyperparameters, e.g. {"latent_dim": 100}')
     for key, value in (data.get("model") or {}).items():
         if key not in model_cls.DEFAULTS:
             raise UsageError(f"{source}: model key", key,
@@ -89,7 +92,8 @@ def resolve(model_cls, config_path=None, epochs=None, batch_size=None, precision
                             source)
         if flag is not None:
             value = flag
-        if not isinstance(value, int) or not 0 < value <= TRAINING_MAX[key]:
+        if isinstance(value, bool) or not isinstance(value, int) \
+                or not 0 < value <= TRAINING_MAX[key]:
             raise UsageError(key, value, f"an integer in 1..{TRAINING_MAX[key]}")
         resolved[key] = value
     resolved["epochs"] = _staged_epochs(model_cls, model_cfg, resolved["epochs"],

@@ -75,11 +75,32 @@ def test_corrupted_and_truncated_idx_files(tmp_path, capsys, damage, message):
     ({"batch_size": 10 ** 9}, "(expected an integer in 1..65536)"),
     ({"model": {"latent_dim": -4}}, "invalid config"),
     ({"model": {"learning_rate": float("inf")}}, "a finite value"),
+    ({"model": [1]}, "model: [1] (expected an object of hyperparameters"),
+    ({"model": "x"}, "model: 'x' (expected an object of hyperparameters"),
 ])
 def test_config_with_nan_negative_or_huge_values(tmp_path, capsys, overrides, message):
     out = tmp_path / "run"
     err = one_line_exit_2(capsys, lambda: training.fit(
         "ganomaly", "mnist", 0, str(out), config=_config(tmp_path, **overrides), data_dir=DATA_DIR))
+    assert message in err and not out.exists()
+
+
+@pytest.mark.parametrize("keywords, message", [
+    ({"train_seed": -1}, "invalid train_seed: -1 (expected an integer in 0..4294967295)"),
+    ({"split_seed": 2 ** 32}, "invalid split_seed: 4294967296"),
+    ({"train_seed": "0"}, "invalid train_seed: '0'"),
+    ({"epochs": True}, "invalid epochs: True"),
+    ({"limit": 2.5}, "invalid limit: 2.5"),
+    ({"limit": "40"}, "invalid limit: '40'"),
+    ({"limit": 1}, "invalid limit: 1 (expected a split whose validation holds a normal image"),
+])
+def test_fit_keywords_are_refused_before_anything_is_written(tmp_path, capsys, keywords,
+                                                             message):
+    """Each once ended in numpy's, Keras' or the threshold's traceback, some after run.json was
+    written (a corrected command was then refused as another run)."""
+    out = tmp_path / "run"
+    err = one_line_exit_2(capsys, lambda: training.fit(
+        "ganomaly", "mnist", 3, str(out), config=_config(tmp_path), data_dir=DATA_DIR, **keywords))
     assert message in err and not out.exists()
 
 

@@ -15,7 +15,7 @@ from conftest import REPO, TINY, one_line_exit_2, tiny_model
 from PIL import Image
 
 import anomaly_toolbox as atb
-from anomaly_toolbox.data import folders
+from anomaly_toolbox.data import folders, inputs as inputs_lib
 from anomaly_toolbox.errors import UsageError
 from anomaly_toolbox.run import export, training
 
@@ -276,3 +276,35 @@ def test_plain_tensorflow_refuses_0_to_1_floats_too(saved_model, images):
         with pytest.raises(tf.errors.InvalidArgumentError, match="multiply it by 255"):
             fn(x.astype(np.float32) / 255)
     assert loaded.score(np.zeros((2, 28, 28), np.float32)).shape == (2,)  # black is black
+
+
+def test_batch_sizes_ragged_lists_and_empty_npy_files_are_named(saved_model, images, tmp_path):
+    detector = atb.load(str(saved_model))
+    Image.fromarray(images[0][0]).save(tmp_path / "one.png")
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(UsageError, match=rf"invalid batch_size: {bad!r} \(expected a pos"):
+            detector.score(images[0][:2], batch_size=bad)
+        with pytest.raises(UsageError, match=rf"invalid batch_size: {bad!r}"):
+            detector.score_folder(tmp_path, batch_size=bad)
+    with pytest.raises(UsageError, match=r"invalid images: 'list' \(expected an array of images"):
+        detector.score([images[0][0], images[0][0][:20]])
+    (tmp_path / "empty.npy").write_bytes(b"")
+    with pytest.raises(UsageError, match=r"invalid input: .*empty.npy' \(expected a numeric"):
+        next(iter(inputs_lib.read_batches(str(tmp_path / "empty.npy"))[1]))
+
+
+def test_a_short_variables_file_or_an_unwritable_export_is_one_error(saved_model, tiny_run,
+                                                                     tmp_path, capsys):
+    import shutil
+
+    cut = tmp_path / "cut"
+    shutil.copytree(saved_model, cut)
+    data = next((cut / "variables").glob("variables.data-*"))
+    data.write_bytes(data.read_bytes()[:data.stat().st_size // 2])
+    err = one_line_exit_2(capsys, lambda: export.load(str(cut)))
+    assert "invalid saved_model" in err and "a complete SavedModel" in err
+    run, _ = tiny_run("autoencoder")
+    (tmp_path / "file").write_text("")
+    err = one_line_exit_2(capsys, lambda: export.reexport(str(run), str(tmp_path / "file" / "sm"),
+                                                          "float32"))
+    assert "invalid output_dir" in err and "is a file" in err

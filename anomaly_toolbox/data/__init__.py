@@ -8,6 +8,7 @@ Importing it imports no TensorFlow (the loaders are imported on use), so that `c
 a command's bad arguments before TensorFlow loads.
 """
 
+import numbers
 import os
 
 from anomaly_toolbox.data.splits import Splits
@@ -22,7 +23,8 @@ def check(dataset, anomalous_class=None, protocol="pooled", data_dir=None, limit
     commands call it on their flags before importing TensorFlow, load_splits on its own."""
     from anomaly_toolbox.data import datasets, protocols
 
-    if limit is not None and (isinstance(limit, bool) or limit <= 0):
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, numbers.Integral)
+                              or limit <= 0):
         raise UsageError("limit", limit, "a positive number of images per split")
     if dataset.startswith(FOLDER):
         train_dir = os.path.join(dataset[len(FOLDER):], "train")
@@ -49,4 +51,9 @@ def load_splits(dataset, anomalous_class=None, protocol="pooled", split_seed=0, 
 
         splits = protocols.make_splits(datasets.load(dataset, data_dir), anomalous_class,
                                        protocol, split_seed)
-    return splits.limited(limit) if limit else splits
+    splits = splits.limited(limit) if limit else splits
+    if not (splits.y_val == 0).any():  # no threshold can be chosen: refused before training
+        raise UsageError("limit" if limit else "dataset", limit or dataset,
+                         "a split whose validation holds a normal image (the first "
+                         f"{len(splits.y_val)} validation images are all anomalies)")
+    return splits

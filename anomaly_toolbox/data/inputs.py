@@ -9,6 +9,7 @@ header (decompression bombs), before the data is read. Importing this module imp
 TensorFlow: `score` checks its --input here before TensorFlow loads.
 """
 
+import numbers
 import os
 
 import numpy as np
@@ -62,6 +63,7 @@ def read_batches(path, channels=1, resize_to=None, batch_size=256, sides=(28, 32
     `resize_to` if given; `sides` are the accepted square sides (None: any). Arrays are checked
     against `model_range` (see to_model_range); `input_range` applies to arrays only."""
     check_input(path, input_range)
+    check_batch_size(batch_size)
     if os.path.isdir(path):
         from anomaly_toolbox.data.folders import image_names
 
@@ -79,11 +81,18 @@ def array_batches(images, channels, name, sides, batch_size, model_range=MODEL_R
                   input_range=None, option="--input_range={}"):
     """(ids, iterator of batches) of an array: its shape is checked at once, each batch's
     pixels when it is read; `option` formats how the user passes an input range."""
+    check_batch_size(batch_size)
     images = as_image_batch(images, channels, name, sides)
     return list(range(len(images))), (
         to_model_range(as_pixels(images[i:i + batch_size], name), name, model_range, input_range,
                        option)
         for i in range(0, len(images), batch_size))
+
+
+def check_batch_size(batch_size):
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) \
+            or batch_size <= 0:
+        raise UsageError("batch_size", batch_size, "a positive integer")
 
 
 def read_input(path, channels=1, resize_to=None, sides=(28, 32)):
@@ -120,7 +129,7 @@ def read_array(path):
     if path.endswith(".npy"):
         try:
             return np.load(path, mmap_mode="r", allow_pickle=False)
-        except ValueError as e:
+        except (ValueError, EOFError) as e:  # EOFError: an empty file
             raise UsageError("input", path, f"a numeric .npy array ({e})") from e
     from anomaly_toolbox.data.datasets import read_idx
     from anomaly_toolbox.errors import DataError

@@ -29,7 +29,7 @@ import shutil
 import tensorflow as tf
 
 from anomaly_toolbox.data.preprocessing import IMAGE_SIZE, PIXEL_RANGE, RESIZE, to_model_input
-from anomaly_toolbox.files import naming_disk_full, temp_dir_beside
+from anomaly_toolbox.files import check_writable_dir, naming_disk_full, temp_dir_beside
 from anomaly_toolbox.models import folded
 
 FORMAT = "anomaly_toolbox.scoring/1"
@@ -195,7 +195,8 @@ def load(path):
         raise UsageError("saved_model", path, "a SavedModel directory written by anomaly_toolbox")
     try:
         loaded = tf.saved_model.load(path)
-    except (OSError, ValueError, tf.errors.OpError) as e:  # truncated or corrupted files
+    except Exception as e:  # noqa: BLE001  truncated or corrupted files raise OSError,
+        # ValueError, OpError, and IndexError for a short variables file
         raise UsageError("saved_model", path,
                          f"a complete SavedModel ({str(e).splitlines()[0][:200]})") from e
     try:
@@ -230,6 +231,7 @@ def reexport(run_path, output_dir, precision):
                          "checkpoints/best)")
     if os.path.exists(output_dir):
         raise UsageError("output_dir", output_dir, "a folder that does not exist yet")
+    check_writable_dir(output_dir, "output_dir")  # under a file, or a read-only folder
     loaded, metadata = load(run_dir.saved_model)
     if metadata["model"] not in models.names():
         raise UsageError("run_dir", run_path,

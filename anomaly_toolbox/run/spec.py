@@ -21,6 +21,7 @@ from anomaly_toolbox.data import FOLDER  # "folder:PATH": a dataset of your own 
 
 # what run folders written before a setting existed trained with (see RunDir.claim)
 OLD_DEFAULTS = {"image_size": 32, "precision": "float32"}
+SEED_MAX = 2**32 - 1  # what numpy's and Keras' seeding take
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,8 +101,8 @@ class RunSpec:
         return cls(model=model, dataset=dataset,
                    anomalous_class=None if folder else _label(anomalous_class),
                    protocol="folder" if folder else protocol, output_dir=str(output_dir),
-                   **_from_config(cfg), train_seed=train_seed, split_seed=split_seed,
-                   limit=limit, threshold=threshold, data_dir=data_dir)
+                   **_from_config(cfg), train_seed=_seed("train_seed", train_seed),
+                   split_seed=_seed("split_seed", split_seed), limit=limit, threshold=threshold, data_dir=data_dir)
 
     @classmethod
     def from_identity(cls, identity, output_dir, threshold="f1", data_dir=None):
@@ -132,6 +133,16 @@ class RunSpec:
         except (TypeError, KeyError, json.JSONDecodeError) as e:
             raise UsageError("run_dir", run_dir.path, "the folder of a run written by "
                              "anomaly_toolbox.train (run.json or results.json)") from e
+
+
+def _seed(name, value):
+    """Checked here, not by numpy or Keras deep in training, after run.json is written."""
+    from anomaly_toolbox.errors import UsageError
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) \
+            or not 0 <= value <= SEED_MAX:
+        raise UsageError(name, value, f"an integer in 0..{SEED_MAX}")
+    return int(value)
 
 
 def _label(anomalous_class):
