@@ -110,8 +110,6 @@ class Detector:
 
 
 def _native(images):
-    if images.dtype in _NATIVE or images.dtype == bool:
+    if images.dtype in _NATIVE or images.dtype.kind not in "iuf":  # the rest is refused later
         return images
-    if np.issubdtype(images.dtype, np.integer):
-        return images.astype(np.int64)
-    return images.astype(np.float32) if np.issubdtype(images.dtype, np.floating) else images
+    return images.astype(np.int64 if images.dtype.kind in "iu" else np.float32)

@@ -132,3 +132,21 @@ def test_the_output_is_never_a_member_or_a_folder_of_other_files(members, built,
         ensemble.build(members["dirs"], str(built["dir"]), weighting="val_auprc")
     again = ensemble.build(members["dirs"], str(built["dir"]))  # the same command: rebuilt
     assert again["test"] == built["results"]["test"]
+
+
+def test_members_taking_another_image_size_are_refused(members, tmp_path, monkeypatch):
+    """One graph takes what its first member's metadata says: a member trained at another side
+    would fail inside it at scoring time."""
+    from anomaly_toolbox.run import ensemble, export
+
+    real = export.load
+
+    def load(path):
+        loaded, metadata = real(path)
+        other = path.startswith(members["dirs"][1])
+        return loaded, {**metadata, "image_size": 64} if other else metadata
+
+    monkeypatch.setattr(export, "load", load)
+    with pytest.raises(UsageError, match="same channels and image_size"):
+        ensemble.build(members["dirs"], str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()

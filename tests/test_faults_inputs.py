@@ -4,6 +4,7 @@ the way to pass them, by the CLI and the API."""
 
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -278,7 +279,7 @@ def test_plain_tensorflow_refuses_0_to_1_floats_too(saved_model, images):
     assert loaded.score(np.zeros((2, 28, 28), np.float32)).shape == (2,)  # black is black
 
 
-def test_batch_sizes_ragged_lists_and_empty_npy_files_are_named(saved_model, images, tmp_path):
+def test_batch_sizes_dtypes_ragged_lists_and_npy_files_are_named(saved_model, images, tmp_path):
     detector = atb.load(str(saved_model))
     Image.fromarray(images[0][0]).save(tmp_path / "one.png")
     for bad in (0, -1, 2.5, True):
@@ -288,6 +289,13 @@ def test_batch_sizes_ragged_lists_and_empty_npy_files_are_named(saved_model, ima
             detector.score_folder(tmp_path, batch_size=bad)
     with pytest.raises(UsageError, match=r"invalid images: 'list' \(expected an array of images"):
         detector.score([images[0][0], images[0][0][:20]])
+    for bad in (np.zeros((2, 28, 28), bool), np.zeros((2, 28, 28), "m8[s]"),
+                np.zeros((2, 28, 28), complex)):
+        with pytest.raises(UsageError, match=re.escape(f"integer or float pixels, got dtype {bad.dtype}")):
+            detector.score(bad)
+    np.save(tmp_path / "X.npy", images[0][:2])
+    os.rename(tmp_path / "X.npy", tmp_path / "X.NPY")  # not read as IDX
+    np.testing.assert_array_equal(inputs_lib.read_array(str(tmp_path / "X.NPY")), images[0][:2])
     (tmp_path / "empty.npy").write_bytes(b"")
     with pytest.raises(UsageError, match=r"invalid input: .*empty.npy' \(expected a numeric"):
         next(iter(inputs_lib.read_batches(str(tmp_path / "empty.npy"))[1]))

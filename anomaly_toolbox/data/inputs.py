@@ -51,7 +51,7 @@ def check_input(path, input_range=None):
     """Refuses a missing input, and an input range for files that always hold 0..255 pixels."""
     if path is None or not os.path.exists(path):
         raise UsageError("input", path, "an existing .npy, IDX or image file, or image folder")
-    if input_range is not None and not path.endswith(".npy"):
+    if input_range is not None and not path.lower().endswith(".npy"):
         raise UsageError("input_range", "..".join(map(str, input_range)),
                          "no --input_range for image and IDX files: they hold 0..255 pixels")
 
@@ -126,7 +126,7 @@ def read_image_files(paths, channels, size, name, shape=None, sides=(28, 32)):
 
 def read_array(path):
     """A .npy memory-mapped (read lazily), or an IDX images file."""
-    if path.endswith(".npy"):
+    if path.lower().endswith(".npy"):
         try:
             return np.load(path, mmap_mode="r", allow_pickle=False)
         except (ValueError, EOFError) as e:  # EOFError: an empty file
@@ -164,8 +164,7 @@ def check_idx_header(path):
 def as_image_batch(images, channels, name="input", sides=(28, 32)):
     """A (N, H, W, C) view of what users pass, by the SavedModel's rule: (H, W) is one grayscale
     image, (H, W, C) one image when C == channels, any other rank-3 array (N, H, W)."""
-    if images.dtype == bool or not (np.issubdtype(images.dtype, np.integer) or
-                                    np.issubdtype(images.dtype, np.floating)):
+    if images.dtype.kind not in "iuf":  # not bool, complex, timedelta (numpy: an integer)...
         raise UsageError("input", name, f"integer or float pixels, got dtype {images.dtype}")
     if images.ndim == 2:
         images = images[np.newaxis, ..., np.newaxis]

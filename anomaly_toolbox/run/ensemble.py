@@ -145,8 +145,9 @@ def build(run_dirs, output_dir, weighting="mean", threshold_rule="f1"):
     check_output(output_dir, run_dirs, weighting)
     centres, scales, weights = fit(members, weighting)
     loaded = [export.load(RunDir(m["path"]).saved_model) for m in members]
-    if len({meta.get("channels", 1) for _, meta in loaded}) > 1:
-        raise UsageError("members", ",".join(run_dirs), "runs on images with the same channels")
+    if len({(meta.get("channels", 1), meta.get("image_size", 32)) for _, meta in loaded}) > 1:
+        raise UsageError("members", ",".join(run_dirs), "runs on images with the same channels "
+                         "and image_size (one graph takes what each member takes)")
     ensure_writable_dir(output_dir)
     run_dir = RunDir(output_dir)
     first = members[0]["scores"]
