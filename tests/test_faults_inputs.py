@@ -277,6 +277,11 @@ def test_plain_tensorflow_refuses_0_to_1_floats_too(saved_model, images):
         with pytest.raises(tf.errors.InvalidArgumentError, match="multiply it by 255"):
             fn(x.astype(np.float32) / 255)
     assert loaded.score(np.zeros((2, 28, 28), np.float32)).shape == (2,)  # black is black
+    for off_scale in (x.astype(np.float32) - 128, x.astype(np.int32) * 257):  # -1..1, 16 bits
+        for fn in (loaded.score, loaded.anomaly_map):
+            with pytest.raises(tf.errors.InvalidArgumentError,
+                               match="images must be pixels on 0..255; got values from"):
+                fn(off_scale)
 
 
 def test_batch_sizes_dtypes_ragged_lists_and_npy_files_are_named(saved_model, images, tmp_path):

@@ -82,6 +82,17 @@ def on_pixel_scale(images):
         return tf.identity(images)
 
 
+def _on_the_scale(x):
+    """An assertion that the finite values of `x` lie in PIXEL_RANGE: a plain TensorFlow client
+    passing -1..1 or 0..65535 pixels gets an error, not a silently meaningless score."""
+    low, high = PIXEL_RANGE
+    finite = tf.where(tf.math.is_finite(x), x, float(low))  # NaN and inf: the check above
+    least, most = tf.reduce_min(finite), tf.reduce_max(finite)
+    return tf.debugging.Assert(
+        tf.logical_and(least >= low, most <= high),  # empty: min inf, max -inf, passes
+        [f"images must be pixels on {low}..{high}; got values from", least, "to", most])
+
+
 class ScoringModule(tf.Module):
     INPUT_SPECS = [tf.TensorSpec([None] * rank, dtype, name="images")
                    for dtype in DTYPES for rank in (2, 3, 4)]
@@ -120,6 +131,7 @@ class ScoringModule(tf.Module):
             tf.debugging.assert_equal(shape[3], self.channels,
                                       message=f"images must have {self.channels} channel(s)"),
             tf.debugging.assert_all_finite(x, "images contain NaN or inf"),
+            _on_the_scale(x),
         ]
         with tf.control_dependencies(checks):
             return to_model_input(tf.identity(x), self.image_size, self.padded)
