@@ -301,6 +301,8 @@ def test_batch_sizes_dtypes_ragged_lists_and_npy_files_are_named(saved_model, im
     np.save(tmp_path / "X.npy", images[0][:2])
     os.rename(tmp_path / "X.npy", tmp_path / "X.NPY")  # not read as IDX
     np.testing.assert_array_equal(inputs_lib.read_array(str(tmp_path / "X.NPY")), images[0][:2])
+    with pytest.raises(UsageError, match="invalid input: '/dev/zero'"):  # once read forever
+        inputs_lib.read_batches("/dev/zero")
     (tmp_path / "empty.npy").write_bytes(b"")
     with pytest.raises(UsageError, match=r"invalid input: .*empty.npy' \(expected a numeric"):
         next(iter(inputs_lib.read_batches(str(tmp_path / "empty.npy"))[1]))

@@ -48,8 +48,9 @@ def parse_input_range(value, argument="input_range"):
 
 
 def check_input(path, input_range=None):
-    """Refuses a missing input, and an input range for files that always hold 0..255 pixels."""
-    if path is None or not os.path.exists(path):
+    """Refuses a missing input or a device (/dev/zero would be read forever), and an input range
+    for files that always hold 0..255 pixels."""
+    if path is None or not (os.path.isfile(path) or os.path.isdir(path)):
         raise UsageError("input", path, "an existing .npy, IDX or image file, or image folder")
     if input_range is not None and not path.lower().endswith(".npy"):
         raise UsageError("input_range", "..".join(map(str, input_range)),
