@@ -5,7 +5,7 @@ import json
 import math
 import os
 
-from anomaly_toolbox.errors import UsageError
+from anomaly_toolbox.errors import UsageError, check_integer
 from anomaly_toolbox.models.hyperparameters import violation
 
 TRAINING_DEFAULTS = {"epochs": 15, "batch_size": 64}
@@ -75,7 +75,7 @@ def resolve(model_cls, config_path=None, epochs=None, batch_size=None, precision
     data = read_config_file(config_path) if config_path else {}
     source = f"config {config_path}" if config_path else "config"
     model_cfg = dict(model_cls.DEFAULTS)
-    if not isinstance(data.get("model") or {}, dict):
+    if not isinstance(data.get("model", {}), (dict, type(None))):
         raise UsageError(f"{source}: model", data["model"],
                          'an object of hyperparameters, e.g. {"latent_dim": 100}')
     for key, value in (data.get("model") or {}).items():
@@ -92,10 +92,7 @@ def resolve(model_cls, config_path=None, epochs=None, batch_size=None, precision
                             source)
         if flag is not None:
             value = flag
-        if isinstance(value, bool) or not isinstance(value, int) \
-                or not 0 < value <= TRAINING_MAX[key]:
-            raise UsageError(key, value, f"an integer in 1..{TRAINING_MAX[key]}")
-        resolved[key] = value
+        resolved[key] = check_integer(key, value, 1, TRAINING_MAX[key])
     resolved["epochs"] = _staged_epochs(model_cls, model_cfg, resolved["epochs"],
                                         epochs is not None or "epochs" in data)
     requested = precision or data.get("precision", "auto")

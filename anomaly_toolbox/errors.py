@@ -12,6 +12,18 @@ class UsageError(ValueError):
         super().__init__(message)
 
 
+def check_integer(argument, value, low, high=None, expected=None):
+    """`value` as an int if it is a whole number (numpy's too; not a bool, which Python counts
+    as 1) in low..high, else a UsageError naming it: one check for counts, sizes and seeds."""
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low \
+            or (high is not None and value > high):
+        raise UsageError(argument, value, expected or (
+            f"an integer in {low}..{high}" if high is not None else f"an integer >= {low}"))
+    return int(value)
+
+
 class DataError(ValueError):
     """A data file exists but is not what it claims to be, or a dataset cannot be found."""
 

@@ -115,9 +115,10 @@ def check_writable_dir(path, argument):
         raise UsageError(argument, path, f"a writable directory ({e.strerror})") from e
 
 
-def check_writable_file(path, argument, reading=None):
-    """Before any work: `path` can be written (a file in an existing folder that takes files),
-    and is not the file `reading` names (the command's input, which it would overwrite)."""
+def check_writable_file(path, argument, reading=None, made_first=None):
+    """Before any work: `path` can be written (a file in an existing folder that takes files,
+    or in `made_first`, a folder the command makes before writing it), and is not the file
+    `reading` names (the command's input, which it would overwrite)."""
     from anomaly_toolbox.errors import UsageError
 
     if os.path.isdir(path):
@@ -126,12 +127,9 @@ def check_writable_file(path, argument, reading=None):
             and os.path.samefile(path, reading):
         raise UsageError(argument, path, f"a file other than the input {reading!r}")
     folder = os.path.dirname(os.path.abspath(path))
-    try:
-        if not os.path.isdir(folder):
-            raise FileNotFoundError(errno.ENOENT, f"no folder {folder}")
-        _takes_files(folder)
-    except OSError as e:
-        raise UsageError(argument, path, f"a writable file path ({e.strerror})") from e
+    if not os.path.isdir(folder) and not (made_first and folder == os.path.abspath(made_first)):
+        raise UsageError(argument, path, f"a file path in an existing folder (no {folder})")
+    check_writable_dir(folder, argument)
 
 
 def sha256(paths, names=None):

@@ -83,7 +83,10 @@ def scores_and_maps(loaded, ids, read, maps_dir):
 
     if not maps_dir:
         return score_batches(loaded, read(), len(ids))
-    made = not os.path.isdir(maps_dir)
+    made = os.path.abspath(maps_dir)  # the highest folder this call makes, if any
+    while not os.path.exists(os.path.dirname(made)):
+        made = os.path.dirname(made)
+    made = None if os.path.exists(made) else made
     ensure_writable_dir(maps_dir, "maps_dir")
     kept = tempfile.mkdtemp(prefix=".maps-", dir=maps_dir)
     try:
@@ -92,7 +95,7 @@ def scores_and_maps(loaded, ids, read, maps_dir):
         return scores, maxima
     except BaseException:
         if made:  # a refused input file or a kill: no folder of half the maps
-            shutil.rmtree(maps_dir, ignore_errors=True)
+            shutil.rmtree(made, ignore_errors=True)
         raise
     finally:
         shutil.rmtree(kept, ignore_errors=True)
@@ -125,16 +128,16 @@ def write_csv(path, ids, scores, threshold, map_max=None):
 
 def check():
     """Every flag that can be checked before TensorFlow is imported (see cli.main)."""
-    from anomaly_toolbox.data.inputs import check_input, parse_input_range
+    from anomaly_toolbox.data.inputs import check_batch_size, check_input, parse_input_range
     from anomaly_toolbox.errors import UsageError
     from anomaly_toolbox.files import check_writable_dir, check_writable_file
 
-    if FLAGS.batch_size <= 0:
-        raise UsageError("batch_size", FLAGS.batch_size, "a positive integer")
+    check_batch_size(FLAGS.batch_size)
     if FLAGS.saved_model is None or not os.path.isdir(FLAGS.saved_model):
         raise UsageError("saved_model", FLAGS.saved_model, "an existing SavedModel folder")
     check_input(FLAGS.input, parse_input_range(FLAGS.input_range))
-    check_writable_file(FLAGS.output, "output", reading=FLAGS.input)  # before any scoring
+    check_writable_file(FLAGS.output, "output", reading=FLAGS.input,  # before any scoring
+                        made_first=FLAGS.maps_dir)
     if FLAGS.maps_dir is not None:
         check_writable_dir(FLAGS.maps_dir, "maps_dir")  # made only once scoring starts
 

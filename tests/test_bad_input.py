@@ -77,6 +77,7 @@ def test_corrupted_and_truncated_idx_files(tmp_path, capsys, damage, message):
     ({"model": {"learning_rate": float("inf")}}, "a finite value"),
     ({"model": [1]}, "model: [1] (expected an object of hyperparameters"),
     ({"model": "x"}, "model: 'x' (expected an object of hyperparameters"),
+    ({"model": []}, "model: [] (expected an object of hyperparameters"),
 ])
 def test_config_with_nan_negative_or_huge_values(tmp_path, capsys, overrides, message):
     out = tmp_path / "run"
@@ -98,6 +99,10 @@ def test_fit_keywords_are_refused_before_anything_is_written(tmp_path, capsys, k
                                                              message):
     """Each once ended in numpy's, Keras' or the threshold's traceback, some after run.json was
     written (a corrected command was then refused as another run)."""
+    if keywords.get("limit") == 1:  # the premise: the split's first validation image is a 3
+        from anomaly_toolbox.data import load_splits
+
+        assert load_splits("mnist", 3, data_dir=DATA_DIR).y_val[0] == 1
     out = tmp_path / "run"
     err = one_line_exit_2(capsys, lambda: training.fit(
         "ganomaly", "mnist", 3, str(out), config=_config(tmp_path), data_dir=DATA_DIR, **keywords))

@@ -116,37 +116,49 @@ def test_a_mix_of_runs_is_refused_naming_the_field(members, tmp_path):
 def test_the_output_is_never_a_member_or_a_folder_of_other_files(members, built, tmp_path):
     from anomaly_toolbox.run import ensemble
 
-    first = members["dirs"][0]
-    kept = open(f"{first}/results.json").read()
+    member = tmp_path / "member"  # a copy: were the check to fail, the shared run stays intact
+    shutil.copytree(members["dirs"][0], member)
+    kept = (member / "results.json").read_text()
     with pytest.raises(UsageError, match=r"invalid output_dir: .*it holds a 'ganomaly' run"):
-        ensemble.build(members["dirs"], first)
-    assert open(f"{first}/results.json").read() == kept
+        ensemble.build(members["dirs"], str(member))
+    assert (member / "results.json").read_text() == kept
     (tmp_path / "pictures").mkdir()
     (tmp_path / "pictures" / "cat.png").write_bytes(b"mine")
-    with pytest.raises(UsageError, match=r"it holds 1 file\(s\) of something else"):
+    with pytest.raises(UsageError, match=r"it holds 1 other file\(s\)"):
         ensemble.build(members["dirs"], str(tmp_path / "pictures"))
     with pytest.raises(UsageError, match="invalid members: .*listed twice"):
-        ensemble.build([first, first], str(tmp_path / "twice"))
+        ensemble.build([members["dirs"][0]] * 2, str(tmp_path / "twice"))
     assert os.listdir(tmp_path / "pictures") == ["cat.png"] and not (tmp_path / "twice").exists()
-    with pytest.raises(UsageError, match="an ensemble of these same members"):
+    with pytest.raises(UsageError, match="an ensemble of these same members and weighting"):
         ensemble.build(members["dirs"], str(built["dir"]), weighting="val_auprc")
-    again = ensemble.build(members["dirs"], str(built["dir"]))  # the same command: rebuilt
-    assert again["test"] == built["results"]["test"]
 
 
-def test_members_taking_another_image_size_are_refused(members, tmp_path, monkeypatch):
-    """One graph takes what its first member's metadata says: a member trained at another side
-    would fail inside it at scoring time."""
+def test_the_same_ensemble_is_rebuilt_in_place_after_a_kill_whatever_the_paths(members, built,
+                                                                              tmp_path):
+    from anomaly_toolbox.run import ensemble
+
+    killed = tmp_path / "killed"  # what a build killed before results.json (its last file) left
+    shutil.copytree(built["dir"], killed)
+    (killed / "results.json").unlink()
+    relative = [os.path.relpath(d) for d in members["dirs"]]
+    assert ensemble.build(relative, str(killed))["test"] == built["results"]["test"]
+    assert json.loads((killed / "run.json").read_text())["members"][0]["run_dir"] == relative[0]
+
+
+def test_members_taking_fewer_image_sides_than_the_first_are_refused(members, tmp_path,
+                                                                   monkeypatch):
+    """The graph takes what its first member's metadata says (a benchmark model at 64 takes 28,
+    32 and 64): a member that takes less would fail inside it at scoring time."""
     from anomaly_toolbox.run import ensemble, export
 
     real = export.load
 
     def load(path):
         loaded, metadata = real(path)
-        other = path.startswith(members["dirs"][1])
-        return loaded, {**metadata, "image_size": 64} if other else metadata
+        first = path.startswith(members["dirs"][0])
+        return loaded, {**metadata, "image_size": 64} if first else metadata
 
     monkeypatch.setattr(export, "load", load)
-    with pytest.raises(UsageError, match="same channels and image_size"):
+    with pytest.raises(UsageError, match=r"sides \(28, 32, 64\)\): list first the member"):
         ensemble.build(members["dirs"], str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()

@@ -207,3 +207,11 @@ def test_train_refuses_a_folder_of_other_files_before_writing_into_it(tiny_run, 
             atb.fit("ganomaly", "mnist", 3, tmp_path / folder, config=config, data_dir=DATA_DIR,
                     limit=300, verbose=0)
         assert sorted(os.listdir(tmp_path / folder)) == before  # no .lock, no run.json
+    from anomaly_toolbox.run.rundir import RunDir
+
+    cell = tmp_path / "benchmark_cell"  # the benchmark opens its log before training starts
+    cell.mkdir()
+    for name in ("train.log", ".DS_Store", ".run.json-1a2b3c4d"):
+        (cell / name).write_text("")
+    with RunDir(str(cell)).locked():
+        pass

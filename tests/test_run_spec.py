@@ -97,3 +97,15 @@ def test_the_rule_applied_recorded_and_compared_is_one(rule, anomalies):
     recorded = metrics.recorded_rule(metrics.evaluate(scores, labels, threshold))
     expected = rule if anomalies or rule != "f1" else "fpr:0.01"
     assert threshold.rule == recorded == metrics.applied_rule(rule, anomalies) == expected
+
+
+def test_numpy_integers_are_taken_as_plain_ints(tmp_path):
+    """A loop over np.arange gives numpy integers: run.json must still be JSON."""
+    from anomaly_toolbox.run.spec import RunSpec
+
+    spec = RunSpec.resolve("ganomaly", "mnist", np.int64(3), tmp_path, epochs=np.int64(2),
+                           batch_size=np.int32(16), train_seed=np.int64(1),
+                           split_seed=np.uint32(2), limit=np.int64(300))
+    for key in ("anomalous_class", "epochs", "batch_size", "train_seed", "split_seed", "limit"):
+        assert type(getattr(spec, key)) is int, key
+    json.dumps(spec.identity())

@@ -166,7 +166,11 @@ def test_score_refuses_its_input_or_an_unwritable_output_before_drawing_maps(rgb
     before = one.read_bytes()
     proc = _score_cli(model, f"--input={one}", f"--output={one}")
     assert "a file other than the input" in proc.stderr and one.read_bytes() == before
+    both = tmp_path / "both"  # the CSV inside the maps folder the call makes
+    proc = _score_cli(model, f"--input={folder}", f"--output={both / 's.csv'}",
+                      f"--maps_dir={both}")
+    assert proc.returncode == 0 and len(os.listdir(both)) == len(os.listdir(folder)) + 1
     (folder / "zz_broken.png").write_bytes(b"not a png")
     proc = _score_cli(model, f"--input={folder}", f"--output={tmp_path / 's.csv'}",
-                      f"--maps_dir={maps}")
+                      f"--maps_dir={maps / 'a' / 'b'}")
     assert proc.returncode == 2 and "zz_broken.png" in proc.stderr and not maps.exists()

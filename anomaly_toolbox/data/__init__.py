@@ -8,11 +8,10 @@ Importing it imports no TensorFlow (the loaders are imported on use), so that `c
 a command's bad arguments before TensorFlow loads.
 """
 
-import numbers
 import os
 
 from anomaly_toolbox.data.splits import Splits
-from anomaly_toolbox.errors import UsageError
+from anomaly_toolbox.errors import UsageError, check_integer
 
 __all__ = ["FOLDER", "Splits", "check", "load_splits"]
 FOLDER = "folder:"  # the dataset "folder:PATH": your own images
@@ -23,9 +22,8 @@ def check(dataset, anomalous_class=None, protocol="pooled", data_dir=None, limit
     commands call it on their flags before importing TensorFlow, load_splits on its own."""
     from anomaly_toolbox.data import datasets, protocols
 
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, numbers.Integral)
-                              or limit <= 0):
-        raise UsageError("limit", limit, "a positive number of images per split")
+    if limit is not None:
+        check_limit(limit)
     if dataset.startswith(FOLDER):
         train_dir = os.path.join(dataset[len(FOLDER):], "train")
         if not os.path.isdir(train_dir):
@@ -34,6 +32,10 @@ def check(dataset, anomalous_class=None, protocol="pooled", data_dir=None, limit
         return
     datasets.check(dataset, data_dir)
     protocols.check(dataset, anomalous_class, protocol)
+
+
+def check_limit(limit):
+    check_integer("limit", limit, 1, expected="a positive number of images per split")
 
 
 def load_splits(dataset, anomalous_class=None, protocol="pooled", split_seed=0, data_dir=None,
@@ -53,7 +55,8 @@ def load_splits(dataset, anomalous_class=None, protocol="pooled", split_seed=0, 
                                        protocol, split_seed)
     splits = splits.limited(limit) if limit else splits
     if not (splits.y_val == 0).any():  # no threshold can be chosen: refused before training
-        raise UsageError("limit" if limit else "dataset", limit or dataset,
-                         "a split whose validation holds a normal image (the first "
-                         f"{len(splits.y_val)} validation images are all anomalies)")
+        which = f"the first {len(splits.y_val)}" if limit else f"all {len(splits.y_val)}"
+        raise UsageError("limit" if limit else "dataset", limit or dataset, "a split whose "
+                         f"validation holds a normal image ({which} validation images are "
+                         "anomalies)")
     return splits

@@ -9,12 +9,11 @@ header (decompression bombs), before the data is read. Importing this module imp
 TensorFlow: `score` checks its --input here before TensorFlow loads.
 """
 
-import numbers
 import os
 
 import numpy as np
 
-from anomaly_toolbox.errors import UsageError
+from anomaly_toolbox.errors import UsageError, check_integer
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MODEL_RANGE = (0, 255)  # the pixel scale of SavedModels without metadata pixel_range
@@ -91,9 +90,7 @@ def array_batches(images, channels, name, sides, batch_size, model_range=MODEL_R
 
 
 def check_batch_size(batch_size):
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) \
-            or batch_size <= 0:
-        raise UsageError("batch_size", batch_size, "a positive integer")
+    check_integer("batch_size", batch_size, 1, expected="a positive integer")
 
 
 def read_input(path, channels=1, resize_to=None, sides=(28, 32)):

@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from anomaly_toolbox import metrics
 from anomaly_toolbox.errors import UsageError
+from anomaly_toolbox.files import ensure_writable_dir, write_json
 from anomaly_toolbox.run.rundir import RunDir
 
 SHARED = ("dataset", "anomalous_class", "protocol", "split_seed", "limit")
@@ -111,55 +112,79 @@ class EnsembleModule(tf.Module):
         return tf.cast(tf.tensordot(self.weights, z, 1), tf.float32)
 
 
-def check_output(output_dir, run_dirs, weighting):
-    """A new or empty folder, or an earlier ensemble of these same members and weighting (rebuilt
-    in place): never a member's run or anything else kept there."""
-    if not os.path.isdir(output_dir) or not os.listdir(output_dir):
+def check_output(output_dir, identity):
+    """A new or empty folder, or an ensemble of the same members (by their scores' centre, scale
+    and weight, however their paths are written) and weighting, finished or killed while
+    writing (run.json is written first): rebuilt in place. Never a member's run or anything
+    else kept there."""
+    names = [n for n in os.listdir(output_dir) if not n.startswith(".")] \
+        if os.path.isdir(output_dir) else []
+    if not names:
         return
-    run_dir = RunDir(output_dir)
-    try:
-        held = run_dir.read_json(run_dir.results_json)
-    except (OSError, ValueError):
-        held = None
+    run_dir, held = RunDir(output_dir), None
+    for path in (run_dir.run_json, run_dir.results_json):  # ensembles before run.json: results
+        if os.path.exists(path):
+            try:
+                held = run_dir.read_json(path)
+            except (OSError, ValueError):
+                pass
+            break
     held = held if isinstance(held, dict) else {}
-    same = (held.get("model") == "ensemble" and held.get("weighting") == weighting
-            and [os.path.realpath(m.get("run_dir", "")) for m in held.get("members", [])]
-            == [os.path.realpath(p) for p in run_dirs])
-    if not same:
-        what = (f"a {held['model']!r} run" if "model" in held
-                else f"{len(os.listdir(output_dir))} file(s) of something else")
-        raise UsageError("output_dir", output_dir, "a new or empty folder, or an ensemble of "
-                         f"these same members (rebuilt in place); it holds {what}")
+    if _ensemble_key(held) == _ensemble_key(identity):
+        return
+    what = f"a {held['model']!r} run" if "model" in held else f"{len(names)} other file(s)"
+    raise UsageError("output_dir", output_dir, "a new or empty folder, or an ensemble of these "
+                     f"same members and weighting (rebuilt in place); it holds {what}")
+
+
+def _ensemble_key(identity):
+    members = [m for m in identity.get("members") or [] if isinstance(m, dict)]
+    return (identity.get("model"), identity.get("weighting"),
+            [[m.get(k) for k in ("model", "train_seed", "centre", "scale", "weight")]
+             for m in members])
+
+
+def check_inputs(loaded, run_dirs):
+    """The ensemble's SavedModel takes what its first member takes (channels, image sides):
+    every other member must take all of it, or it would fail inside the graph at scoring."""
+    from anomaly_toolbox.data.inputs import input_rule
+
+    (channels, _, sides), *others = [input_rule(metadata) for _, metadata in loaded]
+    for (other_channels, _, other_sides), path in zip(others, run_dirs[1:]):
+        if other_channels != channels or (
+                other_sides is not None and (sides is None or not set(sides) <= set(other_sides))):
+            raise UsageError("members", path, f"a run taking every image {run_dirs[0]} takes "
+                             f"({channels} channel(s), sides {sides or 'any'}): list first the "
+                             f"member taking the fewest")
 
 
 def build(run_dirs, output_dir, weighting="mean", threshold_rule="f1"):
     """Combines finished runs into one detector written like a run; returns its results dict.
     The threshold is the ensemble's own, chosen on validation by `threshold_rule` as a single
     run's --threshold (never inherited from a member)."""
-    from anomaly_toolbox.files import ensure_writable_dir
     from anomaly_toolbox.run import export, figures
     from anomaly_toolbox.run.provenance import versions
 
     metrics.parse_threshold(threshold_rule)  # refused before any work
     members = read_members(run_dirs)
-    check_output(output_dir, run_dirs, weighting)
     centres, scales, weights = fit(members, weighting)
-    loaded = [export.load(RunDir(m["path"]).saved_model) for m in members]
-    if len({(meta.get("channels", 1), meta.get("image_size", 32)) for _, meta in loaded}) > 1:
-        raise UsageError("members", ",".join(run_dirs), "runs on images with the same channels "
-                         "and image_size (one graph takes what each member takes)")
-    ensure_writable_dir(output_dir)
-    run_dir = RunDir(output_dir)
-    first = members[0]["scores"]
-    y_val, y_test = first["val_labels"], first["test_labels"]
-    val = combine([m["scores"]["val_scores"] for m in members], centres, scales, weights)
-    test = combine([m["scores"]["test_scores"] for m in members], centres, scales, weights)
-    threshold = metrics.validation_threshold(val, y_val, threshold_rule)
     listed = [{"run_dir": m["path"], "model": m["spec"].model,
                "train_seed": m["spec"].train_seed, "centre": c, "scale": s, "weight": w}
               for m, c, s, w in zip(members, centres, scales, weights)]
     identity = {**{k: members[0]["recorded"][k] for k in SHARED}, "model": "ensemble",
                 "weighting": weighting, "members": listed}
+    check_output(output_dir, identity)
+    loaded = [export.load(RunDir(m["path"]).saved_model) for m in members]
+    check_inputs(loaded, run_dirs)
+    ensure_writable_dir(output_dir)
+    run_dir = RunDir(output_dir)
+    with run_dir.writing(run_dir.run_json):
+        write_json(run_dir.run_json, identity)
+    first = members[0]["scores"]
+    y_val, y_test = first["val_labels"], first["test_labels"]
+    val = combine([m["scores"]["val_scores"] for m in members], centres, scales, weights)
+    test = combine([m["scores"]["test_scores"] for m in members], centres, scales, weights)
+    threshold = metrics.validation_threshold(val, y_val, threshold_rule)
     results = {**identity, "validation": metrics.evaluate(val, y_val, threshold),
                "test": metrics.evaluate(test, y_test, threshold), "versions": versions()}
     module = EnsembleModule(

@@ -207,8 +207,8 @@ def load(path):
         raise UsageError("saved_model", path, "a SavedModel directory written by anomaly_toolbox")
     try:
         loaded = tf.saved_model.load(path)
-    except Exception as e:  # noqa: BLE001  truncated or corrupted files raise OSError,
-        # ValueError, OpError, and IndexError for a short variables file
+    except (OSError, ValueError, IndexError, tf.errors.OpError) as e:  # truncated or corrupted
+        # files (IndexError: a short variables file)
         raise UsageError("saved_model", path,
                          f"a complete SavedModel ({str(e).splitlines()[0][:200]})") from e
     try:

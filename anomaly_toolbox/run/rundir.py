@@ -1,6 +1,7 @@
 """`RunDir`: the one place that knows the file layout of a run folder.
 
     .lock               held (flock) by the one process training into the folder
+    train.log           the benchmark's log of the train command (written before run.json)
     run.json            identity (RunSpec.identity): model, dataset, protocol, class, seeds,
                         limit, resolved config
     history.json        per-epoch validation metrics, losses and seconds
@@ -86,10 +87,11 @@ class RunDir:
     def locked(self):
         """One process at a time trains into a folder; the OS drops the lock if that process dies.
         A folder that holds files but no run.json is someone else's (images, an ensemble): refused
-        before .lock is written into it."""
+        before .lock is written into it. Hidden names (a killed process's temporaries, .DS_Store)
+        and the benchmark's train.log do not count."""
         ensure_writable_dir(self.path)
         others = [] if os.path.exists(self.run_json) else sorted(
-            set(os.listdir(self.path)) - {".lock"})
+            n for n in os.listdir(self.path) if not n.startswith(".") and n != "train.log")
         if others:
             raise UsageError("output_dir", self.path, f"an empty directory or one holding a run; "
                              f"it holds {len(others)} other file(s) ({others[0]!r}, no run.json); "

@@ -102,7 +102,8 @@ class RunSpec:
                    anomalous_class=None if folder else _label(anomalous_class),
                    protocol="folder" if folder else protocol, output_dir=str(output_dir),
                    **_from_config(cfg), train_seed=_seed("train_seed", train_seed),
-                   split_seed=_seed("split_seed", split_seed), limit=limit, threshold=threshold, data_dir=data_dir)
+                   split_seed=_seed("split_seed", split_seed),
+                   limit=limit if limit is None else _limit(limit), threshold=threshold, data_dir=data_dir)
 
     @classmethod
     def from_identity(cls, identity, output_dir, threshold="f1", data_dir=None):
@@ -137,12 +138,16 @@ class RunSpec:
 
 def _seed(name, value):
     """Checked here, not by numpy or Keras deep in training, after run.json is written."""
-    from anomaly_toolbox.errors import UsageError
+    from anomaly_toolbox.errors import check_integer
 
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) \
-            or not 0 <= value <= SEED_MAX:
-        raise UsageError(name, value, f"an integer in 0..{SEED_MAX}")
-    return int(value)
+    return check_integer(name, value, 0, SEED_MAX)
+
+
+def _limit(limit):
+    from anomaly_toolbox import data
+
+    data.check_limit(limit)
+    return int(limit)  # numpy's integers too: run.json is JSON
 
 
 def _label(anomalous_class):
