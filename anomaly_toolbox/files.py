@@ -99,14 +99,24 @@ def ensure_writable_dir(path, argument="output_dir"):
         raise UsageError(argument, path, f"a writable directory ({e.strerror})") from e
 
 
+def missing_from(path):
+    """The highest folder of `path` (itself or one above it) that does not exist, or None: what
+    makedirs(path) would create."""
+    path = os.path.abspath(path)
+    if os.path.exists(path):
+        return None
+    while not os.path.exists(os.path.dirname(path)):
+        path = os.path.dirname(path)
+    return path
+
+
 def check_writable_dir(path, argument):
     """ensure_writable_dir's check, creating nothing: a command refused later leaves no empty
     folder behind. `path`, or the nearest folder above it that exists, takes files."""
     from anomaly_toolbox.errors import UsageError
 
-    existing = os.path.abspath(path)
-    while not os.path.exists(existing):
-        existing = os.path.dirname(existing)
+    missing = missing_from(path)
+    existing = os.path.dirname(missing) if missing else os.path.abspath(path)
     try:
         if not os.path.isdir(existing):
             raise NotADirectoryError(errno.ENOTDIR, f"{existing} is a file")

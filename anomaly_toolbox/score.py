@@ -79,14 +79,11 @@ def scores_and_maps(loaded, ids, read, maps_dir):
     import shutil
     import tempfile
 
-    from anomaly_toolbox.files import ensure_writable_dir
+    from anomaly_toolbox.files import ensure_writable_dir, missing_from
 
     if not maps_dir:
         return score_batches(loaded, read(), len(ids))
-    made = os.path.abspath(maps_dir)  # the highest folder this call makes, if any
-    while not os.path.exists(os.path.dirname(made)):
-        made = os.path.dirname(made)
-    made = None if os.path.exists(made) else made
+    made = missing_from(maps_dir)  # the highest folder this call makes, if any
     ensure_writable_dir(maps_dir, "maps_dir")
     kept = tempfile.mkdtemp(prefix=".maps-", dir=maps_dir)
     try:
