@@ -284,6 +284,18 @@ def test_plain_tensorflow_refuses_0_to_1_floats_too(saved_model, images):
                 fn(off_scale)
 
 
+def test_plain_tensorflow_scores_an_empty_batch_as_empty(saved_model):
+    """An empty batch has an empty answer: the model is not run on it (some oneDNN kernels fail
+    on a zero-sized batch), and the shapes are those of a full batch with no rows."""
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(saved_model))
+    for x in (np.zeros((0, 28, 28), np.uint8), np.zeros((0, 32, 32, 1), np.float32)):
+        score, heat = loaded.score(x), loaded.anomaly_map(x)
+        assert (score.shape, score.dtype) == ((0,), tf.float32)
+        assert (heat.shape, heat.dtype) == ((0, *x.shape[1:3]), tf.float32)
+
+
 def test_batch_sizes_dtypes_ragged_lists_and_npy_files_are_named(saved_model, images, tmp_path):
     detector = atb.load(str(saved_model))
     Image.fromarray(images[0][0]).save(tmp_path / "one.png")

@@ -93,6 +93,14 @@ def _on_the_scale(x):
         [f"images must be pixels on {low}..{high}; got values from", least, "to", most])
 
 
+def _unless_empty(x, compute, empty_shape):
+    """compute() for a batch with images, float32 zeros of `empty_shape` for an empty one: some
+    oneDNN kernels (seen on AVX-512) fail on a zero-sized batch, and an empty batch has an empty
+    answer, as it has in NumPy."""
+    return tf.cond(tf.shape(x)[0] > 0, lambda: tf.cast(compute(), tf.float32),
+                   lambda: tf.zeros(empty_shape, tf.float32))
+
+
 class ScoringModule(tf.Module):
     INPUT_SPECS = [tf.TensorSpec([None] * rank, dtype, name="images")
                    for dtype in DTYPES for rank in (2, 3, 4)]
@@ -139,13 +147,16 @@ class ScoringModule(tf.Module):
     @tf.function(input_signature=[tf.TensorSpec([None] * 4, tf.float32)])
     def score_batch(self, x):
         """The model's graph, traced once and shared by every input signature of `score`."""
-        return self.serving.score(self._checked_input(x))
+        x = self._checked_input(x)
+        return _unless_empty(x, lambda: self.serving.score(x), [0])
 
     @tf.function(input_signature=[tf.TensorSpec([None] * 4, tf.float32)])
     def map_batch(self, x):
         """(N, H, W) anomaly map at the input's resolution, shared by every `anomaly_map` signature."""
-        m = reconstruction_map(self.serving, self._checked_input(x))
-        return map_to_input(m, tf.shape(x)[1], self.image_size, self.padded)
+        side = tf.shape(x)[1]
+        x = self._checked_input(x)
+        return _unless_empty(x, lambda: map_to_input(reconstruction_map(self.serving, x), side,
+                                                     self.image_size, self.padded), [0, side, side])
 
 
 def _signatures(module):
