@@ -60,11 +60,17 @@ def _idx_dir(tmp_path):
     (lambda b: b[:30] + bytes(x ^ 0xFF for x in b[30:200]) + b[200:], "cannot read"),  # corrupted
     (lambda b: gzip.compress(gzip.decompress(b)[:-100]), "IDX header says"),  # truncated IDX
     (lambda b: gzip.compress(b"\x00\x00\x08\x03" + gzip.decompress(b)[4:8]), "truncated IDX"),
+    (lambda b: gzip.compress(gzip.decompress(b) + bytes(10 ** 6)), "bytes of data, file has more"),
+    # a bomb's header: 3.4 TB declared, refused before any data is read
+    (lambda b: gzip.compress(struct.pack(">IIII", 0x0803, 2 ** 32 - 1, 28, 28) + bytes(10 ** 6)),
+     "more than this machine's"),
 ])
 def test_corrupted_and_truncated_idx_files(tmp_path, capsys, damage, message):
     path = _idx_dir(tmp_path) / "t10k-images-idx3-ubyte.gz"
     path.write_bytes(damage(path.read_bytes()))
     err = one_line_exit_2(capsys, lambda: datasets.load("mnist", str(tmp_path)))
+    assert err.startswith(f"error: invalid data_dir: '{tmp_path}' (expected a folder whose "
+                          "mnist/ holds intact IDX files; ")
     assert message in err and "t10k-images-idx3-ubyte.gz" in err
 
 

@@ -42,28 +42,58 @@ class RawDataset:
 
 
 def read_idx(path, expected_magic):
-    """Reads one (optionally gzip-compressed) IDX file and checks its header against its size."""
+    """Reads one (optionally gzip-compressed) IDX file, as much data as its header declares and
+    no more: a decompression bomb costs what the header admits, never what the archive holds."""
     opener = gzip.open if str(path).endswith(".gz") else open
     try:
         with opener(path, "rb") as f:
-            raw = f.read()
+            dims = _idx_dims(path, f, expected_magic)
+            data = np.empty(int(np.prod(dims, dtype=np.int64)), np.uint8)  # untouched until read
+            got = _read_into(f, memoryview(data))
+            extra = f.read(1)
     except (OSError, EOFError, zlib.error) as e:  # truncated, non-gzip or corrupted files
         raise DataError(f"{path}: cannot read ({e})") from e
-    if len(raw) < 4:
-        raise DataError(f"{path}: file too short for an IDX header ({len(raw)} bytes)")
-    magic = struct.unpack(">I", raw[:4])[0]
+    if got != data.size or extra:
+        raise DataError(f"{path}: IDX header says {dims} = {data.size} bytes of data, file has "
+                        + (f"{got}" if got != data.size else "more"))
+    return data.reshape(dims)
+
+
+def _idx_dims(path, f, expected_magic):
+    head = f.read(4)
+    if len(head) < 4:
+        raise DataError(f"{path}: file too short for an IDX header ({len(head)} bytes)")
+    magic = struct.unpack(">I", head)[0]
     if magic != expected_magic:
         raise DataError(f"{path}: wrong IDX magic number {magic:#06x}, expected {expected_magic:#06x}")
     ndim = magic & 0xFF
-    header = 4 + 4 * ndim
-    if len(raw) < header:
+    raw = f.read(4 * ndim)
+    if len(raw) < 4 * ndim:
         raise DataError(f"{path}: truncated IDX header")
-    dims = struct.unpack(f">{ndim}I", raw[4:header])
-    expected = int(np.prod(dims))
-    if len(raw) - header != expected:
-        raise DataError(
-            f"{path}: IDX header says {dims} = {expected} bytes of data, file has {len(raw) - header}")
-    return np.frombuffer(raw, dtype=np.uint8, offset=header).reshape(dims)
+    dims = struct.unpack(f">{ndim}I", raw)
+    size, memory = int(np.prod(dims, dtype=np.int64)), _physical_memory()
+    if memory and size > memory:
+        raise DataError(f"{path}: IDX header says {dims} = {size} bytes of data, more than this "
+                        f"machine's {memory} bytes of memory")
+    return dims
+
+
+def _read_into(f, view):
+    got = 0
+    while got < len(view):
+        n = f.readinto(view[got:])
+        if not n:
+            break
+        got += n
+    return got
+
+
+def _physical_memory():
+    """Bytes of RAM, or None where the OS does not say (the cap is then only what reads)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
 
 
 def read_idx_pair(images_path, labels_path, num_classes=NUM_CLASSES):
@@ -130,14 +160,19 @@ def load(name, data_dir=None):
     tried = []
     candidates = []
     if data_dir:
-        candidates.append(("--data_dir", data_dir))
+        candidates.append(("data_dir", data_dir))
     if os.environ.get(DATA_DIR_ENV):
         candidates.append((f"${DATA_DIR_ENV}", os.environ[DATA_DIR_ENV]))
-    for label, root in candidates:
+    for argument, root in candidates:
         folder = os.path.join(root, name)
         if _has_idx_files(folder):
-            return _from_idx_dir(name, folder)
-        tried.append(f"{label}: {folder} (IDX files not all present)")
+            try:
+                return _from_idx_dir(name, folder)
+            except DataError as e:
+                raise UsageError(argument, root, f"a folder whose {name}/ holds intact IDX "
+                                                 f"files; {e}") from e
+        tried.append(f"{'--' if argument == 'data_dir' else ''}{argument}: {folder} "
+                     "(IDX files not all present)")
     if name in SYSTEM_DIRS:
         if _has_idx_files(SYSTEM_DIRS[name]):
             return _from_idx_dir(name, SYSTEM_DIRS[name], "debian")
