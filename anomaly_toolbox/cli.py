@@ -13,6 +13,7 @@ TensorFlow's own logs.
 
 import os
 import re
+import signal
 import sys
 import tempfile
 
@@ -62,6 +63,7 @@ def main(define_flags, body, check=None):
     """Defines the command's flags and parses them, runs `check()` (no TensorFlow yet), imports
     TensorFlow quietly and runs `body()`, all under absl with the error contract."""
     command_defaults()
+    signal.signal(signal.SIGTERM, _interrupted)
     define_flags()
     app.run(lambda argv: guarded(lambda: checked_then_run(check, body), argv),
             flags_parser=lambda argv: parse_flags(argv, define_flags, body))
@@ -121,3 +123,14 @@ def guarded(body, argv=("tool",)):
     except USER_ERRORS as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM by _interrupted; cleanups have run
+        number = e.args[0] if e.args and isinstance(e.args[0], int) else signal.SIGINT
+        print(f"error: interrupted by {signal.Signals(number).name}; run the same command again "
+              "to finish (training resumes after its last finished epoch)", file=sys.stderr)
+        sys.exit(128 + number)
+
+
+def _interrupted(number, frame):
+    """SIGTERM (kill, Slurm's preemption) ends a command as Ctrl-C does: its cleanups run (no
+    half-written output is left) and it says so in one line, instead of dying mid-write."""
+    raise KeyboardInterrupt(number)

@@ -50,3 +50,35 @@ def test_sigkill_then_rerun_matches_an_uninterrupted_run(tmp_path, children):
     b = json.loads((straight_dir / "results.json").read_text())
     assert a["selected_epoch"] == b["selected_epoch"]
     assert a["validation"] == b["validation"] and a["test"] == b["test"]
+
+
+def _default_sigint():  # a child of a background job inherits SIGINT ignored; a user's has it
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def test_ctrl_c_and_sigterm_end_in_one_line_and_the_same_command_resumes(tmp_path, children):
+    """Ctrl-C once printed a 60-line TensorFlow traceback; SIGTERM killed without a word."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    procs = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        out = tmp_path / sig.name
+        procs[sig] = (out, children(_command(tmp_path, out), env=env, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint))
+    for sig, (out, proc) in procs.items():
+        marker = out / "checkpoints" / "last" / "checkpoint"
+        deadline = time.time() + 300
+        while not marker.exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(sig)  # during epoch 2
+    for sig, (out, proc) in procs.items():
+        err = proc.communicate(timeout=120)[1]
+        assert proc.returncode == 128 + sig, err[-2000:]
+        assert "Traceback" not in err
+        assert err.splitlines()[-1] == (f"error: interrupted by {sig.name}; run the same command "
+                                        "again to finish (training resumes after its last "
+                                        "finished epoch)")
+        assert not (out / "results.json").exists()
+    out = procs[signal.SIGTERM][0]
+    resumed = subprocess.run(_command(tmp_path, out), env=env, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "Resuming" in resumed.stdout and (out / "results.json").exists()
