@@ -70,10 +70,20 @@ def main(define_flags, body, check=None):
 
 
 def checked_then_run(check, body):
+    refuse_empty_values(body.__module__)
     if check is not None:
         check()
     import_tensorflow_quietly()
     return body()
+
+
+def refuse_empty_values(module):
+    """`--output_dir=` (an unset shell variable, say) is an error, not the flag's default."""
+    from anomaly_toolbox.errors import UsageError
+
+    for flag in flags.FLAGS.get_flags_for_module(module):
+        if flag.present and flag.value == "":
+            raise UsageError(flag.name, "", "a value; leave the flag out for its default")
 
 
 def parse_flags(argv, define_flags, body):

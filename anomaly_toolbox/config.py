@@ -95,7 +95,7 @@ def resolve(model_cls, config_path=None, epochs=None, batch_size=None, precision
         resolved[key] = check_integer(key, value, 1, TRAINING_MAX[key])
     resolved["epochs"] = _staged_epochs(model_cls, model_cfg, resolved["epochs"],
                                         epochs is not None or "epochs" in data)
-    requested = precision or data.get("precision", "auto")
+    requested = data.get("precision", "auto") if precision is None else precision
     resolved["precision"] = precision_lib.resolve(requested if isinstance(requested, str)
                                                   else repr(requested),
                                                   getattr(model_cls, "registered_name", None))

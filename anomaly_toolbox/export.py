@@ -32,10 +32,11 @@ def check():
 
 
 def body():
+    from anomaly_toolbox.models import precision
     from anomaly_toolbox.run import export
 
     path = export.reexport(FLAGS.run_dir, FLAGS.output_dir, FLAGS.precision)
-    print(f"exported in {FLAGS.precision}: {path}")
+    print(f"exported in {precision.resolve(FLAGS.precision)}: {path}")  # auto: what it chose
 
 
 if __name__ == "__main__":

@@ -51,14 +51,15 @@ def define_flags():
     flags.DEFINE_string("output_dir", None, "Run folder (default runs/<model>_<dataset>_<class>, "
                         "or runs/<model>_<folder name> for folder:PATH).")
     flags.DEFINE_integer("limit", None, "Use only the first N images of each split (smoke tests).")
-    flags.DEFINE_integer("verbose", 1, "Keras fit verbosity: 1 progress bar, 2 one line per epoch.")
+    flags.DEFINE_integer("verbose", 1, "Keras fit verbosity: 0 silent, 1 progress bar, 2 one line "
+                         "per epoch.", lower_bound=0, upper_bound=2)
     flags.DEFINE_string("strategy", "default", "default (one device), mirrored (all local GPUs, "
                         "or --cpu_devices logical CPUs) or multi_worker (cluster from TF_CONFIG); "
                         "--batch_size stays the global batch.")
     flags.DEFINE_string("precision", None, "float32, mixed_bfloat16 (CPUs with AVX512_BF16/AMX, "
                         "recent GPUs), mixed_float16 (GPUs, loss scaling) or auto (default: the "
                         "config's, else auto; auto is mixed_bfloat16 for the models that passed "
-                        "the bfloat16 quality gate (ganomaly, egbad) on hardware with bfloat16, "
+                        "the bfloat16 quality gate (ganomaly) on hardware with bfloat16, "
                         "else float32; see README).")
     flags.DEFINE_bool("record_test_curve", False, "Analysis only (the budget study): also score "
                       "the TEST split after every epoch into analysis/test_curve.json; model "
@@ -80,6 +81,7 @@ def check():
     """Every flag that can be checked before TensorFlow is imported (see cli.main), by the
     checks training.run meets again: model, threshold rule, profile or config file, data."""
     from anomaly_toolbox import config, data, models, profiles
+    from anomaly_toolbox.errors import UsageError
     from anomaly_toolbox.metrics import parse_threshold
 
     models.check(FLAGS.model)
@@ -88,6 +90,12 @@ def check():
     if path is not None:
         config.read_config_file(path)
     data.check(FLAGS.dataset, FLAGS.anomalous_class, FLAGS.protocol, FLAGS.data_dir, FLAGS.limit)
+    if FLAGS.dataset.startswith(data.FOLDER):  # its own split: these would be ignored silently
+        for name in ("anomalous_class", "protocol"):
+            if FLAGS[name].present:
+                raise UsageError(name, FLAGS[name].value, f"no --{name} with --dataset=folder:"
+                                 "PATH: PATH/test/anomalous/ holds its anomalies, and its split "
+                                 "is its own")
 
 
 def body():

@@ -68,9 +68,19 @@ def test_tensorflow_logs_are_kept_on_request():
     (["--data_dir=missing"], "invalid data_dir: 'missing'"),
     (["--dataset=folder:missing"], "invalid dataset: 'folder:missing'"),
     (["--protocol=mine"], "invalid protocol: 'mine'"),
+    # once ignored without a word: a folder dataset has its own split and anomalies
+    (["--dataset=folder:.", "--anomalous_class=7"], "invalid anomalous_class: 7 (expected no "
+     "--anomalous_class with --dataset=folder:PATH"),
+    (["--dataset=folder:.", "--protocol=bogus"], "invalid protocol: 'bogus' (expected no --protocol"),
+    # once the flag's default: an unset shell variable, say
+    (["--config="], "invalid config: '' (expected a value; leave the flag out"),
+    (["--data_dir="], "invalid data_dir: ''"),
+    (["--precision="], "invalid precision: ''"),
+    (["--verbose=7"], "invalid verbose: '7'"),
 ])
 def test_a_bad_argument_is_refused_before_tensorflow_loads(args, message, tmp_path):
     """The command checks its flags (cli.main: check(), then TensorFlow, then body())."""
+    (tmp_path / "train").mkdir()  # for folder:.
     proc = subprocess.run([sys.executable, "-m", "anomaly_toolbox.train", *args,
                            f"--output_dir={tmp_path / 'run'}"], capture_output=True, text=True,
                           cwd=tmp_path, env={**os.environ, **without_tensorflow(tmp_path / "poison")})

@@ -114,3 +114,29 @@ def test_a_16_bit_png_reads_as_its_8_bit_rounding_not_clipped(tmp_path, channels
     got = read_image(str(tmp_path / "d16.png"), channels)
     assert got.dtype == np.uint8 and got.shape == (28, 28, channels)
     np.testing.assert_array_equal(got, read_image(str(tmp_path / "d8.png"), channels))
+
+
+def test_other_images_under_the_same_path_are_neither_resumed_nor_ensembled(digits, tmp_path):
+    """run.json records the images' hashes: a run folder, or an ensemble, once mixed the images
+    of two trainings without a word when a folder's contents changed under the same path."""
+    import shutil
+
+    from anomaly_toolbox.run import ensemble
+
+    data, config = tmp_path / "imgs", tmp_path / "tiny.json"
+    shutil.copytree(digits, data)
+    config.write_text(json.dumps(TINY))
+    fit = lambda out: training.fit("ganomaly", f"folder:{data}", 0, str(tmp_path / out),
+                                   config=str(config), verbose=0)
+    fit("a")
+    first = Image.open(data / "train" / "000.png")
+    Image.fromarray(255 - np.asarray(first)).save(data / "train" / "000.png")
+    with pytest.raises(UsageError, match=r"invalid output_dir: .* it holds a run with "
+                                         r"data\.sha256: '[0-9a-f]+' -> '[0-9a-f]+'"):
+        fit("a")
+    fit("b")
+    with pytest.raises(UsageError, match=r"invalid members: .*b' \(expected a run on the same "
+                                         r"images as .*a \(data_source differs: sha256: "):
+        ensemble.build([str(tmp_path / "a"), str(tmp_path / "b")], str(tmp_path / "both"))
+    first.save(data / "train" / "000.png")
+    assert fit("a")["selected_epoch"] == 1  # the same images again: already finished

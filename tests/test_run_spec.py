@@ -18,13 +18,17 @@ def _resolve(model, dataset, anomalous_class, output_dir, **options):
 
 
 def test_files_of_a_run_agree_with_its_spec_and_read_round_trips(tiny_run):
+    from anomaly_toolbox.data import data_identity
+    from anomaly_toolbox.data.datasets import IDX_FILES
     from anomaly_toolbox.run import export
     from anomaly_toolbox.run.spec import RunSpec
 
     run_dir, results = tiny_run("ganomaly")
     spec = _resolve("ganomaly", "mnist", 3, run_dir, config=str(run_dir.parent / "tiny.json"),
                     data_dir=DATA_DIR, limit=300)  # as conftest's tiny_run trained it
-    assert json.loads((run_dir / "run.json").read_text()) == spec.identity()
+    recorded = json.loads((run_dir / "run.json").read_text())
+    assert recorded == {**spec.identity(), "data": data_identity(results["data_source"])}
+    assert set(recorded["data"]["sha256"]) == {f for pair in IDX_FILES.values() for f in pair}
     _, metadata = export.load(str(run_dir / "saved_model"))
     assert {k: metadata[k] for k in spec.saved_model_metadata(1)} == spec.saved_model_metadata(1)
     assert metadata["threshold_rule"] == spec.threshold == "f1"
@@ -109,3 +113,17 @@ def test_numpy_integers_are_taken_as_plain_ints(tmp_path):
     for key in ("anomalous_class", "epochs", "batch_size", "train_seed", "split_seed", "limit"):
         assert type(getattr(spec, key)) is int, key
     json.dumps(spec.identity())
+
+
+def test_a_run_folder_written_before_data_hashes_were_recorded_still_resumes(tmp_path):
+    from anomaly_toolbox.run.rundir import RunDir
+
+    identity = {"model": "ganomaly", "dataset": "mnist", "config": {"image_size": 32}}
+    run = RunDir(str(tmp_path))
+    run.claim(identity)  # as written before run.json held "data"
+    run.claim(identity, data={"dataset": "mnist", "sha256": {"t10k-images-idx3-ubyte.gz": "ab"}})
+    assert json.loads((tmp_path / "run.json").read_text()) == identity
+    fresh = RunDir(str(tmp_path / "fresh"))
+    fresh.claim(identity, data={"sha256": "ab"})
+    with pytest.raises(UsageError, match=r"data\.sha256: 'ab' -> 'cd'"):
+        fresh.claim(identity, data={"sha256": "cd"})

@@ -13,7 +13,7 @@ import os
 from anomaly_toolbox.data.splits import Splits
 from anomaly_toolbox.errors import UsageError, check_integer
 
-__all__ = ["FOLDER", "Splits", "check", "load_splits"]
+__all__ = ["FOLDER", "Splits", "check", "data_identity", "load_splits"]
 FOLDER = "folder:"  # the dataset "folder:PATH": your own images
 
 
@@ -32,6 +32,12 @@ def check(dataset, anomalous_class=None, protocol="pooled", data_dir=None, limit
         return
     datasets.check(dataset, data_dir)
     protocols.check(dataset, anomalous_class, protocol)
+
+
+def data_identity(source):
+    """What identifies the images a run read: a source's hashes (or tfds version) without where
+    they were found (`kind`), so the same files under --data_dir or a system folder agree."""
+    return {k: v for k, v in (source or {}).items() if k != "kind"}
 
 
 def check_limit(limit):

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from anomaly_toolbox import metrics
+from anomaly_toolbox.data import data_identity
 from anomaly_toolbox.errors import UsageError
 from anomaly_toolbox.files import ensure_writable_dir, write_json
 from anomaly_toolbox.run.rundir import RunDir
@@ -62,7 +63,7 @@ def read_members(run_dirs):
             raise UsageError("members", path, "a finished run folder (results.json, "
                              "scores.npz, saved_model/)") from e
         members.append({"path": path, "recorded": spec.results(), "spec": spec,
-                        "scores": scores})
+                        "scores": scores, "results": run_dir.results()})
     first = members[0]
     for m in members[1:]:
         for key in SHARED:
@@ -73,6 +74,12 @@ def read_members(run_dirs):
         for split in ("val_labels", "test_labels"):
             if not np.array_equal(m["scores"][split], first["scores"][split]):
                 raise UsageError("members", m["path"], f"the same {split} as {first['path']}")
+        old, new = (data_identity(x.get("data_source")) for x in (first["results"], m["results"]))
+        if old and new and old != new:  # same name and labels, other images
+            diff = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(old | new)
+                             if old.get(k) != new.get(k))
+            raise UsageError("members", m["path"], f"a run on the same images as {first['path']} "
+                             f"(data_source differs: {diff})")
     return members
 
 

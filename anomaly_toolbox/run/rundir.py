@@ -3,7 +3,7 @@
     .lock               held (flock) by the one process training into the folder
     train.log           the benchmark's log of the train command (written before run.json)
     run.json            identity (RunSpec.identity): model, dataset, protocol, class, seeds,
-                        limit, resolved config
+                        limit, resolved config; "data": the images' hashes (data_identity)
     history.json        per-epoch validation metrics, losses and seconds
     checkpoints/last    resume point (weights, optimizers, epoch counters, best epoch): the
                         commit of an epoch; everything else is trusted only as far as it says
@@ -108,12 +108,18 @@ class RunDir:
         finally:
             os.close(fd)  # releases the lock
 
-    def claim(self, identity):
-        """A run folder belongs to one (model, data, config, seeds): write the identity, or check it."""
+    def claim(self, identity, data=None):
+        """A run folder belongs to one (model, data, config, seeds): write the identity, or check it.
+        `data` (data_identity of the splits' source) stops a resume on other images under the
+        same dataset name or path; folders written before it was recorded are checked without."""
         ensure_writable_dir(self.path)
+        identity = {**identity, **({"data": data} if data else {})}
         if os.path.exists(self.run_json):
+            recorded = self.identity()
+            if "data" not in recorded:
+                identity.pop("data", None)
             # run folders written before image_size existed trained at 32x32
-            old, new = {"config.image_size": 32, **_dotted(self.identity())}, _dotted(identity)
+            old, new = {"config.image_size": 32, **_dotted(recorded)}, _dotted(identity)
             diff = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
                     if old.get(k) != new.get(k)]
             if diff:

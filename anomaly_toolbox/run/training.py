@@ -22,7 +22,7 @@ import keras
 import tensorflow as tf
 
 from anomaly_toolbox import metrics, models
-from anomaly_toolbox.data import load_splits
+from anomaly_toolbox.data import data_identity, load_splits
 from anomaly_toolbox.data.folders import stream_error
 from anomaly_toolbox.data.preprocessing import train_dataset
 from anomaly_toolbox.errors import DivergenceError, UsageError
@@ -108,7 +108,7 @@ def run(spec, verbose=2, record_test_curve=False, strategy="default", cpu_device
                      tempfile.mkdtemp(prefix="anomaly_toolbox-worker-"))
     try:
         with run_dir.locked():
-            run_dir.claim(spec.identity())
+            run_dir.claim(spec.identity(), data_identity(splits.source))
             if run_dir.finished():
                 return _already_finished(run_dir, spec.threshold)
             model = _build(spec, splits, tf_strategy, deterministic)
