@@ -15,6 +15,7 @@ while timing and resumes them at the end, whatever happens.
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -55,6 +56,9 @@ def define_flags():
     flags.DEFINE_list("pause", [], "PIDs whose process groups are stopped while timing.")
     flags.DEFINE_string("data_dir", None, "Folder holding mnist/*-ubyte.gz.")
     flags.DEFINE_string("results_dir", RESULTS, "Where peer.md and peer.json go.")
+    flags.DEFINE_string("report", REPORT, "The section's file in --results_dir: peer.md for the "
+                        "published machine, peer_<name>.md for another machine's run, kept "
+                        "beside it in benchmarks.md (e.g. peer_avx2.md).")
     flags.DEFINE_string("side", None, "Internal: time our side in this process, print JSON.")
 
 
@@ -138,7 +142,9 @@ def _spread(values):
 
 def render(runs, meta):
     """The table: min / median / max over rounds of each side's per-process median."""
-    lines = ["## Speed beside the peer: anomalib's GANomaly and ours", "",
+    where = ("" if meta.get("report", REPORT) == REPORT
+             else f" on another machine ({meta['vector_set']})")
+    lines = [f"## Speed beside the peer{where}: anomalib's GANomaly and ours", "",
              f"Command: `{meta['command']}`. Machine: {meta['machine']}; vector set: "
              f"{meta['vector_set']}. {meta['versions']}. Each cell: min / median / max over "
              f"{meta['rounds']} rounds of the median of {meta['windows']} timed windows, one "
@@ -204,6 +210,8 @@ def body():
         raise UsageError("peer_python", FLAGS.peer_python, "the python of a venv with anomalib")
     if FLAGS.rounds <= 0:
         raise UsageError("rounds", FLAGS.rounds, "a positive integer")
+    if not re.fullmatch(r"peer(_[a-z0-9]+)?\.md", FLAGS.report):
+        raise UsageError("report", FLAGS.report, "peer.md or peer_<name>.md, <name> of a-z, 0-9")
     runs = []
     with paused(FLAGS.pause):
         for r in range(FLAGS.rounds):
@@ -212,14 +220,15 @@ def body():
                     runs.append({**_child(side, precision), "round": r})
                     print(json.dumps(runs[-1]), flush=True)
     versions = {**runs[0]["versions"], **next(r["versions"] for r in runs if r["side"] != runs[0]["side"])}
+    report_flag = "" if FLAGS.report == REPORT else f" --report={FLAGS.report}"
     meta = {"command": "python -m benchmarks.peer --peer_python=PEER/bin/python "
-                       f"--rounds={FLAGS.rounds} --windows={FLAGS.windows} "
+                       f"--rounds={FLAGS.rounds} --windows={FLAGS.windows}{report_flag} "
                        f"--precisions={','.join(FLAGS.precisions)} --data_dir=../shared/data",
             "machine": f"{platform.machine()}, {os.cpu_count()} cpus", "vector_set": vector_set(),
             "versions": ", ".join(f"{k} {v}" for k, v in sorted(versions.items())),
-            "rounds": FLAGS.rounds, "windows": FLAGS.windows}
+            "rounds": FLAGS.rounds, "windows": FLAGS.windows, "report": FLAGS.report}
     text = "\n".join(render(runs, meta))
-    report.write_section(FLAGS.results_dir, REPORT, text, {"runs": runs, **meta})
+    report.write_section(FLAGS.results_dir, FLAGS.report, text, {"runs": runs, **meta})
     print(text)
 
 

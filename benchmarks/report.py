@@ -8,6 +8,7 @@ into the results folder, since they time the machine rather than read cells) com
 """
 
 import os
+import re
 
 from benchmarks import (budget, budget_curve, claims, ensembles, peer_quality_report,
                         precision_study, step_study, tables)
@@ -64,7 +65,8 @@ def write(results_dir, path):
     figures = os.path.join(os.path.dirname(os.path.abspath(path)), "figures")
     peers = peer_quality_report.load(os.path.join(results_dir, peer_quality_report.FOLDER))
     text = render(load_results(results_dir), figures, peers)
-    for name in SPEED_SECTIONS:
+    others = sorted(n for n in os.listdir(results_dir) if re.fullmatch(r"peer_[a-z0-9]+\.md", n))
+    for name in (*SPEED_SECTIONS, *others):  # peer_<name>.md: the peer on other machines
         section = os.path.join(results_dir, name)
         if os.path.exists(section):
             with open(section) as f:
@@ -73,8 +75,8 @@ def write(results_dir, path):
 
 
 def write_section(results_dir, name, text, kept=None):
-    """A speed tool's section (`name`, one of SPEED_SECTIONS) into `results_dir`, and beside it,
-    when given, the measurements it was rendered from (`name` as .json), which the tool's
+    """A speed tool's section (`name`: one of SPEED_SECTIONS, or peer_<name>.md) into
+    `results_dir`, and beside it, when given, the measurements it was rendered from (`name` as .json), which the tool's
     --table_only re-renders without timing anything again."""
     import json
 

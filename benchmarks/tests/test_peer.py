@@ -74,3 +74,22 @@ def test_the_hand_flop_count_equals_the_graph_count_of_our_encoders():
         tf.TensorSpec([4, peer.SIDE, peer.SIDE, 1], tf.float32))
     encoders = count_flops(fn)[1]["Conv2D"] / 4 / 1e6  # the encoder and the second encoder
     assert encoders == pytest.approx(peer.score_conv_mflop() * 2 / 3, rel=1e-9)
+
+
+def test_another_machines_run_is_its_own_section_beside_the_published_one(tmp_path):
+    """--report=peer_<name>.md keeps the published peer.md and adds a titled section after it."""
+    from benchmarks import peer, report
+
+    runs = [{"side": s, "precision": "float32", "train_img_s": t, "infer_img_s": t}
+            for s, t in (("ours", 200), ("anomalib", 100))]
+    meta = {"command": "c", "machine": "m", "vector_set": "avx2", "versions": "v", "rounds": 1,
+            "windows": 5}
+    for name in ("peer.md", "peer_avx2.md"):
+        text = "\n".join(peer.render(runs, {**meta, "report": name}))
+        report.write_section(str(tmp_path), name, text)
+    (tmp_path / "peer_notes.txt").write_text("not a section")
+    report.write(str(tmp_path), str(tmp_path / "benchmarks.md"))
+    text = (tmp_path / "benchmarks.md").read_text()
+    published = text.index("## Speed beside the peer: anomalib's GANomaly and ours")
+    assert published < text.index("## Speed beside the peer on another machine (avx2): ")
+    assert "not a section" not in text
