@@ -140,3 +140,13 @@ def test_other_images_under_the_same_path_are_neither_resumed_nor_ensembled(digi
         ensemble.build([str(tmp_path / "a"), str(tmp_path / "b")], str(tmp_path / "both"))
     first.save(data / "train" / "000.png")
     assert fit("a")["selected_epoch"] == 1  # the same images again: already finished
+
+
+def test_hidden_files_are_not_images(digits, tmp_path):
+    """A hidden copy was trained on, and macOS's `._000.png` (not an image) stopped training."""
+    import shutil
+
+    shutil.copytree(digits / "train", tmp_path / "train")
+    shutil.copy(tmp_path / "train" / "000.png", tmp_path / "train" / ".hidden.png")
+    (tmp_path / "train" / "._000.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    assert load_splits(f"folder:{tmp_path}").x_train.shape[0] == 54  # 60, 6 held out as before

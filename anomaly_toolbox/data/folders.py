@@ -46,10 +46,12 @@ _WARNINGS = threading.Lock()  # catch_warnings swaps a global: one tf.data threa
 
 
 def image_names(path, argument="input"):
-    """Sorted PNG/JPEG names in `path`; a missing or empty folder is an error naming it."""
+    """Sorted PNG/JPEG names in `path`, hidden ones left out as `ls` does (macOS's `._x.png`
+    resource forks are not images); a missing or empty folder is an error naming it."""
     if not os.path.isdir(path):
         raise UsageError(argument, path, "an existing folder of PNG/JPEG images")
-    names = sorted(n for n in os.listdir(path) if n.lower().endswith(SUFFIXES))
+    names = sorted(n for n in os.listdir(path)
+                   if n.lower().endswith(SUFFIXES) and not n.startswith("."))
     if not names:
         raise UsageError(argument, path, "a folder holding at least one PNG/JPEG image")
     return names
