@@ -29,7 +29,28 @@ def fit(model, dataset, anomalous_class, output_dir, **options):
     "fpr:RATE"), verbose, image_size, precision."""
     from anomaly_toolbox.run import training
 
+    _check_keywords(options)
     return training.fit(model, dataset, anomalous_class, str(output_dir), **options)
+
+
+def _check_keywords(options):
+    """A misspelt keyword is TypeError naming fit() and the likely meant one, not an internal
+    function's signature."""
+    import difflib
+    import inspect
+
+    from anomaly_toolbox.run import training
+    from anomaly_toolbox.run.spec import RunSpec
+
+    allowed = sorted({*inspect.signature(training.fit).parameters,
+                      *inspect.signature(RunSpec.resolve).parameters}
+                     - {"model", "dataset", "anomalous_class", "output_dir", "description"})
+    for name in options:
+        if name not in allowed:
+            close = difflib.get_close_matches(name, allowed, 1)
+            raise TypeError(f"fit() got an unexpected keyword argument {name!r}"
+                            + (f"; did you mean {close[0]!r}?" if close else
+                               f" (expected some of {', '.join(allowed)})"))
 
 
 def read_results(run_dir):

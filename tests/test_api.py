@@ -87,3 +87,13 @@ def test_bad_threshold_and_missing_results_are_usage_errors(tmp_path):
     assert not (tmp_path / "run").exists()
     with pytest.raises(UsageError, match="invalid run_dir"):
         atb.read_results(tmp_path)
+
+
+def test_a_misspelt_keyword_names_fit_and_what_was_meant(tmp_path):
+    """It once raised TypeError naming RunSpec.resolve(), an internal function."""
+    with pytest.raises(TypeError, match=r"^fit\(\) got an unexpected keyword argument 'profle'; "
+                                        r"did you mean 'profile'\?$"):
+        atb.fit("ganomaly", "mnist", 1, tmp_path / "run", profle="cpu")
+    with pytest.raises(TypeError, match=r"'zzz' \(expected some of .*batch_size.*verbose"):
+        atb.fit("ganomaly", "mnist", 1, tmp_path / "run", zzz=1)
+    assert not (tmp_path / "run").exists()
