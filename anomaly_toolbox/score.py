@@ -125,7 +125,8 @@ def write_csv(path, ids, scores, threshold, map_max=None):
 
 def check():
     """Every flag that can be checked before TensorFlow is imported (see cli.main)."""
-    from anomaly_toolbox.data.inputs import check_batch_size, check_input, parse_input_range
+    from anomaly_toolbox.data.inputs import (check_batch_size, check_input, input_files,
+                                             parse_input_range)
     from anomaly_toolbox.errors import UsageError
     from anomaly_toolbox.files import check_writable_dir, check_writable_file
 
@@ -133,7 +134,7 @@ def check():
     if FLAGS.saved_model is None or not os.path.isdir(FLAGS.saved_model):
         raise UsageError("saved_model", FLAGS.saved_model, "an existing SavedModel folder")
     check_input(FLAGS.input, parse_input_range(FLAGS.input_range))
-    check_writable_file(FLAGS.output, "output", reading=FLAGS.input,  # before any scoring
+    check_writable_file(FLAGS.output, "output", reading=input_files(FLAGS.input),
                         made_first=FLAGS.maps_dir)
     if FLAGS.maps_dir is not None:
         check_writable_dir(FLAGS.maps_dir, "maps_dir")  # made only once scoring starts
