@@ -1,6 +1,8 @@
-"""`score` never overwrites what it reads: an --output that is one of the --input folder's images
-is refused."""
+"""`score` never overwrites what it reads or what the user keeps: an --output that is one of the
+--input folder's images is refused, --maps_dir must be new or empty and gives each input its own
+map (a.png and a.jpg)."""
 
+import csv
 import os
 import subprocess
 import sys
@@ -56,3 +58,21 @@ def test_an_output_that_is_one_of_the_input_images_is_refused(saved_model, image
         code, err = score(saved_model, f"--input={folder}", f"--output={output}")
         assert refused(code, err, "output") and "a file other than the input" in err, err
     assert contents(folder) == before
+
+
+def test_maps_dir_must_be_new_or_empty_and_each_input_has_its_own_map(saved_model, images,
+                                                                      tmp_path):
+    names = ["a.png", "a_map.png", "b.png", "b.jpg"]
+    folder = image_folder(tmp_path / "in", images[0], names)
+    before, out = contents(folder), tmp_path / "s.csv"
+    code, err = score(saved_model, f"--input={folder}", f"--output={out}", f"--maps_dir={folder}")
+    assert refused(code, err, "maps_dir") and "new or empty" in err, err
+    assert contents(folder) == before and not out.exists()
+    maps = tmp_path / "maps"
+    maps.mkdir()  # empty: taken; the CSV may be a new file in the input folder
+    code, err = score(saved_model, f"--input={folder}", f"--output={folder / 's.csv'}",
+                      f"--maps_dir={maps}")
+    assert code == 0, err[-3000:]
+    assert sorted(os.listdir(maps)) == sorted(f"{n}_map.png" for n in names)
+    assert contents(folder) == {**before, "s.csv": (folder / "s.csv").read_bytes()}
+    assert sorted(r["id"] for r in csv.DictReader((folder / "s.csv").open())) == sorted(names)
