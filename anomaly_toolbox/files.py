@@ -147,11 +147,12 @@ def check_writable_file(path, argument, reading=(), made_first=None):
 
 def sha256(paths, names=None):
     """One SHA-256 over the files' names (`names`, e.g. relative paths) and contents: what
-    identifies data in results, without the machine's folders."""
+    identifies data in results, without the machine's folders. A name is hashed as its bytes on
+    disk: UTF-8, and a name that is not UTF-8 (os.listdir's surrogate escapes) as its own bytes."""
     digest = hashlib.sha256()
     for path, name in zip(paths, names or [None] * len(paths)):
         if name is not None:
-            digest.update(name.encode() + b"\0")
+            digest.update(name.encode("utf-8", "surrogateescape") + b"\0")
         with open(path, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)

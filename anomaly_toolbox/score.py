@@ -17,7 +17,7 @@ a float array whose values all lie in 0..1 is refused, unless --input_range=0..1
 rescale it.
 --maps_dir=DIR (a new or empty folder) also writes DIR/<id>_map.png per image, <id> as in the CSV
 (a.png_map.png for a.png; image | map overlaid | colour bar, one scale per call) and adds map_max
-to the CSV.
+to the CSV. The CSV is UTF-8; a file name that is not UTF-8 is written as its own bytes.
 """
 
 import csv
@@ -120,6 +120,8 @@ def check_maps_dir(maps_dir, metadata, saved_model):
 
 
 def write_csv(path, ids, scores, threshold, map_max=None):
+    """UTF-8; a file name that is not UTF-8 is written as its own bytes (surrogateescape), so
+    its id finds the file again."""
     from anomaly_toolbox.errors import UsageError
     from anomaly_toolbox.files import write_atomic
 
@@ -130,7 +132,7 @@ def write_csv(path, ids, scores, threshold, map_max=None):
         writer.writerow([i, f"{s:.9g}", int(s >= threshold)] +
                         ([f"{map_max[row]:.6g}"] if map_max is not None else []))
     try:
-        write_atomic(path, out.getvalue())
+        write_atomic(path, out.getvalue().encode("utf-8", "surrogateescape"), "wb")
     except OSError as e:
         raise UsageError("output", path, f"a writable file path ({e.strerror})") from e
 

@@ -1,17 +1,24 @@
 """`score` never overwrites what it reads or what the user keeps: an --output that is one of the
 --input folder's images is refused, --maps_dir must be new or empty and gives each input its own
-map (a.png and a.jpg)."""
+map (a.png and a.jpg); file names that are not UTF-8 are scored, written to the CSV as their own
+bytes and hashed when a folder dataset is trained on, with ordinary names hashed as before."""
 
 import csv
+import hashlib
+import json
 import os
 import subprocess
 import sys
 
 import pytest
-from conftest import REPO, tiny_model
+from conftest import REPO, TINY, tiny_model
 from PIL import Image
 
-from anomaly_toolbox.run import export
+from anomaly_toolbox import files
+from anomaly_toolbox.run import export, training
+
+RAW = b"bad\xff\xfename.png"  # a file name that is not UTF-8
+NOT_UTF8 = os.fsdecode(RAW)  # as os.listdir gives it
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +83,36 @@ def test_maps_dir_must_be_new_or_empty_and_each_input_has_its_own_map(saved_mode
     assert sorted(os.listdir(maps)) == sorted(f"{n}_map.png" for n in names)
     assert contents(folder) == {**before, "s.csv": (folder / "s.csv").read_bytes()}
     assert sorted(r["id"] for r in csv.DictReader((folder / "s.csv").open())) == sorted(names)
+
+
+def test_a_file_name_that_is_not_utf8_is_scored_and_its_id_is_its_bytes(saved_model, images,
+                                                                       tmp_path):
+    folder = image_folder(tmp_path / "in", images[0], ["ok.png", NOT_UTF8])
+    out, maps = tmp_path / "s.csv", tmp_path / "maps"
+    code, err = score(saved_model, f"--input={folder}", f"--output={out}", f"--maps_dir={maps}")
+    assert code == 0, err[-3000:]
+    ids = [row.split(b",")[0] for row in out.read_bytes().splitlines()[1:]]
+    assert ids == [RAW, b"ok.png"]  # the file's own bytes: the id finds it again
+    assert sorted(os.listdir(os.fsencode(maps))) == [RAW + b"_map.png", b"ok.png_map.png"]
+
+
+def test_ordinary_names_hash_as_before_and_other_names_as_their_bytes(tmp_path):
+    (tmp_path / "1").write_bytes(b"zero")
+    (tmp_path / "2").write_bytes(b"one")
+    paths = [str(tmp_path / "1"), str(tmp_path / "2")]
+    # the data identity runs recorded before non-UTF-8 names were hashed
+    assert files.sha256(paths, ["train/0.png", "test/normal/été.png"]) == \
+        "d6003b1e616add4d89630e2ba277c2a09fc99518b8b216990cce11b1cd9eb094"
+    assert files.sha256(paths[:1], [NOT_UTF8]) == hashlib.sha256(RAW + b"\0zero").hexdigest()
+
+
+def test_training_on_a_folder_with_names_that_are_not_utf8(images, tmp_path):
+    root = tmp_path / "data"  # with test folders, every train/ file is streamed by tf.data
+    image_folder(root / "train", images[0][:8], [f"{i}.png" for i in range(7)] + [NOT_UTF8])
+    image_folder(root / "test" / "normal", images[0][8:12], ["0.png", "1.png", "2.png", NOT_UTF8])
+    image_folder(root / "test" / "anomalous", images[0][12:16], [f"{i}.png" for i in range(4)])
+    (tmp_path / "tiny.json").write_text(json.dumps({"epochs": 1, "batch_size": 4, "model": TINY}))
+    training.fit("autoencoder", f"folder:{root}", 0, str(tmp_path / "run"),
+                 config=str(tmp_path / "tiny.json"), verbose=0)
+    source = json.loads((tmp_path / "run" / "results.json").read_text())["data_source"]
+    assert source["files"] == 16 and len(source["sha256"]) == 64
