@@ -125,17 +125,20 @@ def check_writable_dir(path, argument):
         raise UsageError(argument, path, f"a writable directory ({e.strerror})") from e
 
 
-def check_writable_file(path, argument, reading=None, made_first=None):
+def check_writable_file(path, argument, reading=(), made_first=None):
     """Before any work: `path` can be written (a file in an existing folder that takes files,
-    or in `made_first`, a folder the command makes before writing it), and is not the file
-    `reading` names (the command's input, which it would overwrite)."""
+    or in `made_first`, a folder the command makes before writing it), and is none of the files
+    `reading` lists (the command's inputs, which it would overwrite), by a link or not."""
     from anomaly_toolbox.errors import UsageError
 
     if os.path.isdir(path):
         raise UsageError(argument, path, "a file path, not a folder")
-    if reading and os.path.isfile(reading) and os.path.exists(path) \
-            and os.path.samefile(path, reading):
-        raise UsageError(argument, path, f"a file other than the input {reading!r}")
+    if os.path.exists(path):
+        target = os.stat(path)
+        read = next((f for f in reading
+                     if os.path.exists(f) and os.path.samestat(os.stat(f), target)), None)
+        if read is not None:
+            raise UsageError(argument, path, f"a file other than the input {read!r}")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder) and not (made_first and folder == os.path.abspath(made_first)):
         raise UsageError(argument, path, f"a file path in an existing folder (no {folder})")
@@ -144,11 +147,12 @@ def check_writable_file(path, argument, reading=None, made_first=None):
 
 def sha256(paths, names=None):
     """One SHA-256 over the files' names (`names`, e.g. relative paths) and contents: what
-    identifies data in results, without the machine's folders."""
+    identifies data in results, without the machine's folders. A name is hashed as its bytes on
+    disk: UTF-8, and a name that is not UTF-8 (os.listdir's surrogate escapes) as its own bytes."""
     digest = hashlib.sha256()
     for path, name in zip(paths, names or [None] * len(paths)):
         if name is not None:
-            digest.update(name.encode() + b"\0")
+            digest.update(name.encode("utf-8", "surrogateescape") + b"\0")
         with open(path, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)

@@ -15,8 +15,9 @@ read from its header, before decoding (decompression bombs).
 Arrays must hold pixels on the scale the model was trained on (metadata pixel_range, 0..255):
 a float array whose values all lie in 0..1 is refused, unless --input_range=0..1 says to
 rescale it.
---maps_dir=DIR also writes DIR/<id>_map.png per image (image | map overlaid | colour bar, one
-scale per call) and adds map_max to the CSV.
+--maps_dir=DIR (a new or empty folder) also writes DIR/<id>_map.png per image, <id> as in the CSV
+(a.png_map.png for a.png; image | map overlaid | colour bar, one scale per call) and adds map_max
+to the CSV. The CSV is UTF-8; a file name that is not UTF-8 is written as its own bytes.
 """
 
 import csv
@@ -37,9 +38,11 @@ def define_flags():
                         "of them; images of at most 4096 x 4096 pixels.")
     flags.DEFINE_string("output", "scores.csv", "CSV to write.")
     flags.DEFINE_integer("batch_size", 256, "Images read and scored at a time.")
-    flags.DEFINE_string("maps_dir", None, "Also write, per image, <id>_map.png: the image and "
-                        "its anomaly map overlaid (one colour scale for the whole call, with a "
-                        "colour bar); the CSV gains map_max. Models that reconstruct only.")
+    flags.DEFINE_string("maps_dir", None, "A new or empty folder to also write, per image, "
+                        "<id>_map.png (<id> as in the CSV: a.png_map.png for a.png, 12_map.png "
+                        "for array row 12): the image and its anomaly map overlaid (one colour "
+                        "scale for the whole call, with a colour bar); the CSV gains map_max. "
+                        "Models that reconstruct only.")
     flags.DEFINE_string("input_range", None, "The pixel scale of a .npy --input, if not the "
                         "model's (0..255): 0..1 rescales it to the model's. Image and IDX files "
                         "are always 0..255.")
@@ -98,6 +101,15 @@ def scores_and_maps(loaded, ids, read, maps_dir):
         shutil.rmtree(kept, ignore_errors=True)
 
 
+def check_maps_dir_is_new(maps_dir):
+    """Refuses a folder holding files: the overlays would replace the user's files (or an
+    earlier call's maps) of the same names, and be mixed with them."""
+    from anomaly_toolbox.errors import UsageError
+
+    if os.path.isdir(maps_dir) and os.listdir(maps_dir):
+        raise UsageError("maps_dir", maps_dir, "a new or empty folder (this one holds files)")
+
+
 def check_maps_dir(maps_dir, metadata, saved_model):
     """Refuses a model without anomaly_map before any work (the folder was checked already)."""
     from anomaly_toolbox.errors import UsageError
@@ -108,6 +120,8 @@ def check_maps_dir(maps_dir, metadata, saved_model):
 
 
 def write_csv(path, ids, scores, threshold, map_max=None):
+    """UTF-8; a file name that is not UTF-8 is written as its own bytes (surrogateescape), so
+    its id finds the file again."""
     from anomaly_toolbox.errors import UsageError
     from anomaly_toolbox.files import write_atomic
 
@@ -118,14 +132,15 @@ def write_csv(path, ids, scores, threshold, map_max=None):
         writer.writerow([i, f"{s:.9g}", int(s >= threshold)] +
                         ([f"{map_max[row]:.6g}"] if map_max is not None else []))
     try:
-        write_atomic(path, out.getvalue())
+        write_atomic(path, out.getvalue().encode("utf-8", "surrogateescape"), "wb")
     except OSError as e:
         raise UsageError("output", path, f"a writable file path ({e.strerror})") from e
 
 
 def check():
     """Every flag that can be checked before TensorFlow is imported (see cli.main)."""
-    from anomaly_toolbox.data.inputs import check_batch_size, check_input, parse_input_range
+    from anomaly_toolbox.data.inputs import (check_batch_size, check_input, input_files,
+                                             parse_input_range)
     from anomaly_toolbox.errors import UsageError
     from anomaly_toolbox.files import check_writable_dir, check_writable_file
 
@@ -133,10 +148,11 @@ def check():
     if FLAGS.saved_model is None or not os.path.isdir(FLAGS.saved_model):
         raise UsageError("saved_model", FLAGS.saved_model, "an existing SavedModel folder")
     check_input(FLAGS.input, parse_input_range(FLAGS.input_range))
-    check_writable_file(FLAGS.output, "output", reading=FLAGS.input,  # before any scoring
+    check_writable_file(FLAGS.output, "output", reading=input_files(FLAGS.input),
                         made_first=FLAGS.maps_dir)
     if FLAGS.maps_dir is not None:
         check_writable_dir(FLAGS.maps_dir, "maps_dir")  # made only once scoring starts
+        check_maps_dir_is_new(FLAGS.maps_dir)
 
 
 def body():

@@ -133,8 +133,8 @@ def test_score_writes_map_overlays_on_one_scale_and_map_max(rgb_run, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = list(csv.DictReader(out.open()))
     assert list(rows[0]) == ["id", "score", "is_anomaly", "map_max"] and len(rows) == 8
-    assert sorted(os.listdir(maps)) == [f"{i:02d}_map.png" for i in range(8)]  # no temp left
-    png = Image.open(maps / "00_map.png")
+    assert sorted(os.listdir(maps)) == [f"{i:02d}.png_map.png" for i in range(8)]  # no temp left
+    png = Image.open(maps / "00.png_map.png")
     assert png.size[0] > 2 * png.size[1] and all(float(r["map_max"]) > 0 for r in rows)
 
 

@@ -169,7 +169,7 @@ class ImageFiles:
     def load(self, path):
         """A tf.data map: a path -> uint8 (size, size, channels), decoded by PIL (as the scorer
         decodes) and resized in the graph."""
-        image = tf.numpy_function(lambda p: read_image(p.decode(), self.channels, "dataset"),
+        image = tf.numpy_function(lambda p: read_image(os.fsdecode(p), self.channels, "dataset"),
                                   [path], tf.uint8, stateful=False)
         image.set_shape([None, None, self.channels])
         x = resize_if_needed(tf.cast(image[tf.newaxis], tf.float32), self.size)[0]

@@ -56,6 +56,14 @@ def check_input(path, input_range=None):
                          "no --input_range for image and IDX files: they hold 0..255 pixels")
 
 
+def input_files(path):
+    """The files reading `path` opens: itself, or a folder's images (folders.image_names' rule);
+    what `score --output` must not overwrite."""
+    if not os.path.isdir(path):
+        return [path]
+    return [os.path.join(path, n) for n in os.listdir(path) if n.lower().endswith(IMAGE_SUFFIXES)]
+
+
 def read_batches(path, channels=1, resize_to=None, batch_size=256, sides=(28, 32),
                  model_range=MODEL_RANGE, input_range=None):
     """(ids, iterator of (B, H, W, C) uint8/float32 batches): a folder is opened batch by batch

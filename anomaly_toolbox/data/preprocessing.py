@@ -6,6 +6,8 @@ one resize of the package. Pixel values 0..255 then map to [-1, 1] by x / 127.5 
 per-image or per-batch statistics, so a score never depends on what else is in the batch.
 """
 
+import os
+
 import tensorflow as tf
 
 IMAGE_SIZE = 32  # the side benchmark images are padded to, and the default model side
@@ -57,9 +59,11 @@ def to_model_input(images, image_size=IMAGE_SIZE, pad=True):
 
 def _images(images):
     """A dataset of single images: an array's rows, or files decoded on the fly (data that
-    need not fit in memory: anything with `paths` and a `load(path)` tf function)."""
+    need not fit in memory: anything with `paths` and a `load(path)` tf function). Paths go in
+    as their bytes on disk: a str tensor takes no file name that is not UTF-8."""
     if hasattr(images, "load"):
-        return tf.data.Dataset.from_tensor_slices(list(images.paths)), images.load
+        return tf.data.Dataset.from_tensor_slices([os.fsencode(p) for p in images.paths]), \
+            images.load
     return tf.data.Dataset.from_tensor_slices(images), None
 
 

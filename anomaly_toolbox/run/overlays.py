@@ -49,9 +49,9 @@ def overlay_png(image, amap, vmax):
 
 
 def png_name(image_id):
-    """`0007_map.png` for the file 0007.png, `12_map.png` for array row 12."""
-    stem = str(image_id).rsplit(".", 1)[0] if isinstance(image_id, str) else str(image_id)
-    return f"{stem}_map.png"
+    """`<id>_map.png`, the CSV's id in full: `0007.png_map.png` for the file 0007.png,
+    `12_map.png` for array row 12. Unique as ids are: a.png and a.jpg do not share a map."""
+    return f"{image_id}_map.png"
 
 
 def write(folder, ids, images, maps, vmax):
