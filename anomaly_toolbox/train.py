@@ -54,7 +54,7 @@ def define_flags():
     flags.DEFINE_integer("verbose", 1, "Keras fit verbosity: 1 progress bar, 2 one line per epoch.")
     flags.DEFINE_string("strategy", "default", "default (one device), mirrored (all local GPUs, "
                         "or --cpu_devices logical CPUs) or multi_worker (cluster from TF_CONFIG); "
-                        "--batch_size stays the global batch.")
+                        "--batch_size stays the global batch, a multiple of the replicas.")
     flags.DEFINE_string("precision", None, "float32, mixed_bfloat16 (CPUs with AVX512_BF16/AMX, "
                         "recent GPUs), mixed_float16 (GPUs, loss scaling) or auto (default: the "
                         "config's, else auto; auto is mixed_bfloat16 for the models that passed "

@@ -197,3 +197,36 @@ def test_mirrored_run_through_the_train_command_records_its_strategy(tmp_path, c
     assert runs["mirrored"]["distribution"] | {"weights_sha256": None} == {
         "strategy": "mirrored", "replicas": 2, "weights_sha256": None}
     assert again["distribution"] == runs["mirrored"]["distribution"]
+
+
+def _tiny_command(tmp_path, output, *flags, limit=300):
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({"epochs": 1, "batch_size": 32, "precision": "float32",
+                                  "model": {"latent_dim": 8, "filters": [4, 8, 16]}}))
+    return [sys.executable, "-m", "anomaly_toolbox.train", "--model=autoencoder",
+            "--dataset=mnist", "--anomalous_class=1", f"--config={config}", f"--limit={limit}",
+            f"--data_dir={DATA_DIR}", f"--output_dir={tmp_path / output}", "--verbose=2", *flags]
+
+
+def test_a_global_batch_the_replicas_cannot_share_evenly_is_refused_before_anything_is_written(
+        tmp_path):
+    """32 on 3 replicas is 11, 11, 10: Keras' fit averaged the replicas' first batches to build
+    the model and ended in an AddN traceback, after run.json, logs/ and .lock were written."""
+    proc = subprocess.run(_tiny_command(tmp_path, "out", "--strategy=mirrored",
+                                        "--cpu_devices=3"), capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        "error: invalid batch_size: 32 (expected a multiple of the 3 replicas of "
+        "--strategy=mirrored --cpu_devices=3)"), proc.stderr[-2000:]
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_epoch_whose_last_batch_cannot_reach_every_replica_trains(tmp_path):
+    """33 train images in batches of 32 end in a batch of 1, which left the second replica no
+    image (a convolution over an empty batch failed); the epoch is cut to 32 images: 1 step."""
+    proc = subprocess.run(_tiny_command(tmp_path, "out", "--strategy=mirrored",
+                                        "--cpu_devices=2", limit=33),
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert re.search(r"^1/1 ", proc.stdout, re.M), proc.stdout[-2000:]
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["distribution"][
+        "replicas"] == 2

@@ -28,6 +28,15 @@ def check(strategy, cpu_devices):
         cluster_spec()
 
 
+def check_batch(batch_size, replicas, strategy, cpu_devices):
+    """The global batch must split evenly: Keras' fit builds the model from the mean of the
+    replicas' first batches, which fails with a traceback when their sizes differ."""
+    if batch_size % replicas:
+        flags = f"--strategy={strategy}" + (f" --cpu_devices={cpu_devices}" if cpu_devices else "")
+        raise UsageError("batch_size", batch_size,
+                         f"a multiple of the {replicas} replicas of {flags}")
+
+
 def cluster_spec():
     """(workers, this task's index) from TF_CONFIG, checked."""
     text = os.environ.get("TF_CONFIG")
