@@ -55,7 +55,7 @@ def define_flags():
                          "per epoch.", lower_bound=0, upper_bound=2)
     flags.DEFINE_string("strategy", "default", "default (one device), mirrored (all local GPUs, "
                         "or --cpu_devices logical CPUs) or multi_worker (cluster from TF_CONFIG); "
-                        "--batch_size stays the global batch.")
+                        "--batch_size stays the global batch, a multiple of the replicas.")
     flags.DEFINE_string("precision", None, "float32, mixed_bfloat16 (CPUs with AVX512_BF16/AMX, "
                         "recent GPUs), mixed_float16 (GPUs, loss scaling) or auto (default: the "
                         "config's, else auto; auto is mixed_bfloat16 for the models that passed "

@@ -146,6 +146,17 @@ def test_a_bad_strategy_flag_exits_2_and_writes_nothing(tmp_path):
     ("multi_worker", None, "{not json", "invalid TF_CONFIG"),
     ("multi_worker", None, json.dumps({"cluster": {"worker": ["127.0.0.1:1"]},
                                        "task": {"type": "worker", "index": 3}}), "invalid TF_CONFIG"),
+    # TensorFlow's own checks ended these in a traceback (`task_type 'chief' not found`, ...)
+    ("multi_worker", None, json.dumps({"cluster": {"worker": ["127.0.0.1:1"]},
+                                       "task": {"type": "chief", "index": 0}}),
+     "invalid TF_CONFIG task type: 'chief' (expected one of its cluster's: worker)"),
+    *[("multi_worker", None, json.dumps({"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]},
+                                         "task": {"type": "worker", "index": index}}),
+       f"invalid TF_CONFIG task index: {index!r} (expected an integer in 0..1, a position in "
+       "cluster['worker'])") for index in (1.5, "0", True, -1)],
+    ("multi_worker", None, json.dumps({"cluster": {"chief": ["127.0.0.1:1", "127.0.0.1:2"]},
+                                       "task": {"type": "chief", "index": 0}}),
+     "invalid TF_CONFIG: "),
 ])
 def test_bad_distribution_arguments_are_refused_before_anything_is_written(
         tmp_path, monkeypatch, strategy, cpu_devices, tf_config, message):
@@ -159,6 +170,24 @@ def test_bad_distribution_arguments_are_refused_before_anything_is_written(
         training.fit("autoencoder", "mnist", 3, str(out), epochs=1, data_dir=DATA_DIR, limit=64,
                      strategy=strategy, cpu_devices=cpu_devices)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("cluster, writer", [
+    ({"chief": ["h:0"], "worker": ["h:1", "h:2"]}, ("chief", 0)),
+    ({"worker": ["h:1", "h:2"]}, ("worker", 0)),
+])
+def test_exactly_one_task_of_a_cluster_writes_the_run_folder(monkeypatch, cluster, writer):
+    """The chief when the cluster has one, else worker 0; the chief and worker 0 both wrote."""
+    from anomaly_toolbox.run import distribute
+
+    writers = []
+    for kind, hosts in cluster.items():
+        for index in range(len(hosts)):
+            monkeypatch.setenv("TF_CONFIG", json.dumps(
+                {"cluster": cluster, "task": {"type": kind, "index": index}}))
+            if distribute.writes_run_folder(*distribute.cluster_spec()):
+                writers.append((kind, index))
+    assert writers == [writer]
 
 
 def test_mirrored_run_through_the_train_command_records_its_strategy(tmp_path, children):
@@ -197,3 +226,36 @@ def test_mirrored_run_through_the_train_command_records_its_strategy(tmp_path, c
     assert runs["mirrored"]["distribution"] | {"weights_sha256": None} == {
         "strategy": "mirrored", "replicas": 2, "weights_sha256": None}
     assert again["distribution"] == runs["mirrored"]["distribution"]
+
+
+def _tiny_command(tmp_path, output, *flags, limit=300):
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps({"epochs": 1, "batch_size": 32, "precision": "float32",
+                                  "model": {"latent_dim": 8, "filters": [4, 8, 16]}}))
+    return [sys.executable, "-m", "anomaly_toolbox.train", "--model=autoencoder",
+            "--dataset=mnist", "--anomalous_class=1", f"--config={config}", f"--limit={limit}",
+            f"--data_dir={DATA_DIR}", f"--output_dir={tmp_path / output}", "--verbose=2", *flags]
+
+
+def test_a_global_batch_the_replicas_cannot_share_evenly_is_refused_before_anything_is_written(
+        tmp_path):
+    """32 on 3 replicas is 11, 11, 10: Keras' fit averaged the replicas' first batches to build
+    the model and ended in an AddN traceback, after run.json, logs/ and .lock were written."""
+    proc = subprocess.run(_tiny_command(tmp_path, "out", "--strategy=mirrored",
+                                        "--cpu_devices=3"), capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        "error: invalid batch_size: 32 (expected a multiple of the 3 replicas of "
+        "--strategy=mirrored --cpu_devices=3)"), proc.stderr[-2000:]
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_epoch_whose_last_batch_cannot_reach_every_replica_trains(tmp_path):
+    """33 train images in batches of 32 end in a batch of 1, which left the second replica no
+    image (a convolution over an empty batch failed); the epoch is cut to 32 images: 1 step."""
+    proc = subprocess.run(_tiny_command(tmp_path, "out", "--strategy=mirrored",
+                                        "--cpu_devices=2", limit=33),
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert re.search(r"^1/1 ", proc.stdout, re.M), proc.stdout[-2000:]
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["distribution"][
+        "replicas"] == 2

@@ -76,12 +76,16 @@ def _batched(ds, load, batch_size, image_size, pad):
         .prefetch(tf.data.AUTOTUNE)
 
 
-def train_dataset(images, batch_size, seed, epoch, image_size=IMAGE_SIZE, pad=True):
+def train_dataset(images, batch_size, seed, epoch, image_size=IMAGE_SIZE, pad=True, replicas=1):
     """Normal images for one epoch; the order is a function of (seed, epoch), so a resumed
     run sees exactly the batches an uninterrupted one would. Files are shuffled as names, then
-    decoded and resized in the pipeline."""
+    decoded and resized in the pipeline. Under several `replicas` (batch_size a multiple of
+    them) the shuffled epoch is cut to a multiple of their count, at most replicas - 1 images,
+    so the last batch splits evenly too: a replica left with no image fails the train step."""
     ds, load = _images(images)
     ds = ds.shuffle(len(images), seed=seed * 100_003 + epoch, reshuffle_each_iteration=False)
+    if replicas > 1:
+        ds = ds.take(len(images) - len(images) % replicas)
     return _batched(ds, load, batch_size, image_size, pad)
 
 

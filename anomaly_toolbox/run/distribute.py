@@ -7,9 +7,10 @@ import os
 
 import tensorflow as tf
 
-from anomaly_toolbox.errors import UsageError
+from anomaly_toolbox.errors import UsageError, check_integer
 
 STRATEGIES = ("default", "mirrored", "multi_worker")
+TASK_TYPES = ("chief", "worker")  # the tasks that train under MultiWorkerMirroredStrategy
 
 
 def check(strategy, cpu_devices):
@@ -28,20 +29,41 @@ def check(strategy, cpu_devices):
         cluster_spec()
 
 
+def check_batch(batch_size, replicas, strategy, cpu_devices):
+    """The global batch must split evenly: Keras' fit builds the model from the mean of the
+    replicas' first batches, which fails with a traceback when their sizes differ."""
+    if batch_size % replicas:
+        flags = f"--strategy={strategy}" + (f" --cpu_devices={cpu_devices}" if cpu_devices else "")
+        raise UsageError("batch_size", batch_size,
+                         f"a multiple of the {replicas} replicas of {flags}")
+
+
 def cluster_spec():
-    """(workers, this task's index) from TF_CONFIG, checked."""
+    """(cluster, task type, task index) from TF_CONFIG, checked: TensorFlow's own checks end
+    in a traceback once the strategy starts."""
     text = os.environ.get("TF_CONFIG")
-    expected = ('JSON {"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", '
-                '"index": i}}')
+    expected = ('JSON {"cluster": {"worker": ["host:port", ...], optionally "chief": '
+                '["host:port"]}, "task": {"type": "worker" or "chief", "index": i}}')
     try:
         spec = json.loads(text or "")
-        workers = spec["cluster"]["worker"]
-        task = spec["task"]
-        assert isinstance(workers, list) and workers and all(":" in str(w) for w in workers)
-        assert task["type"] in ("worker", "chief") and 0 <= int(task["index"]) < len(workers)
+        cluster, kind, index = spec["cluster"], spec["task"]["type"], spec["task"]["index"]
+        assert isinstance(cluster, dict) and cluster and set(cluster) <= set(TASK_TYPES)
+        assert all(isinstance(hosts, list) and hosts and all(
+            isinstance(host, str) and ":" in host for host in hosts) for hosts in cluster.values())
+        assert len(cluster.get("chief", [])) <= 1
     except (ValueError, KeyError, TypeError, AssertionError) as e:
         raise UsageError("TF_CONFIG", text, expected) from e
-    return len(workers), int(task["index"])
+    if not isinstance(kind, str) or kind not in cluster:
+        raise UsageError("TF_CONFIG task type", kind, f"one of its cluster's: {', '.join(cluster)}")
+    check_integer("TF_CONFIG task index", index, 0, len(cluster[kind]) - 1,
+                  f"an integer in 0..{len(cluster[kind]) - 1}, a position in cluster[{kind!r}]")
+    return cluster, kind, index
+
+
+def writes_run_folder(cluster, kind, index):
+    """Exactly one task writes the run folder, the one TensorFlow makes chief: the chief task
+    if the cluster has one, else worker 0 (never both: they would race on the same files)."""
+    return kind == "chief" or ("chief" not in cluster and index == 0)
 
 
 def make(strategy, cpu_devices=None):
@@ -60,5 +82,4 @@ def make(strategy, cpu_devices=None):
                                  "(a fresh process, as the train command is)") from e
             devices = [f"/cpu:{i}" for i in range(cpu_devices)]
         return tf.distribute.MirroredStrategy(devices), True
-    _, index = cluster_spec()
-    return tf.distribute.MultiWorkerMirroredStrategy(), index == 0
+    return tf.distribute.MultiWorkerMirroredStrategy(), writes_run_folder(*cluster_spec())

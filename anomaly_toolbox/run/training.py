@@ -52,7 +52,7 @@ def _fit_callbacks(model, spec, splits, run_dir, state, last, writer, test_curve
     return own + side_work + [EpochScalars(writer), EpochLine(spec.epochs, clock, selection)]
 
 
-def _train(model, spec, splits, run_dir, verbose, test_curve=False):
+def _train(model, spec, splits, run_dir, verbose, test_curve=False, replicas=1):
     """Fits epoch by epoch from the last checkpoint; returns (state, writer, divergence message
     or None)."""
     state, last, _ = checkpoint_managers(model, run_dir)
@@ -66,7 +66,7 @@ def _train(model, spec, splits, run_dir, verbose, test_curve=False):
     callbacks = _fit_callbacks(model, spec, splits, run_dir, state, last, writer, test_curve)
     for epoch in range(int(state["epoch"].numpy()), spec.epochs):
         data = train_dataset(splits.x_train, spec.batch_size, spec.train_seed, epoch,
-                             spec.image_size, splits.padded)
+                             spec.image_size, splits.padded, replicas)
         try:
             model.fit(data, initial_epoch=epoch, epochs=epoch + 1, verbose=verbose,
                       shuffle=False,  # the dataset is shuffled per epoch already
@@ -104,6 +104,8 @@ def run(spec, verbose=2, record_test_curve=False, strategy="default", cpu_device
                          spec.data_dir, spec.limit, spec.image_size)
     distribute.check(strategy, cpu_devices)
     tf_strategy, chief = distribute.make(strategy, cpu_devices)
+    replicas = tf_strategy.num_replicas_in_sync
+    distribute.check_batch(spec.batch_size, replicas, strategy, cpu_devices)
     run_dir = RunDir(spec.output_dir if chief else
                      tempfile.mkdtemp(prefix="anomaly_toolbox-worker-"))
     try:
@@ -113,8 +115,8 @@ def run(spec, verbose=2, record_test_curve=False, strategy="default", cpu_device
                 return _already_finished(run_dir, spec.threshold)
             model = _build(spec, splits, tf_strategy, deterministic)
             state, writer, diverged = _train(model, spec, splits, run_dir, verbose,
-                                             record_test_curve)
-            distribution = {"strategy": strategy, "replicas": tf_strategy.num_replicas_in_sync}
+                                             record_test_curve, replicas)
+            distribution = {"strategy": strategy, "replicas": replicas}
             return _finish(model, spec, splits, run_dir, state, writer, diverged, started,
                            verbose, distribution)
     except tf.errors.OpError as e:  # a train/ file that stopped decoding after the check
