@@ -89,6 +89,18 @@ def tiny_run(tmp_path_factory):
     return get
 
 
+@pytest.fixture(scope="session")
+def saved_model(tmp_path_factory):
+    """A tiny untrained autoencoder (it has anomaly_map) exported as runs export it (metadata
+    pixel_range 0..255): shared READ-ONLY."""
+    from anomaly_toolbox.run import export
+
+    path = tmp_path_factory.mktemp("export") / "saved_model"
+    export.save(tiny_model("autoencoder"), str(path), channels=1, threshold=0.5,
+                metadata={"model": "autoencoder", "channels": 1})
+    return path
+
+
 def tiny_model(name, **overrides):
     from anomaly_toolbox import models as registry
 

@@ -143,15 +143,6 @@ def test_a_train_file_that_breaks_after_the_check_is_named_mid_training(
 
 # --- scoring: files and arrays -----------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def saved_model(tmp_path_factory):
-    """A tiny untrained autoencoder exported as runs export it (metadata pixel_range 0..255)."""
-    path = tmp_path_factory.mktemp("export") / "saved_model"
-    export.save(tiny_model("autoencoder"), str(path), channels=1, threshold=0.5,
-                metadata={"model": "autoencoder", "channels": 1})
-    return path
-
-
 def test_a_bomb_is_refused_by_name_by_score_and_the_api(saved_model, images, tmp_path):
     folder = tmp_path / "new"
     folder.mkdir()

@@ -10,24 +10,14 @@ import os
 import subprocess
 import sys
 
-import pytest
-from conftest import REPO, TINY, tiny_model
+from conftest import REPO, TINY
 from PIL import Image
 
 from anomaly_toolbox import files
-from anomaly_toolbox.run import export, training
+from anomaly_toolbox.run import training
 
 RAW = b"bad\xff\xfename.png"  # a file name that is not UTF-8
 NOT_UTF8 = os.fsdecode(RAW)  # as os.listdir gives it
-
-
-@pytest.fixture(scope="module")
-def saved_model(tmp_path_factory):
-    """A tiny untrained autoencoder (it has anomaly_map), exported as runs export it."""
-    path = tmp_path_factory.mktemp("export") / "saved_model"
-    export.save(tiny_model("autoencoder"), str(path), channels=1, threshold=0.5,
-                metadata={"model": "autoencoder", "channels": 1})
-    return path
 
 
 def score(saved_model, *args):
