@@ -10,10 +10,13 @@ import os
 import subprocess
 import sys
 
+import numpy as np
+import pytest
 from conftest import REPO, TINY
 from PIL import Image
 
 from anomaly_toolbox import files
+from anomaly_toolbox.errors import UsageError
 from anomaly_toolbox.run import training
 
 RAW = b"bad\xff\xfename.png"  # a file name that is not UTF-8
@@ -106,3 +109,29 @@ def test_training_on_a_folder_with_names_that_are_not_utf8(images, tmp_path):
                  config=str(tmp_path / "tiny.json"), verbose=0)
     source = json.loads((tmp_path / "run" / "results.json").read_text())["data_source"]
     assert source["files"] == 16 and len(source["sha256"]) == 64
+
+
+def test_a_run_folder_is_not_a_folder_of_images(saved_model, images, tmp_path):
+    """A run's figures (PNGs of one size) were scored as if they were the user's images."""
+    import anomaly_toolbox as atb
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.json").write_text("{}")
+    Image.fromarray(images[0][0]).save(run / "test_curves.png")
+    for folder, holds in ((run, "results.json"), (saved_model, "saved_model.pb")):
+        code, err = score(saved_model, f"--input={folder}", f"--output={tmp_path / 'o.csv'}")
+        assert refused(code, err, "input") and f"(it holds {holds})" in err, err
+        with pytest.raises(UsageError, match="not a run or SavedModel folder"):
+            atb.load(str(saved_model)).score_folder(folder)
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_one_colour_image_for_a_grayscale_model_is_named_as_such(saved_model, images):
+    """(28, 28, 3) read as 28 images of 28 x 3 pixels: 'square images, got (28, 3)'."""
+    import anomaly_toolbox as atb
+
+    rgb = np.repeat(images[0][0][..., None], 3, axis=-1)
+    with pytest.raises(UsageError, match=r"\(expected images with 1 channel\(s\); got one 28x28 "
+                                         r"image with 3\)$"):
+        atb.load(str(saved_model)).score(rgb)

@@ -18,6 +18,7 @@ from anomaly_toolbox.errors import UsageError, check_integer
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 MODEL_RANGE = (0, 255)  # the pixel scale of SavedModels without metadata pixel_range
 INPUT_RANGES = {"0..255": (0, 255), "0..1": (0, 1)}
+RUN_FILES = ("run.json", "results.json", "saved_model.pb")  # a run's, an ensemble's, a SavedModel's
 
 
 def input_rule(metadata):
@@ -51,6 +52,11 @@ def check_input(path, input_range=None):
     for files that always hold 0..255 pixels."""
     if path is None or not (os.path.isfile(path) or os.path.isdir(path)):
         raise UsageError("input", path, "an existing .npy, IDX or image file, or image folder")
+    made_by_us = [n for n in RUN_FILES
+                  if os.path.isdir(path) and os.path.exists(os.path.join(path, n))]
+    if made_by_us:  # its figures would be scored as images
+        raise UsageError("input", path, f"a folder of images to score, not a run or SavedModel "
+                         f"folder (it holds {made_by_us[0]})")
     if input_range is not None and not path.lower().endswith(".npy"):
         raise UsageError("input_range", "..".join(map(str, input_range)),
                          "no --input_range for image and IDX files: they hold 0..255 pixels")
@@ -175,6 +181,9 @@ def as_image_batch(images, channels, name="input", sides=(28, 32)):
     if images.ndim == 2:
         images = images[np.newaxis, ..., np.newaxis]
     elif images.ndim == 3:
+        if images.shape[2] != channels and images.shape[0] == images.shape[1] != images.shape[2]:
+            raise UsageError("input", name, f"images with {channels} channel(s); got one "
+                             f"{images.shape[0]}x{images.shape[1]} image with {images.shape[2]}")
         images = images[np.newaxis] if images.shape[2] == channels else images[..., np.newaxis]
     if images.ndim != 4:
         raise UsageError("input", name, f"images shaped (N, H, W[, C]) or one (H, W[, C]), "
