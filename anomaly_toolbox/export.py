@@ -18,7 +18,8 @@ FLAGS = flags.FLAGS
 
 def define_flags():
     flags.DEFINE_string("run_dir", None, "A finished run folder written by anomaly_toolbox.train.")
-    flags.DEFINE_string("precision", "float32", "float32 or mixed_bfloat16 (mixed_float16: GPU).")
+    flags.DEFINE_string("precision", "float32", "float32, mixed_bfloat16 (mixed_float16: GPU) or "
+                        "auto (as train's: bfloat16 for GANomaly on hardware with bfloat16).")
     flags.DEFINE_string("output_dir", None, "Folder for the new SavedModel (must not exist).")
 
 
@@ -32,11 +33,11 @@ def check():
 
 
 def body():
-    from anomaly_toolbox.models import precision
     from anomaly_toolbox.run import export
 
     path = export.reexport(FLAGS.run_dir, FLAGS.output_dir, FLAGS.precision)
-    print(f"exported in {precision.resolve(FLAGS.precision)}: {path}")  # auto: what it chose
+    _, metadata = export.load(path)
+    print(f"exported in {metadata['config']['precision']}: {path}")  # auto: what it chose
 
 
 if __name__ == "__main__":

@@ -93,9 +93,13 @@ def scores_and_maps(loaded, ids, read, maps_dir):
         scores, maxima = score_batches(loaded, read(), len(ids), kept)
         write_maps(maps_dir, ids, read(), kept, float(maxima.max()))
         return scores, maxima
-    except BaseException:
-        if made:  # a refused input file or a kill: no folder of half the maps
+    except BaseException:  # a refused input file or a kill: no folder of half the maps
+        if made:
             shutil.rmtree(made, ignore_errors=True)
+        else:  # it was empty (check_maps_dir_is_new): empty again, so the same command reruns
+            for name in os.listdir(maps_dir):
+                if os.path.join(maps_dir, name) != kept:
+                    os.remove(os.path.join(maps_dir, name))
         raise
     finally:
         shutil.rmtree(kept, ignore_errors=True)

@@ -64,6 +64,9 @@ def _idx_dir(tmp_path):
     # a bomb's header: 3.4 TB declared, refused before any data is read
     (lambda b: gzip.compress(struct.pack(">IIII", 0x0803, 2 ** 32 - 1, 28, 28) + bytes(10 ** 6)),
      "more than this machine's"),
+    # products that wrap around in int64: negative, zero, or under the cap
+    *((lambda b, d=d: gzip.compress(struct.pack(">IIII", 0x0803, *d)), "more than this machine's")
+      for d in [(2 ** 32 - 1, 2 ** 32 - 1, 1), (2 ** 31, 2 ** 31, 4), (2 ** 32 - 1,) * 3]),
 ])
 def test_corrupted_and_truncated_idx_files(tmp_path, capsys, damage, message):
     path = _idx_dir(tmp_path) / "t10k-images-idx3-ubyte.gz"

@@ -286,6 +286,19 @@ def test_plain_tensorflow_scores_an_empty_batch_as_empty(saved_model):
         assert (score.shape, score.dtype) == ((0,), tf.float32)
         assert (heat.shape, heat.dtype) == ((0, *x.shape[1:3]), tf.float32)
 
+    class RefusesEmpty(tf.Module):  # fails where the kernels did: if run on an empty batch
+        def score(self, x):
+            with tf.control_dependencies([tf.debugging.assert_positive(tf.shape(x)[0])]):
+                return tf.reduce_mean(x, axis=[1, 2, 3])
+
+        def reconstruct(self, x):
+            return x + tf.reshape(self.score(x), [-1, 1, 1, 1]) * 0
+
+    module = export.ScoringModule(RefusesEmpty(), 1, 0.5, {}, fold=False)
+    for fn in (module.score, module.anomaly_map):
+        assert fn(np.zeros((0, 28, 28), np.uint8)).shape[0] == 0
+        assert fn(np.zeros((2, 28, 28), np.uint8)).shape[0] == 2
+
 
 def test_batch_sizes_dtypes_ragged_lists_and_npy_files_are_named(saved_model, images, tmp_path):
     detector = atb.load(str(saved_model))

@@ -135,3 +135,30 @@ def test_one_colour_image_for_a_grayscale_model_is_named_as_such(saved_model, im
     with pytest.raises(UsageError, match=r"\(expected images with 1 channel\(s\); got one 28x28 "
                                          r"image with 3\)$"):
         atb.load(str(saved_model)).score(rgb)
+
+
+def test_an_interrupt_while_drawing_maps_leaves_an_empty_maps_dir_empty(saved_model, images,
+                                                                        tmp_path):
+    """Removing a half-drawn folder covered only one the call had made: an existing empty one
+    kept half the maps, and the same command was then refused ('this one holds files')."""
+    import tensorflow as tf
+
+    from anomaly_toolbox import score
+
+    loaded, batch = tf.saved_model.load(str(saved_model)), images[0][:4, ..., None]
+    passes = []
+
+    def read():  # the second pass (drawing the overlays) is interrupted after one batch
+        passes.append(1)
+        yield batch
+        if len(passes) == 2:
+            raise KeyboardInterrupt
+        yield batch
+
+    for maps in (tmp_path / "new", tmp_path / "empty"):
+        if maps.name == "empty":
+            maps.mkdir()
+        passes.clear()
+        with pytest.raises(KeyboardInterrupt):
+            score.scores_and_maps(loaded, list(range(8)), read, str(maps))
+        assert (os.listdir(maps) == []) if maps.name == "empty" else not maps.exists()

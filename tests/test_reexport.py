@@ -89,3 +89,14 @@ def test_a_damaged_best_checkpoint_is_named_and_nothing_is_written(bf16_run, tmp
     with pytest.raises(DataError, match=f"damaged checkpoint {index} .*saved_model/ still scores"):
         export.reexport(str(run), str(tmp_path / "out"), "float32")
     assert not (tmp_path / "out").exists()
+
+
+def test_auto_is_trains_auto_for_the_runs_model(tiny_run, tmp_path, monkeypatch):
+    """export --precision=auto always gave float32: it resolved auto without the model."""
+    from anomaly_toolbox.models import precision
+    from anomaly_toolbox.run import export
+
+    monkeypatch.setattr(precision, "has_bfloat16", lambda: True)  # as on AVX512_BF16 / AMX
+    run_dir, _ = tiny_run("ganomaly")
+    export.reexport(str(run_dir), str(tmp_path / "auto"), "auto")
+    assert export.load(str(tmp_path / "auto"))[1]["config"]["precision"] == "mixed_bfloat16"

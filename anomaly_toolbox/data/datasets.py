@@ -4,6 +4,7 @@ Local sources come first so that an offline machine never waits on a download.
 """
 
 import gzip
+import math
 import os
 import socket
 import struct
@@ -47,8 +48,8 @@ def read_idx(path, expected_magic):
     opener = gzip.open if str(path).endswith(".gz") else open
     try:
         with opener(path, "rb") as f:
-            dims = _idx_dims(path, f, expected_magic)
-            data = np.empty(int(np.prod(dims, dtype=np.int64)), np.uint8)  # untouched until read
+            dims, size = _idx_dims(path, f, expected_magic)
+            data = np.empty(size, np.uint8)  # untouched until read
             got = _read_into(f, memoryview(data))
             extra = f.read(1)
     except (OSError, EOFError, zlib.error) as e:  # truncated, non-gzip or corrupted files
@@ -71,11 +72,11 @@ def _idx_dims(path, f, expected_magic):
     if len(raw) < 4 * ndim:
         raise DataError(f"{path}: truncated IDX header")
     dims = struct.unpack(f">{ndim}I", raw)
-    size, memory = int(np.prod(dims, dtype=np.int64)), _physical_memory()
+    size, memory = math.prod(dims), _physical_memory()  # Python ints: no int64 wrap-around
     if memory and size > memory:
         raise DataError(f"{path}: IDX header says {dims} = {size} bytes of data, more than this "
                         f"machine's {memory} bytes of memory")
-    return dims
+    return dims, size
 
 
 def _read_into(f, view):

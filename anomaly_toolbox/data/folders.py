@@ -24,13 +24,13 @@ import numpy as np
 import tensorflow as tf
 
 from anomaly_toolbox.data import FOLDER, check
+from anomaly_toolbox.data.inputs import is_image_name
 from anomaly_toolbox.data.preprocessing import IMAGE_SIZE, resize_if_needed
 from anomaly_toolbox.data.protocols import POOLED_VAL_SHARE
 from anomaly_toolbox.data.splits import Splits, split_stratified
 from anomaly_toolbox.errors import DataError, UsageError
 from anomaly_toolbox.files import sha256
 
-SUFFIXES = (".png", ".jpg", ".jpeg")
 GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 # what Pillow opens a 16-bit grayscale PNG as ("I" before Pillow 10); convert("L") clips these
 # at 255 instead of scaling, which turns a 16-bit image black and white
@@ -46,12 +46,11 @@ _WARNINGS = threading.Lock()  # catch_warnings swaps a global: one tf.data threa
 
 
 def image_names(path, argument="input"):
-    """Sorted PNG/JPEG names in `path`, hidden ones left out as `ls` does (macOS's `._x.png`
-    resource forks are not images); a missing or empty folder is an error naming it."""
+    """Sorted PNG/JPEG names in `path` (is_image_name); a missing or empty folder is an error
+    naming it."""
     if not os.path.isdir(path):
         raise UsageError(argument, path, "an existing folder of PNG/JPEG images")
-    names = sorted(n for n in os.listdir(path)
-                   if n.lower().endswith(SUFFIXES) and not n.startswith("."))
+    names = sorted(filter(is_image_name, os.listdir(path)))
     if not names:
         raise UsageError(argument, path, "a folder holding at least one PNG/JPEG image")
     return names

@@ -62,12 +62,18 @@ def check_input(path, input_range=None):
                          "no --input_range for image and IDX files: they hold 0..255 pixels")
 
 
+def is_image_name(name):
+    """A PNG/JPEG file name of a folder's, hidden ones left out as `ls` does (macOS's `._x.png`
+    resource forks are not images)."""
+    return name.lower().endswith(IMAGE_SUFFIXES) and not name.startswith(".")
+
+
 def input_files(path):
-    """The files reading `path` opens: itself, or a folder's images (folders.image_names' rule);
-    what `score --output` must not overwrite."""
+    """The files reading `path` opens: itself, or a folder's images; what `score --output` must
+    not overwrite."""
     if not os.path.isdir(path):
         return [path]
-    return [os.path.join(path, n) for n in os.listdir(path) if n.lower().endswith(IMAGE_SUFFIXES)]
+    return [os.path.join(path, n) for n in os.listdir(path) if is_image_name(n)]
 
 
 def read_batches(path, channels=1, resize_to=None, batch_size=256, sides=(28, 32),

@@ -65,6 +65,7 @@ def read_members(run_dirs):
         members.append({"path": path, "recorded": spec.results(), "spec": spec,
                         "scores": scores, "results": run_dir.results()})
     first = members[0]
+    dated = next((m for m in members if m["results"].get("data_source")), first)  # older: none
     for m in members[1:]:
         for key in SHARED:
             if m["recorded"][key] != first["recorded"][key]:
@@ -74,11 +75,11 @@ def read_members(run_dirs):
         for split in ("val_labels", "test_labels"):
             if not np.array_equal(m["scores"][split], first["scores"][split]):
                 raise UsageError("members", m["path"], f"the same {split} as {first['path']}")
-        old, new = (data_identity(x.get("data_source")) for x in (first["results"], m["results"]))
+        old, new = (data_identity(x["results"].get("data_source")) for x in (dated, m))
         if old and new and old != new:  # same name and labels, other images
             diff = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(old | new)
                              if old.get(k) != new.get(k))
-            raise UsageError("members", m["path"], f"a run on the same images as {first['path']} "
+            raise UsageError("members", m["path"], f"a run on the same images as {dated['path']} "
                              f"(data_source differs: {diff})")
     return members
 

@@ -247,7 +247,7 @@ def reexport(run_path, output_dir, precision):
     from anomaly_toolbox.run.rundir import RunDir
     from anomaly_toolbox.run.spec import RunSpec
 
-    precision = precision_lib.resolve(precision)
+    precision_lib.resolve(precision)  # a bad name is refused before anything is read
     run_dir = RunDir(run_path)
     if not run_dir.finished() or not run_dir.has_best_checkpoint():
         raise UsageError("run_dir", run_path, "a finished run folder (with results.json and "
@@ -262,6 +262,7 @@ def reexport(run_path, output_dir, precision):
     if "image_size" not in metadata:
         raise UsageError("run_dir", run_path, "a run exported by this version (its SavedModel "
                          "has no input-handling metadata)")
+    precision = precision_lib.resolve(precision, metadata["model"])  # auto: as train's, per model
     spec = dataclasses.replace(RunSpec.read(run_dir), precision=precision)
     with precision_lib.policy(precision):
         model = models.get(spec.model)(**spec.hyperparameters, channels=metadata["channels"],
