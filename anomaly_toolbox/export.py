@@ -35,9 +35,8 @@ def check():
 def body():
     from anomaly_toolbox.run import export
 
-    path = export.reexport(FLAGS.run_dir, FLAGS.output_dir, FLAGS.precision)
-    _, metadata = export.load(path)
-    print(f"exported in {metadata['config']['precision']}: {path}")  # auto: what it chose
+    path, precision = export.reexport(FLAGS.run_dir, FLAGS.output_dir, FLAGS.precision)
+    print(f"exported in {precision}: {path}")  # auto: what it chose
 
 
 if __name__ == "__main__":

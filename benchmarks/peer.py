@@ -15,7 +15,6 @@ while timing and resumes them at the end, whatever happens.
 import json
 import os
 import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -210,7 +209,7 @@ def body():
         raise UsageError("peer_python", FLAGS.peer_python, "the python of a venv with anomalib")
     if FLAGS.rounds <= 0:
         raise UsageError("rounds", FLAGS.rounds, "a positive integer")
-    if not re.fullmatch(r"peer(_[a-z0-9]+)?\.md", FLAGS.report):
+    if FLAGS.report != REPORT and not report.OTHER_PEER_REPORT.fullmatch(FLAGS.report):
         raise UsageError("report", FLAGS.report, "peer.md or peer_<name>.md, <name> of a-z, 0-9")
     runs = []
     with paused(FLAGS.pause):

@@ -27,6 +27,7 @@ SAYING = (claims, ensembles, budget_curve, step_study, budget)  # "What the numb
 SPEED_REPORT = "speed.md"
 SPEED_SETTINGS_REPORT = "speed_settings.md"
 PEER_REPORT = "peer.md"
+OTHER_PEER_REPORT = re.compile(r"peer_[a-z0-9]+\.md")  # the peer on another machine
 STEP_PROFILE_REPORT = "step_profile.md"
 SPEED_SECTIONS = (SPEED_REPORT, SPEED_SETTINGS_REPORT, STEP_PROFILE_REPORT, PEER_REPORT)
 
@@ -65,7 +66,7 @@ def write(results_dir, path):
     figures = os.path.join(os.path.dirname(os.path.abspath(path)), "figures")
     peers = peer_quality_report.load(os.path.join(results_dir, peer_quality_report.FOLDER))
     text = render(load_results(results_dir), figures, peers)
-    others = sorted(n for n in os.listdir(results_dir) if re.fullmatch(r"peer_[a-z0-9]+\.md", n))
+    others = sorted(n for n in os.listdir(results_dir) if OTHER_PEER_REPORT.fullmatch(n))
     for name in (*SPEED_SECTIONS, *others):  # peer_<name>.md: the peer on other machines
         section = os.path.join(results_dir, name)
         if os.path.exists(section):

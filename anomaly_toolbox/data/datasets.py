@@ -161,19 +161,18 @@ def load(name, data_dir=None):
     tried = []
     candidates = []
     if data_dir:
-        candidates.append(("data_dir", data_dir))
+        candidates.append(("--data_dir", data_dir))
     if os.environ.get(DATA_DIR_ENV):
         candidates.append((f"${DATA_DIR_ENV}", os.environ[DATA_DIR_ENV]))
-    for argument, root in candidates:
+    for label, root in candidates:
         folder = os.path.join(root, name)
         if _has_idx_files(folder):
             try:
                 return _from_idx_dir(name, folder)
             except DataError as e:
-                raise UsageError(argument, root, f"a folder whose {name}/ holds intact IDX "
-                                                 f"files; {e}") from e
-        tried.append(f"{'--' if argument == 'data_dir' else ''}{argument}: {folder} "
-                     "(IDX files not all present)")
+                raise UsageError(label.lstrip("-"), root, f"a folder whose {name}/ holds intact "
+                                                          f"IDX files; {e}") from e
+        tried.append(f"{label}: {folder} (IDX files not all present)")
     if name in SYSTEM_DIRS:
         if _has_idx_files(SYSTEM_DIRS[name]):
             return _from_idx_dir(name, SYSTEM_DIRS[name], "debian")

@@ -20,7 +20,7 @@ from anomaly_toolbox import metrics
 from anomaly_toolbox.data import data_identity
 from anomaly_toolbox.errors import UsageError
 from anomaly_toolbox.files import ensure_writable_dir, write_json
-from anomaly_toolbox.run.rundir import RunDir
+from anomaly_toolbox.run.rundir import RunDir, differences
 
 SHARED = ("dataset", "anomalous_class", "protocol", "split_seed", "limit")
 WEIGHTINGS = ("mean", "val_auprc")
@@ -77,10 +77,8 @@ def read_members(run_dirs):
                 raise UsageError("members", m["path"], f"the same {split} as {first['path']}")
         old, new = (data_identity(x["results"].get("data_source")) for x in (dated, m))
         if old and new and old != new:  # same name and labels, other images
-            diff = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(old | new)
-                             if old.get(k) != new.get(k))
             raise UsageError("members", m["path"], f"a run on the same images as {dated['path']} "
-                             f"(data_source differs: {diff})")
+                             f"(data_source differs: {', '.join(differences(old, new))})")
     return members
 
 

@@ -236,7 +236,8 @@ def reexport(run_path, output_dir, precision):
     a run trained in mixed bfloat16 scores in bfloat16, and its float32 export is the same
     detector computing in float32 (weights are float32 either way: nothing is lost or
     retrained). Threshold and input handling are the run's; the metadata is its RunSpec's with
-    the precision changed, and names the run it was exported from."""
+    the precision changed, and names the run it was exported from. Returns (path, the
+    precision it computes in: `auto` resolved for the run's model, as train resolves it)."""
     import dataclasses
 
     from anomaly_toolbox import models
@@ -270,7 +271,8 @@ def reexport(run_path, output_dir, precision):
     best = checked_best(run_dir)
     tf.train.Checkpoint(model=model).restore(best).expect_partial().assert_existing_objects_matched()
     threshold = Threshold(float(loaded.threshold.numpy()), metadata.get("threshold_rule", "f1"))
-    return save(model, output_dir, channels=metadata["channels"], threshold=threshold,
+    path = save(model, output_dir, channels=metadata["channels"], threshold=threshold,
                 metadata={**spec.saved_model_metadata(metadata["channels"]),
                           "exported_from": run_path},
                 image_size=spec.image_size, padded=metadata["padded"])
+    return path, precision

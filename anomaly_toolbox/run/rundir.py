@@ -120,8 +120,7 @@ class RunDir:
                 identity.pop("data", None)
             # run folders written before image_size existed trained at 32x32
             old, new = {"config.image_size": 32, **_dotted(recorded)}, _dotted(identity)
-            diff = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
-                    if old.get(k) != new.get(k)]
+            diff = differences(old, new)
             if diff:
                 raise UsageError("output_dir", self.path,
                                  f"an empty directory or one holding this same run; it holds a run "
@@ -248,6 +247,12 @@ class EventWriter:
             raise DiskFullError(self.path, "TensorFlow's event writer wrote a partial record"
                                 if end != size else "TensorFlow's event writer wrote nothing")
         self._checked = end
+
+
+def differences(old, new):
+    """`key: old -> new` for each key whose value differs: how a refusal names what changed."""
+    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
+            if old.get(k) != new.get(k)]
 
 
 def _dotted(d, prefix=""):
