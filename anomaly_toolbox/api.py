@@ -26,10 +26,12 @@ def fit(model, dataset, anomalous_class, output_dir, **options):
     the results dict (also written to output_dir/results.json). `options` are training.fit's
     keywords: profile="cpu" (a named budget, as the CLI's --profile) or config, epochs,
     batch_size, protocol, train_seed, split_seed, data_dir, limit, threshold ("f1" or
-    "fpr:RATE"), verbose, image_size, precision."""
+    "fpr:RATE"), verbose, image_size, precision. A "folder:PATH" dataset takes
+    anomalous_class=None and no protocol: its anomalies and its split are its own."""
     from anomaly_toolbox.run import training
 
     _check_keywords(options)
+    _check_folder(dataset, anomalous_class, options)
     return training.fit(model, dataset, anomalous_class, str(output_dir), **options)
 
 
@@ -51,6 +53,21 @@ def _check_keywords(options):
             raise TypeError(f"fit() got an unexpected keyword argument {name!r}"
                             + (f"; did you mean {close[0]!r}?" if close else
                                f" (expected some of {', '.join(allowed)})"))
+
+
+def _check_folder(dataset, anomalous_class, options):
+    """What a folder dataset would ignore is refused, as the CLI refuses the flags."""
+    from anomaly_toolbox.data import FOLDER
+    from anomaly_toolbox.errors import UsageError
+
+    if not str(dataset).startswith(FOLDER):
+        return
+    if anomalous_class is not None:
+        raise UsageError("anomalous_class", anomalous_class, "None with dataset='folder:PATH' "
+                         "(PATH/test/anomalous/ holds its anomalies)")
+    if "protocol" in options:
+        raise UsageError("protocol", options["protocol"], "no protocol with "
+                         "dataset='folder:PATH' (its split is its own)")
 
 
 def read_results(run_dir):

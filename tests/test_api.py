@@ -97,3 +97,14 @@ def test_a_misspelt_keyword_names_fit_and_what_was_meant(tmp_path):
     with pytest.raises(TypeError, match=r"'zzz' \(expected some of .*batch_size.*verbose"):
         atb.fit("ganomaly", "mnist", 1, tmp_path / "run", zzz=1)
     assert not (tmp_path / "run").exists()
+
+
+def test_a_folder_dataset_refuses_what_it_would_ignore(tmp_path):
+    """fit took a class and a protocol for a folder dataset and ignored both, where the CLI
+    refuses the flags: the run trained on the folder's own split without a word."""
+    folder = f"folder:{tmp_path / 'images'}"
+    with pytest.raises(UsageError, match=r"invalid anomalous_class: 3 \(expected None with "):
+        atb.fit("ganomaly", folder, 3, tmp_path / "run", profile="cpu")
+    with pytest.raises(UsageError, match=r"invalid protocol: 'official' \(expected no protocol"):
+        atb.fit("ganomaly", folder, None, tmp_path / "run", profile="cpu", protocol="official")
+    assert not (tmp_path / "run").exists()

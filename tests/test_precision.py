@@ -50,6 +50,20 @@ def test_bf16_flag_is_read_from_cpuinfo(tmp_path):
     assert not precision.has_bfloat16(str(info))
 
 
+def test_bfloat16_without_hardware_support_warns_once(monkeypatch, capsys):
+    """It ran emulated, slower than float32, without a word."""
+    precision._warn_emulated.cache_clear()
+    monkeypatch.setattr(precision, "has_bfloat16", lambda: True)
+    assert precision.resolve("mixed_bfloat16") == "mixed_bfloat16"
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(precision, "has_bfloat16", lambda: False)
+    assert precision.resolve("mixed_bfloat16") == "mixed_bfloat16"
+    assert precision.resolve("mixed_bfloat16", "egbad") == "mixed_bfloat16"
+    err = capsys.readouterr().err
+    assert err.count("warning: mixed_bfloat16 on hardware without bfloat16") == 1, err
+    precision._warn_emulated.cache_clear()
+
+
 @pytest.mark.parametrize("name", ["ganomaly", "egbad", "anogan", "autoencoder", "fanogan"])
 def test_models_compute_in_bfloat16_and_hand_float32_to_losses_and_scores(name, batch):
     with precision.policy("mixed_bfloat16"):

@@ -15,6 +15,8 @@ their numbers compare across machines.
 """
 
 import contextlib
+import functools
+import sys
 
 import keras
 import tensorflow as tf
@@ -47,10 +49,21 @@ def resolve(name, model_name=None):
     if name == "auto":
         verified = model_name in BFLOAT16_QUALITY_VERIFIED
         return "mixed_bfloat16" if verified and has_bfloat16() else "float32"
+    if name == "mixed_bfloat16" and not has_bfloat16():
+        _warn_emulated()
     if name == "mixed_float16" and not tf.config.list_physical_devices("GPU"):
         raise UsageError("precision", name, "a GPU (float16 on a CPU is slower than float32); "
                          "mixed_bfloat16 or float32 on CPUs")
     return name
+
+
+@functools.cache  # once per process: train and export both resolve the precision
+def _warn_emulated():
+    """Allowed (it computes what a bfloat16 machine computes), but said, since it costs speed."""
+    print("warning: mixed_bfloat16 on hardware without bfloat16 (no avx512_bf16 or amx_bf16 "
+          "CPU flag, no Ampere-or-newer GPU) is emulated in software: expect it slower than "
+          "float32",
+          file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager
