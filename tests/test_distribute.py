@@ -237,12 +237,23 @@ def _tiny_command(tmp_path, output, *flags, limit=300):
             f"--data_dir={DATA_DIR}", f"--output_dir={tmp_path / output}", "--verbose=2", *flags]
 
 
+@pytest.mark.parametrize("dataset", ["mnist", "folder"])
 def test_a_global_batch_the_replicas_cannot_share_evenly_is_refused_before_anything_is_written(
-        tmp_path):
+        tmp_path, dataset):
     """32 on 3 replicas is 11, 11, 10: Keras' fit averaged the replicas' first batches to build
-    the model and ended in an AddN traceback, after run.json, logs/ and .lock were written."""
-    proc = subprocess.run(_tiny_command(tmp_path, "out", "--strategy=mirrored",
-                                        "--cpu_devices=3"), capture_output=True, text=True)
+    the model and ended in an AddN traceback, after run.json, logs/ and .lock were written. A
+    folder dataset got as far as "invalid cpu_devices: 3 (expected set before TensorFlow
+    starts ...)": its images were decoded with TensorFlow before the devices were set."""
+    command = _tiny_command(tmp_path, "out", "--strategy=mirrored", "--cpu_devices=3")
+    if dataset == "folder":
+        from PIL import Image
+
+        (tmp_path / "images" / "train").mkdir(parents=True)
+        for i in range(4):
+            Image.new("L", (28, 28), 60 * i).save(tmp_path / "images" / "train" / f"{i}.png")
+        command = [f"--dataset=folder:{tmp_path / 'images'}" if a == "--dataset=mnist" else a
+                   for a in command if not a.startswith(("--anomalous_class", "--limit"))]
+    proc = subprocess.run(command, capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.strip() == (
         "error: invalid batch_size: 32 (expected a multiple of the 3 replicas of "
         "--strategy=mirrored --cpu_devices=3)"), proc.stderr[-2000:]

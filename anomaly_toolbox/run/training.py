@@ -100,10 +100,12 @@ def run(spec, verbose=2, record_test_curve=False, strategy="default", cpu_device
     raises DivergenceError after evaluating and exporting the best epoch so far.
     """
     started = time.time()
+    distribute.check(strategy, cpu_devices)
+    # before the data: a folder's images decode with TensorFlow ops, after which its logical
+    # devices and collectives are fixed (--cpu_devices was refused for every folder dataset)
+    tf_strategy, chief = distribute.make(strategy, cpu_devices)
     splits = load_splits(spec.dataset, spec.anomalous_class, spec.protocol, spec.split_seed,
                          spec.data_dir, spec.limit, spec.image_size)
-    distribute.check(strategy, cpu_devices)
-    tf_strategy, chief = distribute.make(strategy, cpu_devices)
     replicas = tf_strategy.num_replicas_in_sync
     distribute.check_batch(spec.batch_size, replicas, strategy, cpu_devices)
     run_dir = RunDir(spec.output_dir if chief else
