@@ -131,13 +131,21 @@ def guarded(body, argv=("tool",)):
             raise UsageError("arguments", " ".join(argv[1:]), "--flag=value pairs only")
         return body()
     except USER_ERRORS as e:
-        print(f"error: {e}", file=sys.stderr)
+        _error(str(e))
         sys.exit(2)
     except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM by _interrupted; cleanups have run
         number = e.args[0] if e.args and isinstance(e.args[0], int) else signal.SIGINT
-        print(f"error: interrupted by {signal.Signals(number).name}; run the same command again "
-              "to finish (training resumes after its last finished epoch)", file=sys.stderr)
+        _error(f"interrupted by {signal.Signals(number).name}; run the same command again to "
+               "finish (training resumes after its last finished epoch)")
         sys.exit(128 + number)
+
+
+def _error(message):
+    """On a terminal, the line starts at column 0: an epoch's progress bar (stdout, redrawn with
+    carriage returns) is cleared instead of running into the error."""
+    clear = "\r\033[K" if sys.stdout.isatty() and sys.stderr.isatty() else ""
+    sys.stdout.flush()
+    print(f"{clear}error: {message}", file=sys.stderr)
 
 
 def _interrupted(number, frame):

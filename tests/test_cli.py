@@ -176,3 +176,22 @@ def test_folder_images_of_another_size_in_a_later_batch_are_refused(tmp_path, im
 ])
 def test_array_shapes_follow_the_saved_models_rule(shape, channels, batch):
     assert inputs.as_image_batch(np.zeros(shape, np.int64), channels).shape == batch
+
+
+def test_an_error_on_a_terminal_clears_the_progress_bar_it_would_run_into(capsys, monkeypatch):
+    """`- g_loss: 19.7error: ...`: the bar's line has no newline until its epoch ends."""
+    from anomaly_toolbox import cli
+    from anomaly_toolbox.errors import UsageError
+
+    def body():
+        print("1/9 ━━━━ - g_loss: 19.7", end="")
+        raise UsageError("limit", 0, "a positive number")
+
+    for terminal in (False, True):
+        monkeypatch.setattr(sys.stdout, "isatty", lambda: terminal)
+        monkeypatch.setattr(sys.stderr, "isatty", lambda: terminal)
+        with pytest.raises(SystemExit):
+            cli.guarded(body)
+        err = capsys.readouterr().err
+        assert err == ("\r\033[K" if terminal else "") + (
+            "error: invalid limit: 0 (expected a positive number)\n"), err
