@@ -66,6 +66,10 @@ def test_bad_arguments_are_refused_and_write_nothing(bf16_run, tmp_path):
     (tmp_path / "c").mkdir()
     with pytest.raises(UsageError, match="invalid output_dir"):
         export.reexport(str(bf16_run), str(tmp_path / "c"), "float32")
+    with pytest.raises(UsageError, match=r"invalid output_dir: .*saved_model/v2' \(expected a "
+                                         r"folder outside any SavedModel \(.*saved_model is one"):
+        export.reexport(str(bf16_run), str(bf16_run / "saved_model" / "v2"), "float32")
+    assert not (bf16_run / "saved_model" / "v2").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c"] and not any((tmp_path / "c").iterdir())
     proc = subprocess.run([sys.executable, "-m", "anomaly_toolbox", "export",
                            f"--run_dir={bf16_run}", "--precision=float64",

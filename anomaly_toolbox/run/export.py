@@ -231,6 +231,21 @@ def load(path):
     return loaded, metadata
 
 
+def _check_outside_saved_models(output_dir):
+    """Inside another SavedModel (the run's own, say) the new one would be deleted with it when
+    that one is exported again, and would ship inside it."""
+    from anomaly_toolbox.errors import UsageError
+
+    parent = os.path.dirname(os.path.abspath(output_dir))
+    while True:
+        if os.path.isfile(os.path.join(parent, "saved_model.pb")):
+            raise UsageError("output_dir", output_dir, f"a folder outside any SavedModel "
+                             f"({parent} is one)")
+        parent, child = os.path.dirname(parent), parent
+        if parent == child:
+            return
+
+
 def reexport(run_path, output_dir, precision):
     """A SavedModel of the run's selected epoch computing in `precision`, written to output_dir:
     a run trained in mixed bfloat16 scores in bfloat16, and its float32 export is the same
@@ -256,6 +271,7 @@ def reexport(run_path, output_dir, precision):
     if os.path.exists(output_dir):
         raise UsageError("output_dir", output_dir, "a folder that does not exist yet")
     check_writable_dir(output_dir, "output_dir")  # under a file, or a read-only folder
+    _check_outside_saved_models(output_dir)
     loaded, metadata = load(run_dir.saved_model)
     if metadata["model"] not in models.names():
         raise UsageError("run_dir", run_path,
