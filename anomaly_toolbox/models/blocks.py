@@ -61,10 +61,42 @@ def _matmul(x, w):
     return product(x, tf.convert_to_tensor(w))
 
 
+class BatchNormalization(layers.BatchNormalization):
+    """keras BatchNormalization computed by TensorFlow's fused kernel (oneDNN's on CPUs). Keras 3
+    builds it from about a dozen element-wise ops, each a pass over the activations: 2-3x the
+    fused kernel's time forward and backward (benchmarks/README.md, Speed). Same variables and
+    the same moving statistics (the biased batch variance, as Keras averages); synchronised
+    statistics (several replicas), masks and renorm keep Keras' own path."""
+
+    def call(self, inputs, training=None, mask=None):
+        import tensorflow as tf
+
+        rank = len(inputs.shape)
+        if (mask is not None or self.synchronized or self.renorm or rank not in (2, 4)
+                or self.axis not in (-1, rank - 1)):
+            return super().call(inputs, training=training, mask=mask)
+        x = inputs if rank == 4 else inputs[:, None, None, :]  # a batch of 1x1 images
+        width = x.shape[-1]
+        gamma = self.gamma if self.scale else tf.ones([width])
+        beta = self.beta if self.center else tf.zeros([width])
+        if training and self.trainable:
+            y, mean, variance = tf.compat.v1.nn.fused_batch_norm(x, gamma, beta, epsilon=self.epsilon)
+            n = tf.cast(tf.size(x) // width, variance.dtype)
+            variance = variance * (n - 1) / n  # the kernel returns the unbiased estimate
+            momentum = self.momentum
+            self.moving_mean.assign(self.moving_mean * momentum + mean * (1.0 - momentum))
+            self.moving_variance.assign(self.moving_variance * momentum
+                                        + variance * (1.0 - momentum))
+        else:
+            y = tf.compat.v1.nn.fused_batch_norm(x, gamma, beta, self.moving_mean, self.moving_variance,
+                                       self.epsilon, is_training=False)[0]
+        return tf.cast(y if rank == 4 else y[:, 0, 0, :], self.compute_dtype)
+
+
 def batch_norm():
     """Per-replica statistics would make a mirrored run differ from one device; synchronised
     statistics over the global batch do not (and on one replica the layer is unchanged)."""
-    return layers.BatchNormalization(synchronized=replicas.replicated())
+    return BatchNormalization(synchronized=replicas.replicated())
 
 
 def float32_output(model):
