@@ -215,9 +215,15 @@ def check_shape(images, channels, name, sides=(28, 32)):
 
 
 def as_pixels(batch, name="input"):
-    """uint8 stays uint8; anything else becomes finite float32 (reads a memory-mapped slice)."""
+    """uint8 stays uint8, and so do other integers on 0..255 (integers are never "already
+    scaled to 0..1": a 0/1 int64 mask is dark pixels, as it is in uint8 and in the SavedModel);
+    anything else becomes finite float32 (reads a memory-mapped slice)."""
     if batch.dtype == np.uint8:
         return np.ascontiguousarray(batch)
+    if batch.dtype.kind in "iu":
+        batch = np.asarray(batch)
+        if batch.size and batch.min() >= 0 and batch.max() <= 255:
+            return batch.astype(np.uint8)
     batch = np.asarray(batch, np.float32)
     if not np.all(np.isfinite(batch)):
         raise UsageError("input", name, "finite pixel values, found NaN or inf")
