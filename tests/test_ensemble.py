@@ -96,6 +96,17 @@ def test_the_saved_model_takes_every_input_a_single_run_takes(saved_model, tmp_p
         loaded.score(mask.astype(np.int32) * 300)
 
 
+def test_the_output_is_never_inside_a_saved_model(saved_model, tmp_path):
+    """A member's saved_model/ens would ship inside it and be deleted with it on re-export;
+    refused before the members are read, as export refuses it."""
+    from anomaly_toolbox.run import ensemble
+
+    inside = saved_model / "ens"
+    with pytest.raises(UsageError, match=r"invalid output_dir: .*outside any SavedModel"):
+        ensemble.build([str(tmp_path / "a"), str(tmp_path / "b")], str(inside))
+    assert not inside.exists()
+
+
 def test_the_threshold_rule_is_the_ensembles_own(members, tmp_path):
     from anomaly_toolbox.run import ensemble, export
 
