@@ -11,6 +11,44 @@ import pytest
 from benchmarks.tests.conftest import TINY
 
 
+def test_pause_refuses_itself_and_bad_pids_and_resumes_what_it_stopped(monkeypatch):
+    """--pause=<a pid of its own group> stopped the timing itself for good, a typo was ignored,
+    and a group it could not stop left the ones stopped before it stopped (killpg recorded)."""
+    import os
+    import signal
+    import subprocess
+
+    from anomaly_toolbox.errors import UsageError
+    from benchmarks.timing import paused
+
+    sleepers = [subprocess.Popen(["sleep", "60"], start_new_session=True) for _ in range(2)]
+    try:
+        calls, refused = [], sleepers[1].pid
+
+        def killpg(group, sig):
+            calls.append((group, sig))
+            if group == refused and sig == signal.SIGSTOP:
+                raise PermissionError(1, "Operation not permitted")
+
+        monkeypatch.setattr(os, "killpg", killpg)
+        for pids, message in [([str(os.getpid())], "it would stop itself"),
+                              (["12a"], "positive integers"), (["0"], "positive integers")]:
+            with pytest.raises(UsageError, match=f"invalid pause: .*{message}"):
+                with paused(pids):
+                    pass
+        assert calls == []
+        with pytest.raises(UsageError, match="may stop"):
+            with paused([str(p.pid) for p in sleepers]):
+                pass
+        first = sleepers[0].pid
+        assert calls == [(first, signal.SIGSTOP), (refused, signal.SIGSTOP),
+                         (first, signal.SIGCONT)]
+    finally:
+        for p in sleepers:
+            p.kill()
+            p.wait()
+
+
 @pytest.mark.slow
 def test_speed_report_has_positive_numbers(mnist, monkeypatch):
     from anomaly_toolbox import models
