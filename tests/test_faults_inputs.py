@@ -217,6 +217,15 @@ def test_integer_pixels_on_0_to_1_are_dark_pixels_not_a_rescaled_batch(saved_mod
     np.testing.assert_array_equal(batch[..., 0], mask)
 
 
+def test_0_to_1_floats_declared_0_to_255_are_refused_before_the_graph(saved_model, images):
+    """input_range="0..255" skipped the 0..1 check, which the SavedModel's graph then failed
+    (InvalidArgumentError; score: a traceback)."""
+    detector = atb.load(saved_model)
+    with pytest.raises(UsageError, match="these float values all lie in 0..1"):
+        detector.score(images[0][:2].astype(np.float32) / 255, input_range="0..255")
+    assert detector.score(images[0][:2].astype(np.float32), input_range="0..255").shape == (2,)
+
+
 @pytest.mark.parametrize("values, model_range, message", [
     (np.linspace(-1, 1, 28 * 28), (0, 255), "got values from -1 to 1"),  # model input, not pixels
     (np.linspace(0, 65535, 28 * 28), (0, 255), "got values from 0 to 65535"),  # 16-bit

@@ -246,11 +246,12 @@ def to_model_range(batch, name="input", model_range=MODEL_RANGE, input_range=Non
         if least < in_low or most > in_high:
             raise UsageError("input", name, f"pixels on {in_low}..{in_high}, as "
                              f"{option.format(f'{in_low}..{in_high}')} says; {got}")
-        if tuple(input_range) == tuple(model_range):
-            return batch
-        scale = (high - low) / (in_high - in_low)
-        return ((np.asarray(batch, np.float32) - in_low) * scale + low).astype(np.float32)
-    if least < low or most > high:
+        if tuple(input_range) != tuple(model_range):
+            scale = (high - low) / (in_high - in_low)
+            return ((np.asarray(batch, np.float32) - in_low) * scale + low).astype(np.float32)
+        # declared on the model's scale: the 0..1 check below still applies, as the SavedModel's
+        # graph applies it (a traceback from the graph, before)
+    elif least < low or most > high:
         hint = (f"; divide by 255, or pass {option.format('0..255')} to have them rescaled"
                 if high <= 1 and least >= 0 and most <= 255 else "")
         raise UsageError("input", name, f"pixels on {low}..{high}, the model's scale; {got}{hint}")
