@@ -31,6 +31,7 @@ def fit(model, dataset, anomalous_class, output_dir, **options):
     from anomaly_toolbox.run import training
 
     _check_keywords(options)
+    _check_paths(dataset, output_dir)
     _check_folder(dataset, anomalous_class, options)
     return training.fit(model, dataset, anomalous_class, str(output_dir), **options)
 
@@ -53,6 +54,17 @@ def _check_keywords(options):
             raise TypeError(f"fit() got an unexpected keyword argument {name!r}"
                             + (f"; did you mean {close[0]!r}?" if close else
                                f" (expected some of {', '.join(allowed)})"))
+
+
+def _check_paths(dataset, output_dir):
+    """output_dir=None (or "") trained into a folder named "None" in (or into) the working
+    directory, and a dataset that is no string was an AttributeError."""
+    from anomaly_toolbox.errors import UsageError
+
+    if not isinstance(dataset, str):
+        raise UsageError("dataset", dataset, "a name: mnist, fashion_mnist or 'folder:PATH'")
+    if not isinstance(output_dir, (str, os.PathLike)) or not os.fspath(output_dir):
+        raise UsageError("output_dir", output_dir, "a folder for the run (str or pathlib.Path)")
 
 
 def _check_folder(dataset, anomalous_class, options):

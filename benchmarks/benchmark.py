@@ -79,6 +79,32 @@ def parse_shard(text):
     return index, count
 
 
+def check_grid(classes, seeds, protocol, limit=None):
+    """(classes, seeds) of the grid, every value checked before a cell runs: a class the
+    datasets lack, an empty range (9-0), a bad seed, protocol or limit made each cell's run
+    fail, the grid still exiting 0 (and a seed that is no integer was a traceback)."""
+    from anomaly_toolbox import data
+    from anomaly_toolbox.data.datasets import NUM_CLASSES
+    from anomaly_toolbox.data.protocols import PROTOCOLS
+    from anomaly_toolbox.errors import UsageError, check_integer
+    from anomaly_toolbox.run.spec import SEED_MAX
+
+    parsed = parse_classes(classes)
+    if not parsed or any(not 0 <= k < NUM_CLASSES for k in parsed):
+        raise UsageError("classes", classes, f"classes in 0..{NUM_CLASSES - 1}, like 0-9 or 1,3,5")
+    checked = []
+    for seed in seeds:
+        try:
+            checked.append(check_integer("seeds", int(seed), 0, SEED_MAX))
+        except ValueError:  # not an integer, or out of range (UsageError)
+            raise UsageError("seeds", ",".join(seeds), f"integers in 0..{SEED_MAX}") from None
+    if protocol not in PROTOCOLS:
+        raise UsageError("protocol", protocol, f"one of {', '.join(PROTOCOLS)}")
+    if limit is not None:
+        data.check_limit(limit)
+    return parsed, checked
+
+
 def cell_name(protocol, dataset, model_name, profile, anomalous_class, seed):
     return os.path.join(protocol, dataset, f"{model_name}_{profile}", f"class{anomalous_class}_seed{seed}")
 
@@ -163,8 +189,9 @@ def _cells():
     if FLAGS.threads_per_worker is not None and FLAGS.threads_per_worker <= 0:
         raise UsageError("threads_per_worker", FLAGS.threads_per_worker, "a positive integer")
     index, count = parse_shard(FLAGS.shard)
-    cells = grid(FLAGS.models, FLAGS.datasets, parse_classes(FLAGS.classes),
-                 [int(s) for s in FLAGS.seeds], FLAGS.protocol, FLAGS.profile)[index::count]
+    classes, seeds = check_grid(FLAGS.classes, FLAGS.seeds, FLAGS.protocol, FLAGS.limit)
+    cells = grid(FLAGS.models, FLAGS.datasets, classes, seeds, FLAGS.protocol,
+                 FLAGS.profile)[index::count]
     for model_name, dataset in {(c[2], c[1]) for c in cells}:
         path = os.path.join(_experiments(), f"{model_name}_{dataset}_{FLAGS.profile}.json")
         if not os.path.exists(path):

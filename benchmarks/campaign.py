@@ -64,10 +64,14 @@ def _check_keys(where, given, allowed, required):
 
 def load(path, only=None):
     """The campaign's parts, checked before anything runs."""
-    with open(path) as f:
-        parts = json.load(f)
-    if not isinstance(parts, dict) or not isinstance(parts.get("parts"), list):
-        raise UsageError("campaign", path, "a JSON object with a 'parts' list")
+    try:  # a missing or malformed file is one error line, not a traceback
+        with open(path) as f:
+            parts = json.load(f)
+    except (OSError, ValueError) as e:
+        raise UsageError("campaign", path, f"a readable JSON file ({e})") from e
+    if not isinstance(parts, dict) or not isinstance(parts.get("parts"), list) \
+            or not all(isinstance(p, dict) for p in parts["parts"]):
+        raise UsageError("campaign", path, "a JSON object with a 'parts' list of objects")
     parts = parts["parts"]
     names = [p.get("name") for p in parts]
     for part in parts:
@@ -80,7 +84,7 @@ def load(path, only=None):
         for run in part["runs"]:
             _check_keys(f"{where} run", run, RUN_KEYS, {"models", "profile", "seeds"})
         try:
-            benchmark.parse_classes(part["classes"])
+            benchmark.parse_classes(part["classes"] if isinstance(part["classes"], str) else "")
         except UsageError:
             raise UsageError(f"{where} classes", part["classes"], "a range like 0-9 or a list "
                              "like 1,3,5") from None

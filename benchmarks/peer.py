@@ -205,10 +205,16 @@ def body():
     if FLAGS.side:
         print(json.dumps(ours(FLAGS.side, FLAGS.data_dir, FLAGS.windows)))
         return
-    if not FLAGS.peer_python or not os.access(FLAGS.peer_python, os.X_OK):
+    if not FLAGS.peer_python or not os.path.isfile(FLAGS.peer_python) \
+            or not os.access(FLAGS.peer_python, os.X_OK):  # a folder is "executable" too
         raise UsageError("peer_python", FLAGS.peer_python, "the python of a venv with anomalib")
-    if FLAGS.rounds <= 0:
-        raise UsageError("rounds", FLAGS.rounds, "a positive integer")
+    # both sides read MNIST from it: left out, each child was given --data_dir=None and failed
+    if not FLAGS.data_dir or not os.path.isfile(os.path.join(FLAGS.data_dir, "mnist",
+                                                             "train-images-idx3-ubyte.gz")):
+        raise UsageError("data_dir", FLAGS.data_dir, "a folder holding mnist/*-ubyte.gz")
+    for name in ("rounds", "windows"):
+        if getattr(FLAGS, name) <= 0:
+            raise UsageError(name, getattr(FLAGS, name), "a positive integer")
     if FLAGS.report != REPORT and not report.OTHER_PEER_REPORT.fullmatch(FLAGS.report):
         raise UsageError("report", FLAGS.report, "peer.md or peer_<name>.md, <name> of a-z, 0-9")
     runs = []

@@ -61,21 +61,28 @@ def define_flags():
     flags.DEFINE_list("profiles", ["paper", "cpu"], "Profiles: experiments/<model>_mnist_<profile>.json.")
     flags.DEFINE_list("precisions", ["float32"], "Precisions to time every row in (float32, "
                       "mixed_bfloat16); each row is rated against the ceiling of its own dtype.")
-    flags.DEFINE_integer("batch_size", 64, "Training batch size for every row.")
+    # counts are positive, refused when parsed (0 was a ZeroDivisionError after the ceiling)
+    flags.DEFINE_integer("batch_size", 64, "Training batch size for every row.", lower_bound=1)
     flags.DEFINE_integer("rounds", 1, "Times the whole grid is measured, precisions in "
                          "alternating order; each row reports its median round and the ratios "
                          "their median over rounds (min-max). Odd counts give one middle round.",
                          lower_bound=1)
-    flags.DEFINE_integer("windows", 5, "Timed windows per measurement (the median is reported).")
+    flags.DEFINE_integer("windows", 5, "Timed windows per measurement (the median is reported).",
+                         lower_bound=1)
     flags.DEFINE_integer("window_steps", 10, "Train steps per timed window (at least; more for "
-                         "fast models, so that a window lasts MIN_WINDOW_S).")
-    flags.DEFINE_integer("ceiling_steps", 3, "Ops per timed window of the ceiling measurements.")
-    flags.DEFINE_integer("matmul_size", 2048, "Side of the square float32 ceiling matmul.")
-    flags.DEFINE_integer("score_images", 512, "Test images scored per SavedModel timing window.")
+                         "fast models, so that a window lasts MIN_WINDOW_S).", lower_bound=1)
+    flags.DEFINE_integer("ceiling_steps", 3, "Ops per timed window of the ceiling measurements.",
+                         lower_bound=1)
+    flags.DEFINE_integer("matmul_size", 2048, "Side of the square float32 ceiling matmul.",
+                         lower_bound=1)
+    flags.DEFINE_integer("score_images", 512, "Test images scored per SavedModel timing window.",
+                         lower_bound=1)
     flags.DEFINE_integer("slow_score_images", 16, "Images scored when the model's latent search has "
-                         ">= 100 steps (AnoGAN paper profile: Γ = 500).")
-    flags.DEFINE_integer("fit_batches", 20, "Batches per timed keras fit epoch (outside-step share).")
-    flags.DEFINE_integer("val_sample", 512, "Validation images scored (then extrapolated to the split).")
+                         ">= 100 steps (AnoGAN paper profile: Γ = 500).", lower_bound=1)
+    flags.DEFINE_integer("fit_batches", 20, "Batches per timed keras fit epoch (outside-step "
+                         "share).", lower_bound=1)
+    flags.DEFINE_integer("val_sample", 512, "Validation images scored (then extrapolated to the "
+                         "split).", lower_bound=1)
     flags.DEFINE_string("results_dir", RESULTS, "The report is written to <results_dir>/speed.md "
                         "and appended to --benchmarks_md, regenerated from results_dir.")
     flags.DEFINE_string("benchmarks_md", BENCHMARKS_MD, "Table to regenerate with the report.")
@@ -182,8 +189,13 @@ def combine_rounds(rounds):
 
 def render_saved(path):
     """The report of a --json_output file (benchmarks/results/speed.json: the published run)."""
-    with open(path) as f:
-        saved = json.load(f)
+    from anomaly_toolbox.errors import UsageError
+
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except (OSError, ValueError) as e:
+        raise UsageError("from_json", path, f"a --json_output file ({e})") from e
     ceilings = saved.get("ceilings") or {"float32": saved["ceiling"]}
     meta = {k: saved[k] for k in ("command", "load", "load_after", "machine") if k in saved}
     return render(saved["rows"], list(ceilings.values()), meta)
@@ -222,6 +234,8 @@ def body():
         raise UsageError("precisions", ",".join(FLAGS.precisions),
                          f"each one of {', '.join(precision_lib.PRECISIONS)}") from e
     names = FLAGS.models or models.names()
+    configs = {(name, profile): config(name, profile, FLAGS.experiments_dir)  # a bad model or
+               for profile in FLAGS.profiles for name in names}  # profile: before the minutes
     with paused(FLAGS.pause):
         load_before = load_average()
         splits = pooled_splits(FLAGS.data_dir)
@@ -235,7 +249,7 @@ def body():
             # precisions alternate their order from round to round: a drift in the load then
             # favours neither
             for profile, name, precision in grid(FLAGS.profiles, names, precisions, n):
-                cfg = config(name, profile, FLAGS.experiments_dir)
+                cfg = configs[name, profile]
                 t0 = time.time()
                 row = measure(name, cfg, splits, FLAGS.batch_size, FLAGS.windows,
                               FLAGS.window_steps, profile, FLAGS.score_images,

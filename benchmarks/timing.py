@@ -75,17 +75,53 @@ def vector_set():
 @contextlib.contextmanager
 def paused(pids):
     """SIGSTOP the process groups of `pids` while timing (nice does not protect a timing on 2
-    cores); SIGCONT them afterwards, whatever happens."""
-    _signal_groups(pids, signal.SIGSTOP)
+    cores); SIGCONT those it stopped afterwards, whatever happens, also when stopping a later
+    one fails. A pid that is no positive integer (ignored before: a typo timed under load) or
+    of this process's own group (it stopped itself for good) is a UsageError before anything
+    is stopped, one this user may not signal a UsageError after resuming the others; one that
+    has exited is skipped."""
+    groups = _groups(pids)
+    stopped = []
     try:
+        for pid, group in groups:
+            try:
+                os.killpg(group, signal.SIGSTOP)
+            except PermissionError:
+                raise _bad_pause(pid, "processes this user may stop") from None
+            except ProcessLookupError:  # exited meanwhile
+                continue
+            stopped.append(group)
         yield
     finally:
-        _signal_groups(pids, signal.SIGCONT)
+        for group in stopped:
+            try:
+                os.killpg(group, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
 
 
-def _signal_groups(pids, sig):
+def _groups(pids):
+    """[(pid, its process group)] of the live processes among `pids`, each group once."""
+    own, groups = os.getpgid(0), {}
     for pid in pids:
         try:
-            os.killpg(os.getpgid(int(pid)), sig)
-        except (ProcessLookupError, ValueError):
-            pass
+            number = int(pid)
+        except ValueError:
+            number = 0
+        if number <= 0:  # 0 and -1 are "this group" and "every process" to killpg
+            raise _bad_pause(pid, "process ids (positive integers)")
+        try:
+            group = os.getpgid(number)
+        except ProcessLookupError:  # exited: nothing to pause
+            continue
+        if group == own:
+            raise _bad_pause(pid, "processes outside this one's process group (it would stop "
+                                  "itself)")
+        groups.setdefault(group, pid)
+    return [(pid, group) for group, pid in groups.items()]
+
+
+def _bad_pause(pid, expected):
+    from anomaly_toolbox.errors import UsageError
+
+    return UsageError("pause", pid, expected)

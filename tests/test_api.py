@@ -99,6 +99,30 @@ def test_a_misspelt_keyword_names_fit_and_what_was_meant(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_no_output_dir_or_a_dataset_that_is_no_name_is_refused(tmp_path, monkeypatch):
+    """fit(..., None) trained into ./None; a pathlib dataset was an AttributeError."""
+    monkeypatch.chdir(tmp_path)
+    for output_dir in (None, ""):
+        with pytest.raises(UsageError, match="invalid output_dir"):
+            atb.fit("ganomaly", "mnist", 4, output_dir, profile="cpu",
+                    threshold="fpr:2")  # refused first: it trained into ./None
+    from pathlib import Path
+
+    with pytest.raises(UsageError, match="invalid dataset: PosixPath"):
+        atb.fit("ganomaly", Path("mnist"), 4, tmp_path / "run", profile="cpu")
+    assert not os.listdir(tmp_path)
+
+
+def test_a_bool_is_no_class(tmp_path):
+    """True == 1: fit trained digit 1 as the anomaly and recorded `true` as its class."""
+    (tmp_path / "tiny.json").write_text(json.dumps(TINY))
+    for label in (True, np.True_):
+        with pytest.raises(UsageError, match="invalid anomalous_class: (np.)?True"):
+            atb.fit("ganomaly", "mnist", label, tmp_path / "run", config=str(tmp_path / "tiny.json"),
+                    limit=200, data_dir=DATA_DIR, verbose=0)
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_folder_dataset_refuses_what_it_would_ignore(tmp_path):
     """fit took a class and a protocol for a folder dataset and ignored both, where the CLI
     refuses the flags: the run trained on the folder's own split without a word."""

@@ -73,6 +73,40 @@ def test_saved_model_looks_like_a_single_run_and_rejects_bad_input(built):
         loaded.score(np.zeros((2, 28, 28, 3), np.uint8))
 
 
+def test_the_saved_model_takes_every_input_a_single_run_takes(saved_model, tmp_path):
+    """A 0/1 uint8 mask (a single run scores it; cast to float32, members refused it as a batch
+    already scaled to 0..1), one 2-D image, int32 / int64 / float64 pixels: as a single run."""
+    import tensorflow as tf
+
+    from anomaly_toolbox.run import export
+    from anomaly_toolbox.run.ensemble import EnsembleModule
+
+    single, metadata = export.load(str(saved_model))
+    export.save_module(EnsembleModule([single, single], [0.0, 0.0], [1.0, 1.0], [1.0, 1.0], 0.5,
+                                      {**metadata, "model": "ensemble"}), str(tmp_path / "e"))
+    loaded = tf.saved_model.load(str(tmp_path / "e"))  # z = s: centre 0, scale 1
+    mask = (np.arange(2 * 32 * 32).reshape(2, 32, 32) % 2).astype(np.uint8)
+    expected = single.score(mask).numpy()
+    for x in (mask, mask.astype(np.int32), mask.astype(np.int64)):
+        np.testing.assert_allclose(loaded.score(x).numpy(), expected, rtol=1e-5)
+    np.testing.assert_allclose(loaded.score(mask[0]).numpy(), expected[:1], rtol=1e-5)
+    gray = (mask * 200).astype(np.float64)
+    np.testing.assert_allclose(loaded.score(gray).numpy(), single.score(gray).numpy(), rtol=1e-5)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="pixels on 0..255"):
+        loaded.score(mask.astype(np.int32) * 300)
+
+
+def test_the_output_is_never_inside_a_saved_model(saved_model, tmp_path):
+    """A member's saved_model/ens would ship inside it and be deleted with it on re-export;
+    refused before the members are read, as export refuses it."""
+    from anomaly_toolbox.run import ensemble
+
+    inside = saved_model / "ens"
+    with pytest.raises(UsageError, match=r"invalid output_dir: .*outside any SavedModel"):
+        ensemble.build([str(tmp_path / "a"), str(tmp_path / "b")], str(inside))
+    assert not inside.exists()
+
+
 def test_the_threshold_rule_is_the_ensembles_own(members, tmp_path):
     from anomaly_toolbox.run import ensemble, export
 

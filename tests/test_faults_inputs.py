@@ -201,6 +201,31 @@ def test_0_to_1_floats_are_refused_by_the_api_then_rescaled_on_request(saved_mod
     assert detector.score(np.zeros((2, 28, 28), np.float32)).shape == (2,)  # black is black
 
 
+def test_integer_pixels_on_0_to_1_are_dark_pixels_not_a_rescaled_batch(saved_model, images,
+                                                                      tmp_path):
+    """Only floats can be already scaled to 0..1: a 0/1 int64 mask scores as its uint8 twin
+    (it was refused as "float values all lie in 0..1"), by the API and by score."""
+    from anomaly_toolbox.data.inputs import read_batches
+
+    detector = atb.load(saved_model)
+    mask = (images[0][:4] > 128).astype(np.uint8)
+    reference = detector.score(mask)
+    for dtype in (np.int32, np.int64, np.uint16):
+        np.testing.assert_allclose(detector.score(mask.astype(dtype)), reference, rtol=1e-6)
+    np.save(tmp_path / "mask.npy", mask.astype(np.int64))
+    (batch,) = read_batches(str(tmp_path / "mask.npy"))[1]  # what score reads
+    np.testing.assert_array_equal(batch[..., 0], mask)
+
+
+def test_0_to_1_floats_declared_0_to_255_are_refused_before_the_graph(saved_model, images):
+    """input_range="0..255" skipped the 0..1 check, which the SavedModel's graph then failed
+    (InvalidArgumentError; score: a traceback)."""
+    detector = atb.load(saved_model)
+    with pytest.raises(UsageError, match="these float values all lie in 0..1"):
+        detector.score(images[0][:2].astype(np.float32) / 255, input_range="0..255")
+    assert detector.score(images[0][:2].astype(np.float32), input_range="0..255").shape == (2,)
+
+
 @pytest.mark.parametrize("values, model_range, message", [
     (np.linspace(-1, 1, 28 * 28), (0, 255), "got values from -1 to 1"),  # model input, not pixels
     (np.linspace(0, 65535, 28 * 28), (0, 255), "got values from 0 to 65535"),  # 16-bit

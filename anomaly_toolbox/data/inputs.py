@@ -215,9 +215,15 @@ def check_shape(images, channels, name, sides=(28, 32)):
 
 
 def as_pixels(batch, name="input"):
-    """uint8 stays uint8; anything else becomes finite float32 (reads a memory-mapped slice)."""
+    """uint8 stays uint8, and so do other integers on 0..255 (integers are never "already
+    scaled to 0..1": a 0/1 int64 mask is dark pixels, as it is in uint8 and in the SavedModel);
+    anything else becomes finite float32 (reads a memory-mapped slice)."""
     if batch.dtype == np.uint8:
         return np.ascontiguousarray(batch)
+    if batch.dtype.kind in "iu":
+        batch = np.asarray(batch)
+        if batch.size and batch.min() >= 0 and batch.max() <= 255:
+            return batch.astype(np.uint8)
     batch = np.asarray(batch, np.float32)
     if not np.all(np.isfinite(batch)):
         raise UsageError("input", name, "finite pixel values, found NaN or inf")
@@ -240,11 +246,12 @@ def to_model_range(batch, name="input", model_range=MODEL_RANGE, input_range=Non
         if least < in_low or most > in_high:
             raise UsageError("input", name, f"pixels on {in_low}..{in_high}, as "
                              f"{option.format(f'{in_low}..{in_high}')} says; {got}")
-        if tuple(input_range) == tuple(model_range):
-            return batch
-        scale = (high - low) / (in_high - in_low)
-        return ((np.asarray(batch, np.float32) - in_low) * scale + low).astype(np.float32)
-    if least < low or most > high:
+        if tuple(input_range) != tuple(model_range):
+            scale = (high - low) / (in_high - in_low)
+            return ((np.asarray(batch, np.float32) - in_low) * scale + low).astype(np.float32)
+        # declared on the model's scale: the 0..1 check below still applies, as the SavedModel's
+        # graph applies it (a traceback from the graph, before)
+    elif least < low or most > high:
         hint = (f"; divide by 255, or pass {option.format('0..255')} to have them rescaled"
                 if high <= 1 and least >= 0 and most <= 255 else "")
         raise UsageError("input", name, f"pixels on {low}..{high}, the model's scale; {got}{hint}")

@@ -58,7 +58,8 @@ def check(dataset, anomalous_class, protocol, classes=range(NUM_CLASSES)):
     the data is read, the labels it holds after."""
     if protocol not in PROTOCOLS:
         raise UsageError("protocol", protocol, f"one of {', '.join(PROTOCOLS)}")
-    if anomalous_class not in classes:
+    if isinstance(anomalous_class, (bool, np.bool_)) or anomalous_class not in classes:
+        # True == 1: fit(..., True, ...) trained class 1 and recorded `true` as its class
         raise UsageError("anomalous_class", anomalous_class,
                          f"a class of {dataset}: {min(classes)}..{max(classes)}")
 

@@ -20,6 +20,8 @@ from anomaly_toolbox import metrics
 from anomaly_toolbox.data import data_identity
 from anomaly_toolbox.errors import UsageError
 from anomaly_toolbox.files import ensure_writable_dir, write_json
+from anomaly_toolbox.run.export import (ScoringModule, _check_outside_saved_models,
+                                         _on_the_scale)
 from anomaly_toolbox.run.rundir import RunDir, differences
 
 SHARED = ("dataset", "anomalous_class", "protocol", "split_seed", "limit")
@@ -98,8 +100,25 @@ def fit(members, weighting="mean"):
     return [c for c, _ in scales], [s for _, s in scales], weights
 
 
+def member_input(images):
+    """`images` as every member takes them, whatever version exported it (uint8 or float32,
+    rank 3 or 4): integers as uint8 once they are checked to lie on 0..255 (as float32, a 0/1
+    uint8 mask would look like a batch already scaled to 0..1, which members refuse), floats as
+    float32, one (H, W) image as (1, H, W)."""
+    x = images[tf.newaxis] if images.shape.rank == 2 else images
+    if x.dtype.is_floating:
+        return tf.cast(x, tf.float32)
+    if x.dtype == tf.uint8:
+        return x
+    with tf.control_dependencies([_on_the_scale(tf.cast(x, tf.float32))]):
+        return tf.cast(x, tf.uint8)
+
+
 class EnsembleModule(tf.Module):
-    """Same contract as a single run's SavedModel: score(images), threshold, metadata."""
+    """Same contract as a single run's SavedModel: score(images), threshold, metadata; traced for
+    the same dtypes and ranks (INPUT_SPECS)."""
+
+    INPUT_SPECS = ScoringModule.INPUT_SPECS
 
     def __init__(self, saved_models, centres, scales, weights, threshold, metadata):
         super().__init__()
@@ -112,7 +131,7 @@ class EnsembleModule(tf.Module):
 
     @tf.function
     def score(self, images):
-        x = tf.cast(images, tf.float32)  # every member takes float32 pixels on the 0..255 scale
+        x = member_input(images)
         z = tf.stack([(tf.cast(m.score(x), tf.float64) - self.centres[i]) / self.scales[i]
                       for i, m in enumerate(self.members)])
         return tf.cast(tf.tensordot(self.weights, z, 1), tf.float32)
@@ -172,6 +191,7 @@ def build(run_dirs, output_dir, weighting="mean", threshold_rule="f1"):
     from anomaly_toolbox.run.provenance import versions
 
     metrics.parse_threshold(threshold_rule)  # refused before any work
+    _check_outside_saved_models(output_dir)  # as export's: deleted when that one is re-exported
     members = read_members(run_dirs)
     centres, scales, weights = fit(members, weighting)
     listed = [{"run_dir": m["path"], "model": m["spec"].model,

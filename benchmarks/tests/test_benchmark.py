@@ -63,6 +63,24 @@ def test_bad_grid_arguments_exit_2(tmp_path):
         assert proc.returncode == 2 and message in stderr, (flag, stderr[-500:])
 
 
+def test_classes_seeds_protocol_and_limit_are_checked_before_any_cell():
+    """Each was passed on to every cell's run, which failed while the grid exited 0."""
+    import pytest
+
+    from anomaly_toolbox.errors import UsageError
+    from benchmarks import benchmark
+
+    assert benchmark.check_grid("1-3", ["0", "2"], "official", 200) == ([1, 2, 3], [0, 2])
+    for args, message in [(("12", ["0"], "pooled"), "invalid classes: '12'"),
+                          (("9-0", ["0"], "pooled"), "invalid classes: '9-0'"),
+                          (("0", ["a"], "pooled"), "invalid seeds: 'a'"),
+                          (("0", ["-1"], "pooled"), "invalid seeds: '-1'"),
+                          (("0", ["0"], "foo"), "invalid protocol: 'foo'"),
+                          (("0", ["0"], "pooled", -5), "invalid limit: -5")]:
+        with pytest.raises(UsageError, match=message):
+            benchmark.check_grid(*args)
+
+
 def test_grid_runs_class_by_class_and_splits_cores_between_workers(monkeypatch):
     from benchmarks import benchmark
 

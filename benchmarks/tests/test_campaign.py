@@ -59,6 +59,7 @@ def test_plan_counts_finished_cells_and_estimates_from_their_wall_times(tmp_path
     ({"runs": [{"models": ["ganomaly"], "seeds": [0]}]},
      "invalid campaign part 'p' run: \"no 'profile'\" (expected the keys models, profile, seeds)"),
     ({"classes": "one"}, "invalid campaign part 'p' classes: 'one' (expected a range like 0-9"),
+    ({"classes": 3}, "invalid campaign part 'p' classes: 3 (expected a range like 0-9"),
 ])
 def test_a_bad_part_is_refused_naming_it(tmp_path, change, message):
     from benchmarks import campaign
@@ -72,6 +73,19 @@ def test_a_bad_part_is_refused_naming_it(tmp_path, change, message):
     (tmp_path / "list.json").write_text("[]")
     with pytest.raises(UsageError, match="expected a JSON object with a 'parts' list"):
         campaign.load(str(tmp_path / "list.json"))
+
+
+def test_a_missing_truncated_or_odd_campaign_file_is_a_usage_error(tmp_path):
+    """Each was a traceback (FileNotFoundError, JSONDecodeError, AttributeError)."""
+    from benchmarks import campaign
+    from anomaly_toolbox.errors import UsageError
+
+    (tmp_path / "cut.json").write_text('{"parts": [')
+    (tmp_path / "ints.json").write_text('{"parts": [1]}')
+    for name, message in [("nope.json", "a readable JSON file"), ("cut.json", "a readable JSON"),
+                          ("ints.json", "a 'parts' list of objects")]:
+        with pytest.raises(UsageError, match=f"invalid campaign: .*{name}.*{message}"):
+            campaign.load(str(tmp_path / name))
 
 
 def test_a_clone_is_never_used_at_another_commit(tmp_path):

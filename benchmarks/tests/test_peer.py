@@ -52,6 +52,19 @@ def test_a_missing_peer_python_is_one_error_line(tmp_path):
     assert "Traceback" not in out.stderr and not list(tmp_path.iterdir())
 
 
+def test_a_missing_data_dir_or_a_folder_as_peer_python_is_one_error_line(tmp_path):
+    """Left out, --data_dir reached both sides as the string 'None' (a child ran, then a
+    traceback); a folder passed the peer_python check. Both refused before any child runs."""
+    for args, message in [([f"--peer_python={sys.executable}"], "error: invalid data_dir: None"),
+                          ([f"--peer_python={tmp_path}", f"--data_dir={DATA_DIR}"],
+                           "error: invalid peer_python:")]:
+        out = subprocess.run([sys.executable, "-m", "benchmarks.peer", *args,
+                              f"--results_dir={tmp_path / 'r'}"],
+                             capture_output=True, text=True, cwd=REPO)
+        assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-500:]
+        assert out.stderr.strip().splitlines()[-1].startswith(message), out.stderr[-500:]
+
+
 def test_the_hand_flop_count_equals_the_graph_count_of_our_encoders():
     """The note's MFLOP/image comes from a formula (it must hold for the peer's network too);
     our GANomaly's scoring graph, counted by TF's op statistics, checks its encoder part. TF's

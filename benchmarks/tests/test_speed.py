@@ -11,6 +11,67 @@ import pytest
 from benchmarks.tests.conftest import TINY
 
 
+def test_pause_refuses_itself_and_bad_pids_and_resumes_what_it_stopped(monkeypatch):
+    """--pause=<a pid of its own group> stopped the timing itself for good, a typo was ignored,
+    and a group it could not stop left the ones stopped before it stopped (killpg recorded)."""
+    import os
+    import signal
+    import subprocess
+
+    from anomaly_toolbox.errors import UsageError
+    from benchmarks.timing import paused
+
+    sleepers = [subprocess.Popen(["sleep", "60"], start_new_session=True) for _ in range(2)]
+    try:
+        calls, refused = [], sleepers[1].pid
+
+        def killpg(group, sig):
+            calls.append((group, sig))
+            if group == refused and sig == signal.SIGSTOP:
+                raise PermissionError(1, "Operation not permitted")
+
+        monkeypatch.setattr(os, "killpg", killpg)
+        for pids, message in [([str(os.getpid())], "it would stop itself"),
+                              (["12a"], "positive integers"), (["0"], "positive integers")]:
+            with pytest.raises(UsageError, match=f"invalid pause: .*{message}"):
+                with paused(pids):
+                    pass
+        assert calls == []
+        with pytest.raises(UsageError, match="may stop"):
+            with paused([str(p.pid) for p in sleepers]):
+                pass
+        first = sleepers[0].pid
+        assert calls == [(first, signal.SIGSTOP), (refused, signal.SIGSTOP),
+                         (first, signal.SIGCONT)]
+    finally:
+        for p in sleepers:
+            p.kill()
+            p.wait()
+
+
+def test_bad_counts_models_and_json_files_are_refused_before_measuring(tmp_path):
+    """--batch_size=0 was a ZeroDivisionError and --models=nope an error only after the data
+    and the ceiling were measured (minutes); a missing --from_json was a traceback."""
+    import subprocess
+    import sys
+
+    from anomaly_toolbox.errors import UsageError
+    from benchmarks import speed
+    from benchmarks.tests.conftest import REPO
+
+    with pytest.raises(UsageError, match="invalid from_json: .*nope.json"):
+        speed.render_saved(str(tmp_path / "nope.json"))
+    for flag, message in [("--batch_size=0", "error: invalid batch_size: '0'"),
+                          ("--models=nope", "error: invalid model: 'nope'")]:
+        out = subprocess.run([sys.executable, "-m", "benchmarks.speed", flag,
+                              f"--data_dir={tmp_path / 'none'}", f"--results_dir={tmp_path}",
+                              f"--benchmarks_md={tmp_path / 'b.md'}"],
+                             capture_output=True, text=True, cwd=REPO)
+        assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-500:]
+        assert out.stderr.strip().splitlines()[-1].startswith(message), out.stderr[-500:]
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.slow
 def test_speed_report_has_positive_numbers(mnist, monkeypatch):
     from anomaly_toolbox import models
