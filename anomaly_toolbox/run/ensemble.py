@@ -20,8 +20,8 @@ from anomaly_toolbox import metrics
 from anomaly_toolbox.data import data_identity
 from anomaly_toolbox.errors import UsageError
 from anomaly_toolbox.files import ensure_writable_dir, write_json
-from anomaly_toolbox.run.export import (ScoringModule, _check_outside_saved_models,
-                                         _on_the_scale)
+from anomaly_toolbox.run.export import (ScoringModule, check_outside_saved_models,
+                                         on_the_scale)
 from anomaly_toolbox.run.rundir import RunDir, differences
 
 SHARED = ("dataset", "anomalous_class", "protocol", "split_seed", "limit")
@@ -110,7 +110,7 @@ def member_input(images):
         return tf.cast(x, tf.float32)
     if x.dtype == tf.uint8:
         return x
-    with tf.control_dependencies([_on_the_scale(tf.cast(x, tf.float32))]):
+    with tf.control_dependencies([on_the_scale(tf.cast(x, tf.float32))]):
         return tf.cast(x, tf.uint8)
 
 
@@ -191,7 +191,7 @@ def build(run_dirs, output_dir, weighting="mean", threshold_rule="f1"):
     from anomaly_toolbox.run.provenance import versions
 
     metrics.parse_threshold(threshold_rule)  # refused before any work
-    _check_outside_saved_models(output_dir)  # as export's: deleted when that one is re-exported
+    check_outside_saved_models(output_dir)  # as export's: deleted when that one is re-exported
     members = read_members(run_dirs)
     centres, scales, weights = fit(members, weighting)
     listed = [{"run_dir": m["path"], "model": m["spec"].model,

@@ -82,7 +82,7 @@ def on_pixel_scale(images):
         return tf.identity(images)
 
 
-def _on_the_scale(x):
+def on_the_scale(x):
     """An assertion that the finite values of `x` lie in PIXEL_RANGE: a plain TensorFlow client
     passing -1..1 or 0..65535 pixels gets an error, not a silently meaningless score."""
     low, high = PIXEL_RANGE
@@ -139,7 +139,7 @@ class ScoringModule(tf.Module):
             tf.debugging.assert_equal(shape[3], self.channels,
                                       message=f"images must have {self.channels} channel(s)"),
             tf.debugging.assert_all_finite(x, "images contain NaN or inf"),
-            _on_the_scale(x),
+            on_the_scale(x),
         ]
         with tf.control_dependencies(checks):
             return to_model_input(tf.identity(x), self.image_size, self.padded)
@@ -231,7 +231,7 @@ def load(path):
     return loaded, metadata
 
 
-def _check_outside_saved_models(output_dir):
+def check_outside_saved_models(output_dir):
     """Inside another SavedModel (the run's own, say) the new one would be deleted with it when
     that one is exported again, and would ship inside it."""
     from anomaly_toolbox.errors import UsageError
@@ -271,7 +271,7 @@ def reexport(run_path, output_dir, precision):
     if os.path.exists(output_dir):
         raise UsageError("output_dir", output_dir, "a folder that does not exist yet")
     check_writable_dir(output_dir, "output_dir")  # under a file, or a read-only folder
-    _check_outside_saved_models(output_dir)
+    check_outside_saved_models(output_dir)
     loaded, metadata = load(run_dir.saved_model)
     if metadata["model"] not in models.names():
         raise UsageError("run_dir", run_path,
