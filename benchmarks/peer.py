@@ -197,6 +197,7 @@ def _why_behind(inference, train):
 
 
 def body():
+    from anomaly_toolbox.data import datasets
     from anomaly_toolbox.errors import UsageError
 
     for p in FLAGS.precisions:
@@ -209,8 +210,7 @@ def body():
             or not os.access(FLAGS.peer_python, os.X_OK):  # a folder is "executable" too
         raise UsageError("peer_python", FLAGS.peer_python, "the python of a venv with anomalib")
     # both sides read MNIST from it: left out, each child was given --data_dir=None and failed
-    if not FLAGS.data_dir or not os.path.isfile(os.path.join(FLAGS.data_dir, "mnist",
-                                                             "train-images-idx3-ubyte.gz")):
+    if not FLAGS.data_dir or not datasets.has_idx_files(os.path.join(FLAGS.data_dir, "mnist")):
         raise UsageError("data_dir", FLAGS.data_dir, "a folder holding mnist/*-ubyte.gz")
     for name in ("rounds", "windows"):
         if getattr(FLAGS, name) <= 0:

@@ -117,7 +117,7 @@ def _from_idx_dir(name, folder, kind="idx"):
                       source={"dataset": name, "kind": kind, "sha256": files})
 
 
-def _has_idx_files(folder):
+def has_idx_files(folder):
     return all(os.path.isfile(os.path.join(folder, f)) for pair in IDX_FILES.values() for f in pair)
 
 
@@ -166,7 +166,7 @@ def load(name, data_dir=None):
         candidates.append((f"${DATA_DIR_ENV}", os.environ[DATA_DIR_ENV]))
     for label, root in candidates:
         folder = os.path.join(root, name)
-        if _has_idx_files(folder):
+        if has_idx_files(folder):
             try:
                 return _from_idx_dir(name, folder)
             except DataError as e:
@@ -174,7 +174,7 @@ def load(name, data_dir=None):
                                                           f"IDX files; {e}") from e
         tried.append(f"{label}: {folder} (IDX files not all present)")
     if name in SYSTEM_DIRS:
-        if _has_idx_files(SYSTEM_DIRS[name]):
+        if has_idx_files(SYSTEM_DIRS[name]):
             return _from_idx_dir(name, SYSTEM_DIRS[name], "debian")
         tried.append(f"{SYSTEM_DIRS[name]} (Debian package dataset-fashion-mnist not installed)")
     try:
