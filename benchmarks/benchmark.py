@@ -7,7 +7,8 @@ Each cell is one ordinary `anomaly_toolbox.train` run in its own process and run
 results.json (small: metrics, splits, budget, wall time, versions; no weights) is copied to
 `--results_dir`, which is committed, beside its validation and test scores and labels
 (`<cell>.scores.npz`, compressed, so that ensembles can be rebuilt from the repository alone);
-a cell whose results file exists is skipped.
+a cell whose results file exists is skipped. The grid exits 1 if a cell failed (after writing
+the table of those that finished).
 `--shard=i/n` runs every n-th cell starting at i, so machines can split one grid and merge
 results by copying files.
 """
@@ -231,6 +232,7 @@ def body():
 
     if not FLAGS.table_only:
         cells = _cells()
+        os.makedirs(FLAGS.results_dir, exist_ok=True)  # the table is written even if no cell ends
         env = worker_env(FLAGS.workers, FLAGS.threads_per_worker)
         print(f"{len(cells)} cells, {FLAGS.workers} worker(s), "
               f"{env.get('TF_NUM_INTRAOP_THREADS', 'default')} thread(s) each", flush=True)
@@ -240,9 +242,13 @@ def body():
                     for c in cells]
             for job in jobs:
                 print(*job.result(), flush=True)
+        failed = [name for name, status in (job.result() for job in jobs)
+                  if status.startswith("FAILED")]
     else:
-        from anomaly_toolbox.errors import DataError
+        from anomaly_toolbox.errors import DataError, UsageError
 
+        if not os.path.isdir(FLAGS.results_dir):
+            raise UsageError("results_dir", FLAGS.results_dir, "a folder of results files")
         missing, duplicates = check_merged(FLAGS.results_dir, _cells())
         if duplicates:
             raise DataError("results hold duplicate or misplaced cells:\n  "
@@ -254,6 +260,10 @@ def body():
     print(f"{ensembles.write_all(FLAGS.results_dir)} ensemble cells from the kept scores")
     report.write(FLAGS.results_dir, FLAGS.benchmarks_md)
     print(f"wrote {FLAGS.benchmarks_md}")
+    if not FLAGS.table_only and failed:  # the table shows the cells that did finish; a script
+        print(f"error: {len(failed)} of {len(cells)} cell(s) failed, see each one's train.log "
+              f"under --runs_dir: {', '.join(failed)}", file=sys.stderr)  # or job array sees it
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -237,7 +237,7 @@ def run_part(part, deadline):
                         commit_finished(REPO, label)
                         report(REPO, label)
                 failed = [benchmark.cell_name(*c) for c in left if not benchmark.cell_done(results_dir, c)]
-                if failed:  # the benchmark prints FAILED cells but exits 0: stop and look
+                if failed:  # a cell that failed (the benchmark exits 1): stop and look
                     print(f"{part['name']}: {len(failed)} cell(s) did not finish, see their "
                           f"train.log under {runs_dir}: {', '.join(failed)}", flush=True)
                     return "failed"

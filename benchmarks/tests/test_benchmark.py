@@ -144,3 +144,28 @@ def test_job_array_shards_merge_by_copying_and_the_table_checks_gaps_and_duplica
     assert len(duplicates) == 1 and "class1_seed7.json holds" in duplicates[0]
     dup = table()
     assert dup.returncode == 2 and "class1_seed7.json holds" in dup.stderr
+
+
+def test_a_failed_cell_makes_the_grid_exit_1(tmp_path):
+    """The runner printed FAILED and exited 0, so a script or job array took the grid as done."""
+    experiments = tmp_path / "experiments"
+    experiments.mkdir()
+    (experiments / "autoencoder_mnist_tiny.json").write_text(json.dumps({**TINY, "epochs": 0}))
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.benchmark", "--models=autoencoder", "--datasets=mnist",
+         "--classes=1", "--profile=tiny", "--limit=300", f"--experiments_dir={experiments}",
+         f"--results_dir={tmp_path / 'results'}", f"--runs_dir={tmp_path / 'runs'}",
+         f"--benchmarks_md={tmp_path / 'b.md'}", f"--data_dir={DATA_DIR}"],
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, capture_output=True, text=True)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert "class1_seed0 FAILED (exit 2" in done.stdout
+    assert done.stderr.strip().splitlines()[-1].startswith(
+        "error: 1 of 1 cell(s) failed, see each one's train.log under --runs_dir: ")
+    assert (tmp_path / "b.md").exists()  # the table of the cells that did finish is still written
+    missing = subprocess.run(
+        [sys.executable, "-m", "benchmarks.benchmark", "--table_only",
+         f"--results_dir={tmp_path / 'none'}", f"--benchmarks_md={tmp_path / 'c.md'}"],
+        capture_output=True, text=True)  # was a FileNotFoundError traceback
+    assert missing.returncode == 2 and missing.stderr.strip().splitlines()[-1] == (
+        f"error: invalid results_dir: '{tmp_path / 'none'}' (expected a folder of results files)")
+    assert not (tmp_path / "c.md").exists()
