@@ -5,7 +5,7 @@ class UsageError(ValueError):
     """A user-supplied value is invalid; the message names the argument, the value and what is valid."""
 
     def __init__(self, argument, value, valid=None):
-        self.argument, self.value = argument, value
+        self.argument, self.value, self.valid = argument, value, valid
         message = f"invalid {argument}: {value!r}"
         if valid:
             message += f" (expected {valid})"

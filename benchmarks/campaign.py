@@ -27,7 +27,7 @@ import numpy as np
 from absl import flags
 
 from anomaly_toolbox import cli
-from benchmarks import CAMPAIGNS, REPO, RESULTS, benchmark, ensembles
+from benchmarks import CAMPAIGNS, REPO, RESULTS, benchmark
 from benchmarks.cells import cell_files
 from benchmarks.publish import commit_finished, keep_old_scores, report
 from anomaly_toolbox.errors import UsageError
@@ -62,6 +62,54 @@ def _check_keys(where, given, allowed, required):
         raise UsageError(where, f"no {key!r}", f"the keys {', '.join(sorted(required))}")
 
 
+def _list_of(where, value, kind, valid=None):
+    """A JSON list of `kind` (a bare string is refused: "0" would be read as the list of its
+    characters), each in `valid` when given."""
+    if not isinstance(value, list) or not value or not all(
+            isinstance(v, kind) and not isinstance(v, bool) for v in value):
+        raise UsageError(where, value, f"a non-empty list of {kind.__name__} values")
+    for v in value:
+        if valid is not None and v not in valid:
+            raise UsageError(where, v, f"one of {', '.join(sorted(valid))}")
+    return value
+
+
+def _check_values(where, part):
+    """What each cell's benchmark run would refuse, refused by --plan before any run."""
+    from anomaly_toolbox import models
+    from anomaly_toolbox.data.datasets import DATASETS
+
+    _list_of(f"{where} datasets", part["datasets"], str, DATASETS)
+    if not isinstance(part["runs"], list) or not part["runs"] \
+            or not all(isinstance(r, dict) for r in part["runs"]):
+        raise UsageError(f"{where} runs", part["runs"], "a non-empty list of objects")
+    for run in part["runs"]:
+        _check_keys(f"{where} run", run, RUN_KEYS, {"models", "profile", "seeds"})
+        _list_of(f"{where} run models", run["models"], str, models.names())
+        if not isinstance(run["profile"], str) or not run["profile"]:
+            raise UsageError(f"{where} run profile", run["profile"], "a profile name")
+        seeds = _list_of(f"{where} run seeds", run["seeds"], int)
+        if not isinstance(part["classes"], str):
+            raise UsageError(f"{where} classes", part["classes"], "a range like 0-9 or a list "
+                             "like 1,3,5")
+        try:
+            benchmark.check_grid(part["classes"], [str(s) for s in seeds],
+                                 part.get("protocol", "pooled"))
+        except UsageError as e:  # the same check, named as the file's key
+            raise UsageError(f"{where} {'run ' * (e.argument == 'seeds')}{e.argument}", e.value,
+                             e.valid) from None
+
+
+def check():
+    """The campaign file, checked before TensorFlow is imported (no start-up lines before the
+    error)."""
+    if FLAGS.hours is not None and not FLAGS.hours > 0:
+        raise UsageError("hours", FLAGS.hours, "a positive number of hours")
+    if FLAGS.workers <= 0:
+        raise UsageError("workers", FLAGS.workers, "a positive integer")
+    load(FLAGS.campaign, FLAGS.parts)
+
+
 def load(path, only=None):
     """The campaign's parts, checked before anything runs."""
     try:  # a missing or malformed file is one error line, not a traceback
@@ -81,13 +129,7 @@ def load(path, only=None):
         if not (isinstance(commit, str) and 7 <= len(commit) <= 40
                 and all(c in "0123456789abcdef" for c in commit)):
             raise UsageError(f"{where} commit", commit, "a hex commit id")
-        for run in part["runs"]:
-            _check_keys(f"{where} run", run, RUN_KEYS, {"models", "profile", "seeds"})
-        try:
-            benchmark.parse_classes(part["classes"] if isinstance(part["classes"], str) else "")
-        except UsageError:
-            raise UsageError(f"{where} classes", part["classes"], "a range like 0-9 or a list "
-                             "like 1,3,5") from None
+        _check_values(where, part)
     for name in only or []:
         if name not in names:
             raise UsageError("parts", name, f"one of {', '.join(names)}")
@@ -192,6 +234,8 @@ def _command(part, run, k, path, results_dir):
 def run_part(part, deadline):
     """Runs the part class by class: "done", "deadline" (its next class does not fit) or
     "failed" (a cell did not finish)."""
+    from benchmarks import ensembles  # imports TensorFlow: never before `check`
+
     path = clone(part, FLAGS.clones_dir)
     results_dir = RESULTS
     runs_dir = os.path.join(path, "runs", "benchmark")
@@ -249,10 +293,6 @@ def run_part(part, deadline):
 
 
 def body():
-    if FLAGS.hours is not None and not FLAGS.hours > 0:
-        raise UsageError("hours", FLAGS.hours, "a positive number of hours")
-    if FLAGS.workers <= 0:
-        raise UsageError("workers", FLAGS.workers, "a positive integer")
     parts = load(FLAGS.campaign, FLAGS.parts)
     print("\n".join(plan(parts, RESULTS, FLAGS.workers)), flush=True)
     if FLAGS.plan:
@@ -271,4 +311,4 @@ def body():
 
 
 if __name__ == "__main__":
-    cli.main(define_flags, body)
+    cli.main(define_flags, body, check)

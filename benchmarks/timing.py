@@ -114,7 +114,7 @@ def _groups(pids):
             group = os.getpgid(number)
         except ProcessLookupError:  # exited: nothing to pause
             continue
-        if group == own:
+        if group == own or group <= 0:  # group 0 (pid 1's here) is "this group" to killpg too
             raise _bad_pause(pid, "processes outside this one's process group (it would stop "
                                   "itself)")
         groups.setdefault(group, pid)

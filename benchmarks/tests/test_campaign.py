@@ -60,6 +60,19 @@ def test_plan_counts_finished_cells_and_estimates_from_their_wall_times(tmp_path
      "invalid campaign part 'p' run: \"no 'profile'\" (expected the keys models, profile, seeds)"),
     ({"classes": "one"}, "invalid campaign part 'p' classes: 'one' (expected a range like 0-9"),
     ({"classes": 3}, "invalid campaign part 'p' classes: 3 (expected a range like 0-9"),
+    # these passed --plan; each cell's run failed later (and a string of seeds was iterated)
+    ({"classes": "0-12"}, "invalid campaign part 'p' classes: '0-12' (expected classes in 0..9"),
+    ({"datasets": ["cifar10"]}, "invalid campaign part 'p' datasets: 'cifar10' (expected one of"),
+    ({"datasets": "mnist"}, "invalid campaign part 'p' datasets: 'mnist' (expected a non-empty "
+                            "list of str values)"),
+    ({"protocol": "foo"}, "invalid campaign part 'p' protocol: 'foo' (expected one of"),
+    ({"runs": [{"models": ["gan"], "profile": "cpu", "seeds": [0]}]},
+     "invalid campaign part 'p' run models: 'gan' (expected one of anogan, autoencoder, "),
+    ({"runs": [{"models": ["egbad"], "profile": "cpu", "seeds": "0"}]},
+     "invalid campaign part 'p' run seeds: '0' (expected a non-empty list of int values)"),
+    ({"runs": [{"models": ["egbad"], "profile": "cpu", "seeds": [-1]}]},
+     "invalid campaign part 'p' run seeds: '-1' (expected integers in 0.."),
+    ({"runs": []}, "invalid campaign part 'p' runs: [] (expected a non-empty list of objects)"),
 ])
 def test_a_bad_part_is_refused_naming_it(tmp_path, change, message):
     from benchmarks import campaign
@@ -218,3 +231,15 @@ def test_a_clone_runs_the_grid_runner_of_its_own_layout(tmp_path):
     assert campaign.benchmark_module(PART, str(tmp_path)) == "benchmarks.benchmark"
     named = {**PART, "module": "anomaly_toolbox.benchmark"}
     assert campaign.benchmark_module(named, str(tmp_path)) == "anomaly_toolbox.benchmark"
+
+
+def test_a_bad_campaign_answers_before_tensorflow_loads(tmp_path):
+    """Its module imported TensorFlow (through the ensembles), so start-up lines came before the
+    `error:` line, and a bad class or model passed --plan to fail in every cell's run."""
+    path = _campaign(tmp_path, [{**PART, "classes": "0-12"}])
+    done = subprocess.run([sys.executable, "-m", "benchmarks.campaign", f"--campaign={path}",
+                           "--plan"], capture_output=True, text=True, cwd=REPO,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "0"})
+    assert done.returncode == 2 and done.stderr == (
+        "error: invalid campaign part 'p' classes: '0-12' (expected classes in 0..9, like 0-9 "
+        "or 1,3,5)\n")

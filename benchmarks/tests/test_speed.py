@@ -31,7 +31,10 @@ def test_pause_refuses_itself_and_bad_pids_and_resumes_what_it_stopped(monkeypat
                 raise PermissionError(1, "Operation not permitted")
 
         monkeypatch.setattr(os, "killpg", killpg)
+        getpgid = os.getpgid  # a pid in group 0 (pid 1 in a container): killpg(0) is our group
+        monkeypatch.setattr(os, "getpgid", lambda pid: 0 if pid == 4242 else getpgid(pid))
         for pids, message in [([str(os.getpid())], "it would stop itself"),
+                              (["4242"], "it would stop itself"),
                               (["12a"], "positive integers"), (["0"], "positive integers")]:
             with pytest.raises(UsageError, match=f"invalid pause: .*{message}"):
                 with paused(pids):
