@@ -26,7 +26,7 @@ def fit(model, dataset, anomalous_class, output_dir, **options):
     the results dict (also written to output_dir/results.json). `options` are training.fit's
     keywords: profile="cpu" (a named budget, as the CLI's --profile) or config, epochs,
     batch_size, protocol, train_seed, split_seed, data_dir, limit, threshold ("f1" or
-    "fpr:RATE"), verbose, image_size, precision. A "folder:PATH" dataset takes
+    "fpr:RATE"), verbose (0, 1 or 2), image_size, precision. A "folder:PATH" dataset takes
     anomalous_class=None and no protocol: its anomalies and its split are its own."""
     from anomaly_toolbox.run import training
 

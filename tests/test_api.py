@@ -132,3 +132,14 @@ def test_a_folder_dataset_refuses_what_it_would_ignore(tmp_path):
     with pytest.raises(UsageError, match=r"invalid protocol: 'official' \(expected no protocol"):
         atb.fit("ganomaly", folder, None, tmp_path / "run", profile="cpu", protocol="official")
     assert not (tmp_path / "run").exists()
+
+
+def test_verbose_is_0_1_or_2_as_the_cli_takes(tmp_path, monkeypatch):
+    """verbose="x" trained silently (Keras shows progress only for 1 and 2) and True as 1."""
+    from anomaly_toolbox.run import training
+
+    monkeypatch.setattr(training, "load_splits", lambda *a, **k: pytest.fail("data read"))
+    for bad in ("x", True, 3, "auto"):
+        with pytest.raises(UsageError, match=rf"^invalid verbose: {bad!r} \(expected 0, 1 or 2\)$"):
+            atb.fit("ganomaly", "mnist", 4, tmp_path / "run", profile="cpu", verbose=bad)
+    assert not (tmp_path / "run").exists()
