@@ -24,10 +24,11 @@ _NATIVE = (np.uint8, np.int32, np.int64, np.float32, np.float64)
 def fit(model, dataset, anomalous_class, output_dir, **options):
     """Trains, evaluates and exports one run, exactly as `anomaly-toolbox train` does; returns
     the results dict (also written to output_dir/results.json). `options` are training.fit's
-    keywords: profile="cpu" (a named budget, as the CLI's --profile) or config, epochs,
-    batch_size, protocol, train_seed, split_seed, data_dir, limit, threshold ("f1" or
-    "fpr:RATE"), verbose (0, 1 or 2), image_size, precision. A "folder:PATH" dataset takes
-    anomalous_class=None and no protocol: its anomalies and its split are its own."""
+    keywords: profile="cpu" (a named budget, as the CLI's --profile) or config (a JSON file,
+    or a dict of its keys, checked alike), epochs, batch_size, protocol, train_seed,
+    split_seed, data_dir, limit, threshold ("f1" or "fpr:RATE"), verbose (0, 1 or 2),
+    image_size, precision. A "folder:PATH" dataset takes anomalous_class=None and no
+    protocol: its anomalies and its split are its own."""
     from anomaly_toolbox.run import training
 
     _check_keywords(options)
@@ -86,8 +87,8 @@ def read_results(run_dir):
     """The results.json of a finished run as a dict."""
     from anomaly_toolbox.errors import UsageError
 
-    path = os.path.join(run_dir, "results.json")
-    if not os.path.isfile(path):
+    path = os.path.join(run_dir, "results.json") if isinstance(run_dir, (str, os.PathLike)) else ""
+    if not os.path.isfile(path):  # "": None or a number, os.path.join's TypeError before
         raise UsageError("run_dir", run_dir, "a finished run folder holding results.json")
     with open(path) as f:
         return json.load(f)
