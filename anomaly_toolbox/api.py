@@ -120,7 +120,8 @@ class Detector:
     def score(self, images, batch_size=256, input_range=None):
         """Raw scores (N,) of a numpy array on the model's pixel scale (`pixel_range`, 0..255):
         (N, H, W[, C]) or one image (H, W[, C]), any integer or float dtype. A float array
-        already scaled to 0..1 is refused unless input_range="0..1" asks to rescale it."""
+        already scaled to 0..1 is refused unless input_range="0..1" asks to rescale it, and a
+        masked array with masked pixels always (the model has no way to leave pixels out)."""
         return self._score_batches(self._batches(images, batch_size, input_range))
 
     def anomaly_map(self, images, batch_size=256, input_range=None):
@@ -139,6 +140,10 @@ class Detector:
         from anomaly_toolbox.errors import UsageError
 
         declared = parse_input_range(input_range, "input_range")
+        if np.ma.is_masked(images):  # np.asarray would score the values under the mask
+            raise UsageError("images", "MaskedArray", f"an array without masked pixels ("
+                             f"{np.ma.count_masked(images)} of {np.size(images)} are): the model "
+                             f"scores every pixel; fill them first, e.g. images.filled(0)")
         try:
             images = np.asarray(images)
         except ValueError as e:  # a ragged list

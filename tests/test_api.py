@@ -165,3 +165,15 @@ def test_a_config_dict_is_checked_and_resolved_as_its_file(tmp_path, monkeypatch
     for bad in (None, 3):
         with pytest.raises(UsageError, match=rf"^invalid run_dir: {bad} \(expected a finished"):
             atb.read_results(bad)
+
+
+def test_a_masked_array_with_masked_pixels_is_refused(saved_model):
+    """np.asarray dropped the mask: the values under it were scored as if they were pixels."""
+    detector = atb.load(saved_model)
+    x = (np.arange(2 * 28 * 28).reshape(2, 28, 28) % 256).astype(np.uint8)
+    masked = np.ma.masked_array(x, mask=x > 250)
+    for method in (detector.score, detector.anomaly_map):
+        with pytest.raises(UsageError, match=r"^invalid images: 'MaskedArray' \(expected an array "
+                                             r"without masked pixels \(30 of 1568 are\)"):
+            method(masked)
+    np.testing.assert_array_equal(detector.score(np.ma.masked_array(x)), detector.score(x))
