@@ -133,6 +133,18 @@ def test_val_auprc_weights_come_from_validation(members):
     assert weights == pytest.approx(expected)
 
 
+def test_each_members_results_json_is_read_once(members, monkeypatch):
+    """read_members read it twice: in RunSpec.read, then again for its data_source."""
+    from anomaly_toolbox.run import ensemble
+    from anomaly_toolbox.run.rundir import RunDir
+
+    read, real = [], RunDir.read_json
+    monkeypatch.setattr(RunDir, "read_json", lambda self, path: read.append(path) or real(self, path))
+    ensemble.read_members(members["dirs"])
+    assert sorted(p for p in read if p.endswith("results.json")) == \
+        sorted(os.path.join(d, "results.json") for d in members["dirs"])
+
+
 def test_a_mix_of_runs_is_refused_naming_the_field(members, tmp_path):
     other = tmp_path / "other"
     shutil.copytree(members["dirs"][1], other)

@@ -58,14 +58,13 @@ def read_members(run_dirs):
             raise UsageError("members", path, "distinct run folders (this one is listed twice)")
         run_dir = RunDir(path)
         try:
-            if not run_dir.finished():
-                raise FileNotFoundError(run_dir.results_json)
-            spec, scores = RunSpec.read(run_dir), run_dir.scores()
+            results = run_dir.results()  # read once: RunSpec.read is given it
+            spec, scores = RunSpec.read(run_dir, results=results), run_dir.scores()
         except (OSError, ValueError, UsageError) as e:
             raise UsageError("members", path, "a finished run folder (results.json, "
                              "scores.npz, saved_model/)") from e
         members.append({"path": path, "recorded": spec.results(), "spec": spec,
-                        "scores": scores, "results": run_dir.results()})
+                        "scores": scores, "results": results})
     first = members[0]
     dated = next((m for m in members if m["results"].get("data_source")), first)  # older: none
     for m in members[1:]:
