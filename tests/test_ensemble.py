@@ -3,6 +3,7 @@ combination, per image."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -143,6 +144,16 @@ def test_each_members_results_json_is_read_once(members, monkeypatch):
     ensemble.read_members(members["dirs"])
     assert sorted(p for p in read if p.endswith("results.json")) == \
         sorted(os.path.join(d, "results.json") for d in members["dirs"])
+
+
+def test_an_ensemble_listed_as_a_member_is_named_as_one(members, built, tmp_path):
+    """It was refused as 'expected a finished run folder', which it is."""
+    from anomaly_toolbox.run import ensemble
+
+    with pytest.raises(UsageError, match="^" + re.escape(f"invalid members: '{built['dir']}' "
+                                                   "(expected a run folder; an ensemble cannot")):
+        ensemble.build([members["dirs"][0], str(built["dir"])], str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_mix_of_runs_is_refused_naming_the_field(members, tmp_path):

@@ -56,13 +56,15 @@ def read_members(run_dirs):
     for i, path in enumerate(run_dirs):
         if os.path.realpath(path) in map(os.path.realpath, run_dirs[:i]):
             raise UsageError("members", path, "distinct run folders (this one is listed twice)")
-        run_dir = RunDir(path)
+        run_dir, results = RunDir(path), None
         try:
             results = run_dir.results()  # read once: RunSpec.read is given it
             spec, scores = RunSpec.read(run_dir, results=results), run_dir.scores()
         except (OSError, ValueError, UsageError) as e:
-            raise UsageError("members", path, "a finished run folder (results.json, "
-                             "scores.npz, saved_model/)") from e
+            ensemble = isinstance(results, dict) and results.get("model") == "ensemble"
+            raise UsageError("members", path, "a run folder; an ensemble cannot be a member "
+                             "(list its members instead)" if ensemble else "a finished run "
+                             "folder (results.json, scores.npz, saved_model/)") from e
         members.append({"path": path, "recorded": spec.results(), "spec": spec,
                         "scores": scores, "results": results})
     first = members[0]
