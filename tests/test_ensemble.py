@@ -202,6 +202,29 @@ def test_the_same_ensemble_is_rebuilt_in_place_after_a_kill_whatever_the_paths(m
     assert json.loads((killed / "run.json").read_text())["members"][0]["run_dir"] == relative[0]
 
 
+def test_the_same_members_in_another_order_rebuild_in_place_and_a_difference_is_named(
+        members, built, tmp_path):
+    """Another order was refused as 'it holds a 'ensemble' run', as was any other ensemble,
+    without saying what differs."""
+    from anomaly_toolbox.run import ensemble
+
+    swapped = tmp_path / "swapped"
+    shutil.copytree(built["dir"], swapped)
+    results = ensemble.build(members["dirs"][::-1], str(swapped))
+    assert [m["run_dir"] for m in results["members"]] == members["dirs"][::-1]
+    assert results["test"]["auprc"] == pytest.approx(built["results"]["test"]["auprc"])
+    with pytest.raises(UsageError, match=r"it holds an ensemble of these members with "
+                                         r"weighting 'mean'\)$"):
+        ensemble.build(members["dirs"], str(swapped), weighting="val_auprc")
+    identity = json.loads((swapped / "run.json").read_text())
+    identity["members"][0]["centre"] += 1  # as if that run were trained again
+    (swapped / "run.json").write_text(json.dumps(identity))
+    with pytest.raises(UsageError, match=re.escape(
+            f"it holds an ensemble of other members ({members['dirs'][1]}, {members['dirs'][0]}: "
+            f"a member is known by its scores)")):
+        ensemble.build(members["dirs"], str(swapped))
+
+
 def test_members_taking_fewer_image_sides_than_the_first_are_refused(members, tmp_path,
                                                                    monkeypatch):
     """The graph takes what its first member's metadata says (a benchmark model at 64 takes 28,
