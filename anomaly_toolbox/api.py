@@ -24,10 +24,11 @@ _NATIVE = (np.uint8, np.int32, np.int64, np.float32, np.float64)
 def fit(model, dataset, anomalous_class, output_dir, **options):
     """Trains, evaluates and exports one run, exactly as `anomaly-toolbox train` does; returns
     the results dict (also written to output_dir/results.json). `options` are training.fit's
-    keywords: profile="cpu" (a named budget, as the CLI's --profile) or config, epochs,
-    batch_size, protocol, train_seed, split_seed, data_dir, limit, threshold ("f1" or
-    "fpr:RATE"), verbose, image_size, precision. A "folder:PATH" dataset takes
-    anomalous_class=None and no protocol: its anomalies and its split are its own."""
+    keywords: profile="cpu" (a named budget, as the CLI's --profile) or config (a JSON file,
+    or a dict of its keys, checked alike), epochs, batch_size, protocol, train_seed,
+    split_seed, data_dir, limit, threshold ("f1" or "fpr:RATE"), verbose (0, 1 or 2),
+    image_size, precision. A "folder:PATH" dataset takes anomalous_class=None and no
+    protocol: its anomalies and its split are its own."""
     from anomaly_toolbox.run import training
 
     _check_keywords(options)
@@ -86,8 +87,8 @@ def read_results(run_dir):
     """The results.json of a finished run as a dict."""
     from anomaly_toolbox.errors import UsageError
 
-    path = os.path.join(run_dir, "results.json")
-    if not os.path.isfile(path):
+    path = os.path.join(run_dir, "results.json") if isinstance(run_dir, (str, os.PathLike)) else ""
+    if not os.path.isfile(path):  # "": None or a number, os.path.join's TypeError before
         raise UsageError("run_dir", run_dir, "a finished run folder holding results.json")
     with open(path) as f:
         return json.load(f)
@@ -119,7 +120,8 @@ class Detector:
     def score(self, images, batch_size=256, input_range=None):
         """Raw scores (N,) of a numpy array on the model's pixel scale (`pixel_range`, 0..255):
         (N, H, W[, C]) or one image (H, W[, C]), any integer or float dtype. A float array
-        already scaled to 0..1 is refused unless input_range="0..1" asks to rescale it."""
+        already scaled to 0..1 is refused unless input_range="0..1" asks to rescale it, and a
+        masked array with masked pixels always (the model has no way to leave pixels out)."""
         return self._score_batches(self._batches(images, batch_size, input_range))
 
     def anomaly_map(self, images, batch_size=256, input_range=None):
@@ -138,6 +140,10 @@ class Detector:
         from anomaly_toolbox.errors import UsageError
 
         declared = parse_input_range(input_range, "input_range")
+        if np.ma.is_masked(images):  # np.asarray would score the values under the mask
+            raise UsageError("images", "MaskedArray", f"an array without masked pixels ("
+                             f"{np.ma.count_masked(images)} of {np.size(images)} are): the model "
+                             f"scores every pixel; fill them first, e.g. images.filled(0)")
         try:
             images = np.asarray(images)
         except ValueError as e:  # a ragged list

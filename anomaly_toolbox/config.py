@@ -47,9 +47,23 @@ def read_config_file(path):
         raise UsageError("config", path, f"valid JSON ({e})") from e
     if not isinstance(data, dict):
         raise UsageError("config", path, "a JSON object")
+    return _check_keys(data, f"config {path}")
+
+
+def read_config(config):
+    """A config file's keys, or a dict of them (the API's config={...}: what a notebook
+    writes instead of a file), checked alike."""
+    if isinstance(config, (str, os.PathLike)):
+        return read_config_file(config)
+    if not isinstance(config, dict):
+        raise UsageError("config", config, "a JSON file's path, or a dict of its keys")
+    return _check_keys(dict(config), "config")
+
+
+def _check_keys(data, source):
     unknown = set(data) - FILE_KEYS
     if unknown:
-        raise UsageError(f"config {path}: key", sorted(unknown)[0], f"one of {sorted(FILE_KEYS)}")
+        raise UsageError(f"{source}: key", sorted(unknown)[0], f"one of {sorted(FILE_KEYS)}")
     return data
 
 
@@ -66,14 +80,15 @@ def _image_size(value, flag, source):
     return int(value)
 
 
-def resolve(model_cls, config_path=None, epochs=None, batch_size=None, precision=None,
+def resolve(model_cls, config=None, epochs=None, batch_size=None, precision=None,
             image_size=None):
     """Returns {"epochs", "batch_size", "precision", "image_size", "profile", "model": {...}},
-    every value checked; "precision" is the concrete one ("auto" resolved on this machine)."""
+    every value checked; "precision" is the concrete one ("auto" resolved on this machine).
+    `config` is a JSON file or a dict of its keys (read_config)."""
     from anomaly_toolbox.models import precision as precision_lib
 
-    data = read_config_file(config_path) if config_path else {}
-    source = f"config {config_path}" if config_path else "config"
+    data = read_config(config) if config is not None else {}
+    source = f"config {config}" if isinstance(config, (str, os.PathLike)) else "config"
     model_cfg = dict(model_cls.DEFAULTS)
     if not isinstance(data.get("model", {}), (dict, type(None))):
         raise UsageError(f"{source}: model", data["model"],
@@ -86,7 +101,7 @@ def resolve(model_cls, config_path=None, epochs=None, batch_size=None, precision
         expected = violation(model_cfg[key], model_cls.RANGES[key])
         if expected:
             raise UsageError(f"{source}: {key}", value, expected)
-    resolved = {"profile": data.get("profile", "custom" if config_path else "defaults")}
+    resolved = {"profile": data.get("profile", "defaults" if config is None else "custom")}
     for key, flag in (("epochs", epochs), ("batch_size", batch_size)):
         value = _check_type(key, data.get(key, TRAINING_DEFAULTS[key]), TRAINING_DEFAULTS[key],
                             source)

@@ -3,6 +3,7 @@ natural dtype and shape, a folder, and read the results."""
 
 import json
 import os
+import re
 import sys
 
 import numpy as np
@@ -132,3 +133,47 @@ def test_a_folder_dataset_refuses_what_it_would_ignore(tmp_path):
     with pytest.raises(UsageError, match=r"invalid protocol: 'official' \(expected no protocol"):
         atb.fit("ganomaly", folder, None, tmp_path / "run", profile="cpu", protocol="official")
     assert not (tmp_path / "run").exists()
+
+
+def test_verbose_is_0_1_or_2_as_the_cli_takes(tmp_path, monkeypatch):
+    """verbose="x" trained silently (Keras shows progress only for 1 and 2) and True as 1."""
+    from anomaly_toolbox.run import training
+
+    monkeypatch.setattr(training, "load_splits", lambda *a, **k: pytest.fail("data read"))
+    for bad in ("x", True, 3, "auto"):
+        with pytest.raises(UsageError, match=rf"^invalid verbose: {bad!r} \(expected 0, 1 or 2\)$"):
+            atb.fit("ganomaly", "mnist", 4, tmp_path / "run", profile="cpu", verbose=bad)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_config_dict_is_checked_and_resolved_as_its_file(tmp_path, monkeypatch):
+    """config={...} was a TypeError from os.stat deep inside, and read_results(None) one from
+    os.path.join: a dict is what a notebook writes instead of a file."""
+    from anomaly_toolbox.run import training
+
+    monkeypatch.setattr(training, "run", lambda spec, **execution: spec)  # no training
+    (tmp_path / "tiny.json").write_text(json.dumps(TINY))
+    from_file = atb.fit("ganomaly", "mnist", 4, tmp_path / "run", config=str(tmp_path / "tiny.json"))
+    from_dict = atb.fit("ganomaly", "mnist", 4, tmp_path / "run", config=TINY)
+    assert from_dict == from_file and from_dict.config["profile"] == "custom"
+    for bad, message in (({"epochs": 0}, "invalid epochs: 0"),
+                         ({"model": {"latent_dim": "8"}}, "invalid config: latent_dim: '8'"),
+                         ({"epoch": 1}, "invalid config: key: 'epoch' (expected one of"),
+                         ([TINY], "invalid config: [{")):
+        with pytest.raises(UsageError, match=re.escape(message)):
+            atb.fit("ganomaly", "mnist", 4, tmp_path / "run", config=bad)
+    for bad in (None, 3):
+        with pytest.raises(UsageError, match=rf"^invalid run_dir: {bad} \(expected a finished"):
+            atb.read_results(bad)
+
+
+def test_a_masked_array_with_masked_pixels_is_refused(saved_model):
+    """np.asarray dropped the mask: the values under it were scored as if they were pixels."""
+    detector = atb.load(saved_model)
+    x = (np.arange(2 * 28 * 28).reshape(2, 28, 28) % 256).astype(np.uint8)
+    masked = np.ma.masked_array(x, mask=x > 250)
+    for method in (detector.score, detector.anomaly_map):
+        with pytest.raises(UsageError, match=r"^invalid images: 'MaskedArray' \(expected an array "
+                                             r"without masked pixels \(30 of 1568 are\)"):
+            method(masked)
+    np.testing.assert_array_equal(detector.score(np.ma.masked_array(x)), detector.score(x))

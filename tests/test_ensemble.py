@@ -3,6 +3,7 @@ combination, per image."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -133,6 +134,28 @@ def test_val_auprc_weights_come_from_validation(members):
     assert weights == pytest.approx(expected)
 
 
+def test_each_members_results_json_is_read_once(members, monkeypatch):
+    """read_members read it twice: in RunSpec.read, then again for its data_source."""
+    from anomaly_toolbox.run import ensemble
+    from anomaly_toolbox.run.rundir import RunDir
+
+    read, real = [], RunDir.read_json
+    monkeypatch.setattr(RunDir, "read_json", lambda self, path: read.append(path) or real(self, path))
+    ensemble.read_members(members["dirs"])
+    assert sorted(p for p in read if p.endswith("results.json")) == \
+        sorted(os.path.join(d, "results.json") for d in members["dirs"])
+
+
+def test_an_ensemble_listed_as_a_member_is_named_as_one(members, built, tmp_path):
+    """It was refused as 'expected a finished run folder', which it is."""
+    from anomaly_toolbox.run import ensemble
+
+    with pytest.raises(UsageError, match="^" + re.escape(f"invalid members: '{built['dir']}' "
+                                                   "(expected a run folder; an ensemble cannot")):
+        ensemble.build([members["dirs"][0], str(built["dir"])], str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_mix_of_runs_is_refused_naming_the_field(members, tmp_path):
     other = tmp_path / "other"
     shutil.copytree(members["dirs"][1], other)
@@ -177,6 +200,29 @@ def test_the_same_ensemble_is_rebuilt_in_place_after_a_kill_whatever_the_paths(m
     relative = [os.path.relpath(d) for d in members["dirs"]]
     assert ensemble.build(relative, str(killed))["test"] == built["results"]["test"]
     assert json.loads((killed / "run.json").read_text())["members"][0]["run_dir"] == relative[0]
+
+
+def test_the_same_members_in_another_order_rebuild_in_place_and_a_difference_is_named(
+        members, built, tmp_path):
+    """Another order was refused as 'it holds a 'ensemble' run', as was any other ensemble,
+    without saying what differs."""
+    from anomaly_toolbox.run import ensemble
+
+    swapped = tmp_path / "swapped"
+    shutil.copytree(built["dir"], swapped)
+    results = ensemble.build(members["dirs"][::-1], str(swapped))
+    assert [m["run_dir"] for m in results["members"]] == members["dirs"][::-1]
+    assert results["test"]["auprc"] == pytest.approx(built["results"]["test"]["auprc"])
+    with pytest.raises(UsageError, match=r"it holds an ensemble of these members with "
+                                         r"weighting 'mean'\)$"):
+        ensemble.build(members["dirs"], str(swapped), weighting="val_auprc")
+    identity = json.loads((swapped / "run.json").read_text())
+    identity["members"][0]["centre"] += 1  # as if that run were trained again
+    (swapped / "run.json").write_text(json.dumps(identity))
+    with pytest.raises(UsageError, match=re.escape(
+            f"it holds an ensemble of other members ({members['dirs'][1]}, {members['dirs'][0]}: "
+            f"a member is known by its scores)")):
+        ensemble.build(members["dirs"], str(swapped))
 
 
 def test_members_taking_fewer_image_sides_than_the_first_are_refused(members, tmp_path,

@@ -56,16 +56,17 @@ def read_members(run_dirs):
     for i, path in enumerate(run_dirs):
         if os.path.realpath(path) in map(os.path.realpath, run_dirs[:i]):
             raise UsageError("members", path, "distinct run folders (this one is listed twice)")
-        run_dir = RunDir(path)
+        run_dir, results = RunDir(path), None
         try:
-            if not run_dir.finished():
-                raise FileNotFoundError(run_dir.results_json)
-            spec, scores = RunSpec.read(run_dir), run_dir.scores()
+            results = run_dir.results()  # read once: RunSpec.read is given it
+            spec, scores = RunSpec.read(run_dir, results=results), run_dir.scores()
         except (OSError, ValueError, UsageError) as e:
-            raise UsageError("members", path, "a finished run folder (results.json, "
-                             "scores.npz, saved_model/)") from e
+            ensemble = isinstance(results, dict) and results.get("model") == "ensemble"
+            raise UsageError("members", path, "a run folder; an ensemble cannot be a member "
+                             "(list its members instead)" if ensemble else "a finished run "
+                             "folder (results.json, scores.npz, saved_model/)") from e
         members.append({"path": path, "recorded": spec.results(), "spec": spec,
-                        "scores": scores, "results": run_dir.results()})
+                        "scores": scores, "results": results})
     first = members[0]
     dated = next((m for m in members if m["results"].get("data_source")), first)  # older: none
     for m in members[1:]:
@@ -139,9 +140,9 @@ class EnsembleModule(tf.Module):
 
 def check_output(output_dir, identity):
     """A new or empty folder, or an ensemble of the same members (by their scores' centre, scale
-    and weight, however their paths are written) and weighting, finished or killed while
-    writing (run.json is written first): rebuilt in place. Never a member's run or anything
-    else kept there."""
+    and weight, however their paths are written, in any order: the mean does not depend on it)
+    and weighting, finished or killed while writing (run.json is written first): rebuilt in
+    place, in the order given. Never a member's run or anything else kept there."""
     names = [n for n in os.listdir(output_dir) if not n.startswith(".")] \
         if os.path.isdir(output_dir) else []
     if not names:
@@ -157,16 +158,29 @@ def check_output(output_dir, identity):
     held = held if isinstance(held, dict) else {}
     if _ensemble_key(held) == _ensemble_key(identity):
         return
-    what = f"a {held['model']!r} run" if "model" in held else f"{len(names)} other file(s)"
+    if held.get("model") != "ensemble":
+        what = f"a {held['model']!r} run" if "model" in held else f"{len(names)} other file(s)"
+    elif _members(held, weight=False) != _members(identity, weight=False):
+        listed = ", ".join(str(m.get("run_dir")) for m in _listed(held))
+        what = f"an ensemble of other members ({listed}: a member is known by its scores)"
+    else:
+        what = f"an ensemble of these members with weighting {held.get('weighting')!r}"
     raise UsageError("output_dir", output_dir, "a new or empty folder, or an ensemble of these "
                      f"same members and weighting (rebuilt in place); it holds {what}")
 
 
+def _listed(identity):
+    return [m for m in identity.get("members") or [] if isinstance(m, dict)]
+
+
+def _members(identity, weight=True):
+    """What tells the members apart, in any order (sorted)."""
+    keys = ("model", "train_seed", "centre", "scale") + (("weight",) if weight else ())
+    return sorted(([m.get(k) for k in keys] for m in _listed(identity)), key=repr)
+
+
 def _ensemble_key(identity):
-    members = [m for m in identity.get("members") or [] if isinstance(m, dict)]
-    return (identity.get("model"), identity.get("weighting"),
-            [[m.get(k) for k in ("model", "train_seed", "centre", "scale", "weight")]
-             for m in members])
+    return identity.get("model"), identity.get("weighting"), _members(identity)
 
 
 def check_inputs(loaded, run_dirs):

@@ -117,16 +117,18 @@ class RunSpec:
                    limit=identity["limit"], threshold=threshold, data_dir=data_dir)
 
     @classmethod
-    def read(cls, run_dir, data_dir=None):
+    def read(cls, run_dir, data_dir=None, results=None):
         """The spec of the run in `run_dir` (a path or RunDir): run.json, or results.json for a
         kept result without one. `threshold` is the rule the finished run applied (f1 without
-        validation anomalies is fpr:0.01), "f1" before it finished."""
+        validation anomalies is fpr:0.01), "f1" before it finished. `results`: its results.json,
+        when the caller has read it already."""
         from anomaly_toolbox.errors import UsageError
         from anomaly_toolbox.metrics import recorded_rule
         from anomaly_toolbox.run.rundir import RunDir
 
         run_dir = RunDir(run_dir)
-        results = run_dir.results() if run_dir.finished() else None
+        if results is None and run_dir.finished():
+            results = run_dir.results()
         try:
             identity = run_dir.identity() if os.path.exists(run_dir.run_json) else results
             threshold = recorded_rule(results["validation"]) if results else "f1"

@@ -25,7 +25,7 @@ from anomaly_toolbox import metrics, models
 from anomaly_toolbox.data import data_identity, load_splits
 from anomaly_toolbox.data.folders import stream_error
 from anomaly_toolbox.data.preprocessing import train_dataset
-from anomaly_toolbox.errors import DivergenceError, UsageError
+from anomaly_toolbox.errors import DivergenceError, UsageError, check_integer
 from anomaly_toolbox.models.precision import policy as precision_policy
 from anomaly_toolbox.run import distribute, export, figures
 from anomaly_toolbox.run.callbacks import (CommitEpoch, EpochClock, EpochDiverged, EpochLine,
@@ -100,6 +100,8 @@ def run(spec, verbose=2, record_test_curve=False, strategy="default", cpu_device
     raises DivergenceError after evaluating and exporting the best epoch so far.
     """
     started = time.time()
+    # as the CLI's --verbose: Keras runs silent on "x" and as 1 on True, without a word
+    verbose = check_integer("verbose", verbose, 0, 2, "0, 1 or 2")
     distribute.check(strategy, cpu_devices)
     # before the data: a folder's images decode with TensorFlow ops, after which its logical
     # devices and collectives are fixed (--cpu_devices was refused for every folder dataset)
