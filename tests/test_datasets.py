@@ -68,6 +68,23 @@ def test_no_source_lists_every_place_tried(tmp_path, monkeypatch):
     message = str(e.value)
     assert str(tmp_path / "fashion_mnist") in message and "nowhere" in message
     assert "tensorflow-datasets: ConnectionError" in message and "--data_dir" in message
+    assert "\n" not in message  # one error line (it was five)
+
+
+def test_tfds_warnings_do_not_run_ahead_of_the_error(monkeypatch, capfd):
+    """A broken tfds cache folder logged an absl warning before the `error:` line."""
+    from absl import logging
+
+    def broken_cache(name):
+        logging.warning("Variant folder %s has no dataset_info.json", name)
+        raise ConnectionError("offline")
+
+    monkeypatch.setattr(datasets, "_load_tfds", broken_cache)
+    level = logging.get_verbosity()
+    with pytest.raises(ConnectionError):
+        datasets._from_tfds("mnist")
+    assert "Variant folder" not in capfd.readouterr().err
+    assert logging.get_verbosity() == level  # the process's own logging is left as it was
 
 
 def test_bad_names_and_missing_data_dir(tmp_path):

@@ -130,6 +130,19 @@ def _online():
 
 
 def _from_tfds(name):
+    """tfds's own warnings (a broken cache folder) are hidden: a failure is reported in load's
+    one error line."""
+    from absl import logging
+
+    level = logging.get_verbosity()
+    logging.set_verbosity(logging.ERROR)
+    try:
+        return _load_tfds(name)
+    finally:
+        logging.set_verbosity(level)
+
+
+def _load_tfds(name):
     import tensorflow_datasets as tfds  # slow import; only when local sources failed
 
     builder = tfds.builder(name)
@@ -181,7 +194,7 @@ def load(name, data_dir=None):
         return _from_tfds(name)
     except Exception as e:  # tfds raises many kinds of errors offline; report, don't crash here
         tried.append(f"tensorflow-datasets: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
-    raise DataError(
-        f"dataset {name!r} not found. Tried:\n  " + "\n  ".join(tried) +
-        f"\nProvide it with --data_dir=DIR or ${DATA_DIR_ENV}=DIR, where DIR/{name}/ holds "
-        + ", ".join(f for pair in IDX_FILES.values() for f in pair) + ", or go online for tfds.")
+    raise DataError(  # one line, as every error: what was tried, then what to do
+        f"dataset {name!r} not found (tried {'; '.join(tried)}): give --data_dir=DIR or "
+        f"${DATA_DIR_ENV}=DIR where DIR/{name}/ holds "
+        + ", ".join(f for pair in IDX_FILES.values() for f in pair) + ", or go online for tfds")
