@@ -270,3 +270,22 @@ def test_an_epoch_whose_last_batch_cannot_reach_every_replica_trains(tmp_path):
     assert re.search(r"^1/1 ", proc.stdout, re.M), proc.stdout[-2000:]
     assert json.loads((tmp_path / "out" / "results.json").read_text())["distribution"][
         "replicas"] == 2
+
+
+def test_fewer_training_images_than_replicas_is_refused_before_anything_is_written(tmp_path):
+    """2 folder images leave 1 to train on (1 is held out): the epoch, cut to a multiple of the
+    2 replicas, was empty, and Keras' fit ended in a StopIteration traceback after run.json."""
+    from PIL import Image
+
+    (tmp_path / "images" / "train").mkdir(parents=True)
+    for i in range(2):
+        Image.new("L", (28, 28), 90 * i).save(tmp_path / "images" / "train" / f"{i}.png")
+    command = [f"--dataset=folder:{tmp_path / 'images'}" if a == "--dataset=mnist" else a
+               for a in _tiny_command(tmp_path, "out", "--strategy=mirrored", "--cpu_devices=2")
+               if not a.startswith(("--anomalous_class", "--limit"))]
+    proc = subprocess.run(command, capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.strip() == (
+        f"error: invalid dataset: 'folder:{tmp_path / 'images'}' (expected at least 2 normal "
+        "training images, one per replica of --strategy=mirrored --cpu_devices=2 (the split "
+        "holds 1))"), proc.stderr[-2000:]
+    assert not (tmp_path / "out").exists()

@@ -38,6 +38,16 @@ def check_batch(batch_size, replicas, strategy, cpu_devices):
                          f"a multiple of the {replicas} replicas of {flags}")
 
 
+def check_train_images(count, replicas, strategy, cpu_devices, dataset, limit):
+    """Each replica needs an image: the epoch is cut to a multiple of the replicas, so fewer
+    images than replicas left it empty (a StopIteration traceback from Keras' fit)."""
+    if count < replicas:
+        flags = f"--strategy={strategy}" + (f" --cpu_devices={cpu_devices}" if cpu_devices else "")
+        argument, value = ("limit", limit) if limit else ("dataset", dataset)
+        raise UsageError(argument, value, f"at least {replicas} normal training images, one per "
+                         f"replica of {flags} (the split holds {count})")
+
+
 def cluster_spec():
     """(cluster, task type, task index) from TF_CONFIG, checked: TensorFlow's own checks end
     in a traceback once the strategy starts."""

@@ -110,6 +110,8 @@ def run(spec, verbose=2, record_test_curve=False, strategy="default", cpu_device
                          spec.data_dir, spec.limit, spec.image_size)
     replicas = tf_strategy.num_replicas_in_sync
     distribute.check_batch(spec.batch_size, replicas, strategy, cpu_devices)
+    distribute.check_train_images(len(splits.x_train), replicas, strategy, cpu_devices,
+                                  spec.dataset, spec.limit)
     run_dir = RunDir(spec.output_dir if chief else
                      tempfile.mkdtemp(prefix="anomaly_toolbox-worker-"))
     try:
