@@ -98,3 +98,17 @@ def test_environment_variable_is_a_source(data_dir, monkeypatch, tmp_path):
     monkeypatch.setenv(datasets.DATA_DIR_ENV, data_dir)
     # an explicit folder without the files is passed over, the variable's folder is used
     assert datasets.load("fashion_mnist", str(tmp_path)).x_test.shape == (10000, 28, 28)
+
+
+def test_the_idx_size_cap_is_the_containers_memory_limit_when_lower(tmp_path, monkeypatch):
+    """A container is killed at its cgroup limit, not at the host's RAM the cap used to read."""
+    path = str(tmp_path / "i.gz")
+    _write_idx(path, 0x0803, (50, 28, 28), bytes(50 * 28 * 28))
+    v2, v1 = tmp_path / "memory.max", tmp_path / "memory.limit_in_bytes"
+    v2.write_text("max\n")  # cgroup v2 without a limit
+    v1.write_text("30000\n")
+    monkeypatch.setattr(datasets, "CGROUP_LIMITS", (str(v2), str(v1)))
+    with pytest.raises(DataError, match="39200 bytes of data, more than this machine's 30000 "):
+        datasets.read_idx(path, 0x0803)
+    v1.write_text("40000\n")
+    assert datasets.read_idx(path, 0x0803).shape == (50, 28, 28)

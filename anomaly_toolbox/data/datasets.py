@@ -75,7 +75,7 @@ def _idx_dims(path, f, expected_magic):
     size, memory = math.prod(dims), _physical_memory()  # Python ints: no int64 wrap-around
     if memory and size > memory:
         raise DataError(f"{path}: IDX header says {dims} = {size} bytes of data, more than this "
-                        f"machine's {memory} bytes of memory")
+                        f"machine's {memory} bytes of memory (RAM, or the container's limit)")
     return dims, size
 
 
@@ -89,12 +89,24 @@ def _read_into(f, view):
     return got
 
 
+CGROUP_LIMITS = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+
+
 def _physical_memory():
-    """Bytes of RAM, or None where the OS does not say (the cap is then only what reads)."""
+    """Bytes of RAM, or the container's memory limit (cgroup v2 or v1) when lower: a container
+    is killed at its limit, not at the host's RAM. None where neither is known."""
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError):
-        return None
+        ram = None
+    limits = [ram] if ram else []
+    for path in CGROUP_LIMITS:
+        try:
+            with open(path) as f:
+                limits.append(int(f.read().strip()))  # "max" (no limit): ValueError
+        except (OSError, ValueError):
+            pass
+    return min(limits) if limits else None
 
 
 def read_idx_pair(images_path, labels_path, num_classes=NUM_CLASSES):
