@@ -57,7 +57,20 @@ def read_config(config):
         return read_config_file(config)
     if not isinstance(config, dict):
         raise UsageError("config", config, "a JSON file's path, or a dict of its keys")
-    return _check_keys(dict(config), "config")
+    return _check_keys(_as_json(config), "config")
+
+
+def _as_json(config):
+    """The dict as its file would read: a tuple is a list, a numpy scalar a number (a notebook
+    writes filters=(4, 8, 16) or np.int64(32)); what JSON cannot hold is refused by name."""
+    def plain(value):
+        if getattr(value, "shape", None) == () and hasattr(value, "item"):
+            return value.item()
+        raise TypeError(f"{type(value).__name__} is not a JSON value")
+    try:
+        return json.loads(json.dumps(config, default=plain))
+    except (TypeError, ValueError) as e:
+        raise UsageError("config", config, f"a dict of JSON values ({e})") from None
 
 
 def _check_keys(data, source):

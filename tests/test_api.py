@@ -156,10 +156,14 @@ def test_a_config_dict_is_checked_and_resolved_as_its_file(tmp_path, monkeypatch
     from_file = atb.fit("ganomaly", "mnist", 4, tmp_path / "run", config=str(tmp_path / "tiny.json"))
     from_dict = atb.fit("ganomaly", "mnist", 4, tmp_path / "run", config=TINY)
     assert from_dict == from_file and from_dict.config["profile"] == "custom"
+    as_written = {**TINY, "batch_size": np.int64(TINY["batch_size"]),  # in a notebook
+                  "model": {**TINY["model"], "filters": tuple(TINY["model"]["filters"])}}
+    assert atb.fit("ganomaly", "mnist", 4, tmp_path / "run", config=as_written) == from_file
     for bad, message in (({"epochs": 0}, "invalid epochs: 0"),
                          ({"model": {"latent_dim": "8"}}, "invalid config: latent_dim: '8'"),
                          ({"epoch": 1}, "invalid config: key: 'epoch' (expected one of"),
-                         ([TINY], "invalid config: [{")):
+                         ([TINY], "invalid config: [{"),
+                         ({"epochs": {1, 2}}, "(expected a dict of JSON values (set is not")):
         with pytest.raises(UsageError, match=re.escape(message)):
             atb.fit("ganomaly", "mnist", 4, tmp_path / "run", config=bad)
     for bad in (None, 3):
