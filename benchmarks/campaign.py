@@ -3,6 +3,7 @@ parts in order, each a grid run by the benchmark of a clone frozen at one commit
 
   python -m benchmarks.campaign --plan                 # what remains, and how long
   python -m benchmarks.campaign --hours=2.5 --commit   # run what fits, commit cells
+  python -m benchmarks.campaign --models=egbad ...     # one model's runs only
 
 Each part runs class by class (every run of the part for class k, then k + 1), so a campaign
 stopped at any moment leaves whole classes; finished cells are skipped and interrupted ones
@@ -51,6 +52,9 @@ def define_flags():
                       "then the regenerated report.")
     flags.DEFINE_string("clones_dir", os.path.dirname(REPO),
                         "Where the frozen clones (frozen_<commit>) are made.")
+    flags.DEFINE_list("models", None, "Only these models' runs of each part: a class whose "
+                      "cells do not fit one session together runs model by model (the report "
+                      "pairs them once both are in).")
     flags.DEFINE_string("data_dir", None, "Passed to the benchmark.")
     flags.DEFINE_integer("workers", 2, "Passed to the benchmark.")
 
@@ -107,7 +111,20 @@ def check():
         raise UsageError("hours", FLAGS.hours, "a positive number of hours")
     if FLAGS.workers <= 0:
         raise UsageError("workers", FLAGS.workers, "a positive integer")
-    load(FLAGS.campaign, FLAGS.parts)
+    parts = load(FLAGS.campaign, FLAGS.parts)
+    for name in FLAGS.models or []:
+        if not only_models(parts, [name]):
+            raise UsageError("models", name, "a model of the chosen parts' runs: " + ", ".join(
+                sorted({m for p in parts for r in p["runs"] for m in r["models"]})))
+
+
+def only_models(parts, names):
+    """The parts with their runs cut to `names` (a part left with none is dropped)."""
+    if not names:
+        return parts
+    cut = [{**p, "runs": [{**r, "models": [m for m in r["models"] if m in names]}
+                          for r in p["runs"] if set(r["models"]) & set(names)]} for p in parts]
+    return [p for p in cut if p["runs"]]
 
 
 def load(path, only=None):
@@ -293,7 +310,7 @@ def run_part(part, deadline):
 
 
 def body():
-    parts = load(FLAGS.campaign, FLAGS.parts)
+    parts = only_models(load(FLAGS.campaign, FLAGS.parts), FLAGS.models)
     print("\n".join(plan(parts, RESULTS, FLAGS.workers)), flush=True)
     if FLAGS.plan:
         return

@@ -243,3 +243,22 @@ def test_a_bad_campaign_answers_before_tensorflow_loads(tmp_path):
     assert done.returncode == 2 and done.stderr == (
         "error: invalid campaign part 'p' classes: '0-12' (expected classes in 0..9, like 0-9 "
         "or 1,3,5)\n")
+
+
+def test_models_cuts_each_part_to_those_models_runs(tmp_path):
+    """A class whose two cells do not fit one session runs model by model, from the committed
+    campaign file (a session-local copy holding one run did this before)."""
+    from benchmarks import campaign
+
+    parts = campaign.load(_campaign(tmp_path, [PART, {**PART, "name": "q", "runs": PART["runs"][:1]}]))
+    cut = campaign.only_models(parts, ["egbad"])
+    assert [p["name"] for p in cut] == ["p"]  # q holds no EGBAD run
+    assert [(r["models"], r["profile"]) for r in cut[0]["runs"]] == [(["egbad"], "paper")]
+    assert [c[2] for _, cells in campaign.class_cells(cut[0], 1) for c in cells] == ["egbad"]
+    assert campaign.only_models(parts, None) == parts
+    done = subprocess.run([sys.executable, "-m", "benchmarks.campaign",
+                           f"--campaign={_campaign(tmp_path, [PART])}", "--plan",
+                           "--models=anogan"], capture_output=True, text=True, cwd=REPO)
+    assert done.returncode == 2 and done.stderr == (
+        "error: invalid models: 'anogan' (expected a model of the chosen parts' runs: egbad, "
+        "ganomaly)\n")
