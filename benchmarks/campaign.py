@@ -87,21 +87,21 @@ def _check_values(where, part):
     if not isinstance(part["runs"], list) or not part["runs"] \
             or not all(isinstance(r, dict) for r in part["runs"]):
         raise UsageError(f"{where} runs", part["runs"], "a non-empty list of objects")
+    if not isinstance(part["classes"], str):
+        raise UsageError(f"{where} classes", part["classes"], "a range like 0-9 or a list like "
+                         "1,3,5")
     for run in part["runs"]:
         _check_keys(f"{where} run", run, RUN_KEYS, {"models", "profile", "seeds"})
         _list_of(f"{where} run models", run["models"], str, models.names())
         if not isinstance(run["profile"], str) or not run["profile"]:
             raise UsageError(f"{where} run profile", run["profile"], "a profile name")
         seeds = _list_of(f"{where} run seeds", run["seeds"], int)
-        if not isinstance(part["classes"], str):
-            raise UsageError(f"{where} classes", part["classes"], "a range like 0-9 or a list "
-                             "like 1,3,5")
         try:
             benchmark.check_grid(part["classes"], [str(s) for s in seeds],
                                  part.get("protocol", "pooled"))
-        except UsageError as e:  # the same check, named as the file's key
-            raise UsageError(f"{where} {'run ' * (e.argument == 'seeds')}{e.argument}", e.value,
-                             e.valid) from None
+        except UsageError as e:  # the benchmark's own check, named as the file's key
+            key = "run seeds" if e.argument == "seeds" else e.argument
+            raise UsageError(f"{where} {key}", e.value, e.valid) from None
 
 
 def check():
