@@ -127,6 +127,29 @@ def test_a_run_folder_is_not_a_folder_of_images(saved_model, images, tmp_path):
     assert not (tmp_path / "o.csv").exists()
 
 
+def test_an_output_that_is_a_file_of_the_saved_model_or_the_run_is_refused(saved_model, images,
+                                                                          tmp_path):
+    """--output=<saved_model>/saved_model.pb (tab completion in the --saved_model folder) wrote
+    the CSV over the model it scored; --output=<run>/results.json over the run's results."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(saved_model, run / "saved_model")  # the fixture is shared: a copy
+    (run / "results.json").write_text("{}")
+    (run / "old.csv").write_text("")
+    image = image_folder(tmp_path / "in", images[0], ["a.png"]) / "a.png"
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    for output, why in ((run / "saved_model" / "saved_model.pb", "outside any SavedModel"),
+                        (run / "saved_model" / "variables" / "new.csv", "outside any SavedModel"),
+                        (run / "results.json", "belongs to the run")):
+        code, err = score(run / "saved_model", f"--input={image}", f"--output={output}")
+        assert refused(code, err, "output") and why in err, err
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    for output in (run / "old.csv", run / "new.csv"):  # a run folder may keep score's CSVs
+        code, err = score(run / "saved_model", f"--input={image}", f"--output={output}")
+        assert code == 0 and output.read_text().startswith("id,score"), err
+
+
 def test_one_colour_image_for_a_grayscale_model_is_named_as_such(saved_model, images):
     """(28, 28, 3) read as 28 images of 28 x 3 pixels: 'square images, got (28, 3)'."""
     import anomaly_toolbox as atb
