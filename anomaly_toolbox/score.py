@@ -114,6 +114,17 @@ def check_maps_dir_is_new(maps_dir):
         raise UsageError("maps_dir", maps_dir, "a new or empty folder (this one holds files)")
 
 
+def check_output_is_no_map(output, maps_dir):
+    """The CSV is written after the maps: as --maps_dir itself it failed after all the work,
+    leaving the maps; as a map's name (a.png_map.png) in it, it replaced that map silently."""
+    from anomaly_toolbox.errors import UsageError
+
+    path, maps = os.path.realpath(output), os.path.realpath(maps_dir)
+    if path == maps or (os.path.dirname(path) == maps and path.endswith("_map.png")):
+        raise UsageError("output", output, "a file path other than --maps_dir and its "
+                         "<id>_map.png maps")
+
+
 def check_maps_dir(maps_dir, metadata, saved_model):
     """Refuses a model without anomaly_map before any work (the folder was checked already)."""
     from anomaly_toolbox.errors import UsageError
@@ -175,6 +186,7 @@ def check():
     if FLAGS.maps_dir is not None:
         check_writable_dir(FLAGS.maps_dir, "maps_dir")  # made only once scoring starts
         check_maps_dir_is_new(FLAGS.maps_dir)
+        check_output_is_no_map(FLAGS.output, FLAGS.maps_dir)
 
 
 def body():

@@ -78,6 +78,22 @@ def test_maps_dir_must_be_new_or_empty_and_each_input_has_its_own_map(saved_mode
     assert sorted(r["id"] for r in csv.DictReader((folder / "s.csv").open())) == sorted(names)
 
 
+def test_an_output_that_is_the_maps_dir_or_one_of_its_maps_is_refused(saved_model, images,
+                                                                     tmp_path):
+    """The CSV is written after the maps: --output=--maps_dir was refused only then, leaving the
+    maps; --output=<maps_dir>/a.png_map.png replaced a.png's map with the CSV, exit 0."""
+    image = image_folder(tmp_path / "in", images[0], ["a.png"]) / "a.png"
+    maps = tmp_path / "maps"
+    for output in (maps, maps / "a.png_map.png"):
+        code, err = score(saved_model, f"--input={image}", f"--output={output}",
+                          f"--maps_dir={maps}")
+        assert refused(code, err, "output") and "other than --maps_dir" in err, err
+        assert not maps.exists()
+    code, err = score(saved_model, f"--input={image}", f"--output={maps / 'scores.csv'}",
+                      f"--maps_dir={maps}")  # a CSV of another name inside it is fine
+    assert code == 0 and sorted(os.listdir(maps)) == ["a.png_map.png", "scores.csv"], err
+
+
 def test_a_file_name_that_is_not_utf8_is_scored_and_its_id_is_its_bytes(saved_model, images,
                                                                        tmp_path):
     folder = image_folder(tmp_path / "in", images[0], ["ok.png", NOT_UTF8])
