@@ -81,3 +81,18 @@ def test_environment_variable_is_a_source(data_dir, monkeypatch, tmp_path):
     monkeypatch.setenv(datasets.DATA_DIR_ENV, data_dir)
     # an explicit folder without the files is passed over, the variable's folder is used
     assert datasets.load("fashion_mnist", str(tmp_path)).x_test.shape == (10000, 28, 28)
+
+
+@pytest.mark.parametrize("value", ["file", "missing"])
+def test_an_environment_variable_that_is_no_folder_is_refused(value, monkeypatch, tmp_path):
+    """--data_dir that is no folder is refused; $ANOMALY_TOOLBOX_DATA_DIR set to a file or a
+    mistyped path was passed over for tensorflow-datasets (online: a download, silently)."""
+    def online(name):
+        return "downloaded"
+
+    (tmp_path / "file").write_text("")
+    monkeypatch.setattr(datasets, "_from_tfds", online)
+    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(tmp_path / value))
+    with pytest.raises(UsageError, match=rf"^invalid \$ANOMALY_TOOLBOX_DATA_DIR: "
+                                         rf"'{tmp_path / value}' \(expected an existing directory"):
+        datasets.load("mnist")
