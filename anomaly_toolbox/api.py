@@ -12,7 +12,6 @@ It reads inputs through the data layer (data/inputs.py) and never imports a comm
 (train, score, ...): importing it imports no TensorFlow and touches no process state.
 """
 
-import json
 import os
 
 import numpy as np
@@ -84,14 +83,14 @@ def _check_folder(dataset, anomalous_class, options):
 
 
 def read_results(run_dir):
-    """The results.json of a finished run as a dict."""
+    """The results.json of a finished run as a dict; a damaged one is DataError naming it."""
     from anomaly_toolbox.errors import UsageError
+    from anomaly_toolbox.run.rundir import RunDir
 
     path = os.path.join(run_dir, "results.json") if isinstance(run_dir, (str, os.PathLike)) else ""
     if not os.path.isfile(path):  # "": None or a number, os.path.join's TypeError before
         raise UsageError("run_dir", run_dir, "a finished run folder holding results.json")
-    with open(path) as f:
-        return json.load(f)
+    return RunDir(run_dir).results()
 
 
 def load(saved_model_dir):

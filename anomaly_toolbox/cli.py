@@ -24,6 +24,7 @@ HELP = ("-h", "--help", "--helpshort", "--helpfull", "-?")
 # absl prints these before TensorFlow initializes its logging, so TF_CPP_MIN_LOG_LEVEL cannot hide them
 _NOISE = re.compile(r"^(I\d{4} \d\d:\d\d:\d\d|WARNING: All log messages before absl::InitializeLog)")
 _BAD_VALUE = re.compile(r"^flag --(\w+)=(.*?): (.*)$", re.S)
+_UNEXPANDED = re.compile(r"(^|[,:])~")  # ~/x, folder:~/x, a,~/b: left as they are by the shell
 
 
 def import_tensorflow_quietly():
@@ -70,20 +71,25 @@ def main(define_flags, body, check=None):
 
 
 def checked_then_run(check, body):
-    refuse_empty_values(body.__module__)
+    refuse_shell_slips(body.__module__)
     if check is not None:
         check()
     import_tensorflow_quietly()
     return body()
 
 
-def refuse_empty_values(module):
-    """`--output_dir=` (an unset shell variable, say) is an error, not the flag's default."""
+def refuse_shell_slips(module):
+    """`--output_dir=` (an unset shell variable, say) is an error, not the flag's default; and
+    so is a path starting with `~`, which the shell leaves as it is after `--flag=` (and after
+    `folder:` or a comma): it trained into a folder named `~` in the working directory."""
     from anomaly_toolbox.errors import UsageError
 
     for flag in flags.FLAGS.get_flags_for_module(module):
         if flag.present and flag.value == "":
             raise UsageError(flag.name, "", "a value; leave the flag out for its default")
+        if flag.present and isinstance(flag.value, str) and _UNEXPANDED.search(flag.value):
+            raise UsageError(flag.name, flag.value, "a path without ~: the shell expands it only "
+                             "at the start of a word; write $HOME instead")
 
 
 def parse_flags(argv, define_flags, body):

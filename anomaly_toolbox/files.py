@@ -145,6 +145,18 @@ def check_writable_file(path, argument, reading=(), made_first=None):
     check_writable_dir(folder, argument)
 
 
+def saved_model_above(path):
+    """The nearest folder above `path` that is a SavedModel (holds saved_model.pb), or None:
+    what is written there is deleted with it when it is exported again, or clobbers it."""
+    parent = os.path.dirname(os.path.abspath(path))
+    while True:
+        if os.path.isfile(os.path.join(parent, "saved_model.pb")):
+            return parent
+        parent, child = os.path.dirname(parent), parent
+        if parent == child:
+            return None
+
+
 def sha256(paths, names=None):
     """One SHA-256 over the files' names (`names`, e.g. relative paths) and contents: what
     identifies data in results, without the machine's folders. A name is hashed as its bytes on

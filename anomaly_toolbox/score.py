@@ -114,6 +114,17 @@ def check_maps_dir_is_new(maps_dir):
         raise UsageError("maps_dir", maps_dir, "a new or empty folder (this one holds files)")
 
 
+def check_output_is_no_map(output, maps_dir):
+    """The CSV is written after the maps: as --maps_dir itself it failed after all the work,
+    leaving the maps; as a map's name (a.png_map.png) in it, it replaced that map silently."""
+    from anomaly_toolbox.errors import UsageError
+
+    path, maps = os.path.realpath(output), os.path.realpath(maps_dir)
+    if path == maps or (os.path.dirname(path) == maps and path.endswith("_map.png")):
+        raise UsageError("output", output, "a file path other than --maps_dir and its "
+                         "<id>_map.png maps")
+
+
 def check_maps_dir(maps_dir, metadata, saved_model):
     """Refuses a model without anomaly_map before any work (the folder was checked already)."""
     from anomaly_toolbox.errors import UsageError
@@ -141,6 +152,23 @@ def write_csv(path, ids, scores, threshold, map_max=None):
         raise UsageError("output", path, f"a writable file path ({e.strerror})") from e
 
 
+def check_output_is_no_run_file(output):
+    """Refuses an --output that would replace a file of a SavedModel or a run: a CSV written
+    over saved_model.pb (tab completion in the --saved_model folder) destroyed the model it
+    scored, over results.json a run's results. New files and CSVs in a run folder are fine."""
+    from anomaly_toolbox.errors import UsageError
+    from anomaly_toolbox.files import saved_model_above
+
+    model = saved_model_above(os.path.realpath(output))  # a link to its folder too
+    if model:
+        raise UsageError("output", output, f"a file outside any SavedModel ({model} is one)")
+    folder = os.path.dirname(os.path.abspath(output))
+    run = [n for n in ("run.json", "results.json") if os.path.isfile(os.path.join(folder, n))]
+    if run and os.path.isfile(output) and not output.lower().endswith(".csv"):
+        raise UsageError("output", output, f"a new file or a CSV: this one belongs to the run in "
+                         f"{folder} (it holds {run[0]})")
+
+
 def check():
     """Every flag that can be checked before TensorFlow is imported (see cli.main)."""
     from anomaly_toolbox.data.inputs import (check_batch_size, check_input, input_files,
@@ -154,9 +182,11 @@ def check():
     check_input(FLAGS.input, parse_input_range(FLAGS.input_range))
     check_writable_file(FLAGS.output, "output", reading=input_files(FLAGS.input),
                         made_first=FLAGS.maps_dir)
+    check_output_is_no_run_file(FLAGS.output)
     if FLAGS.maps_dir is not None:
         check_writable_dir(FLAGS.maps_dir, "maps_dir")  # made only once scoring starts
         check_maps_dir_is_new(FLAGS.maps_dir)
+        check_output_is_no_map(FLAGS.output, FLAGS.maps_dir)
 
 
 def body():

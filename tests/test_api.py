@@ -90,6 +90,20 @@ def test_bad_threshold_and_missing_results_are_usage_errors(tmp_path):
         atb.read_results(tmp_path)
 
 
+@pytest.mark.parametrize("text, fault", [('{"model": "gan', "not valid JSON"),
+                                          ("[1, 2]\n", "it holds \\[1, 2\\] where a JSON object"),
+                                          (b"\xff\xfe", "not valid JSON")])
+def test_a_damaged_results_json_is_one_data_error_naming_it(tmp_path, text, fault):
+    """A results.json cut short (a copy stopped half-way) or edited by hand: a JSONDecodeError
+    or UnicodeDecodeError from json.load, or a list returned as the results, before."""
+    from anomaly_toolbox.errors import DataError
+
+    path = tmp_path / "results.json"
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    with pytest.raises(DataError, match=f"^{re.escape(str(path))}: damaged, {fault}"):
+        atb.read_results(tmp_path)
+
+
 def test_a_misspelt_keyword_names_fit_and_what_was_meant(tmp_path):
     """It once raised TypeError naming RunSpec.resolve(), an internal function."""
     with pytest.raises(TypeError, match=r"^fit\(\) got an unexpected keyword argument 'profle'; "

@@ -77,6 +77,7 @@ def test_tensorflow_logs_are_kept_on_request():
     (["--data_dir="], "invalid data_dir: ''"),
     (["--precision="], "invalid precision: ''"),
     (["--verbose=7"], "invalid verbose: '7'"),
+    (["--dataset=folder:~/mine"], "invalid dataset: 'folder:~/mine' (expected a path without ~"),
 ])
 def test_a_bad_argument_is_refused_before_tensorflow_loads(args, message, tmp_path):
     """The command checks its flags (cli.main: check(), then TensorFlow, then body())."""
@@ -86,6 +87,21 @@ def test_a_bad_argument_is_refused_before_tensorflow_loads(args, message, tmp_pa
                           cwd=tmp_path, env={**os.environ, **without_tensorflow(tmp_path / "poison")})
     assert proc.returncode == 2 and proc.stderr.startswith(f"error: {message}"), proc.stderr
     assert proc.stderr.splitlines() == [proc.stderr.strip()] and not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("args", [["train", "--model=autoencoder", "--anomalous_class=3",
+                                   "--output_dir=~/x"],
+                                  ["score", "--saved_model=.", "--input=.", "--output=~/x"]])
+def test_a_path_whose_tilde_the_shell_left_is_refused(args, tmp_path):
+    """The shell expands ~ only at the start of a word: `--output_dir=~/runs/x` trained into a
+    folder named ~ in the working folder, and score wrote its CSV there."""
+    flag = args[-1][2:].split("=")[0]
+    proc = subprocess.run([sys.executable, "-m", "anomaly_toolbox", *args], capture_output=True,
+                          text=True, cwd=tmp_path,
+                          env={**os.environ, **without_tensorflow(tmp_path / "poison")})
+    assert proc.stderr == f"error: invalid {flag}: '~/x' (expected a path without ~: the shell " \
+        f"expands it only at the start of a word; write $HOME instead)\n", proc.stderr
+    assert proc.returncode == 2 and not (tmp_path / "~").exists()
 
 
 def test_score_refuses_a_missing_input_before_tensorflow_loads(tmp_path):

@@ -112,3 +112,18 @@ def test_the_idx_size_cap_is_the_containers_memory_limit_when_lower(tmp_path, mo
         datasets.read_idx(path, 0x0803)
     v1.write_text("40000\n")
     assert datasets.read_idx(path, 0x0803).shape == (50, 28, 28)
+
+
+@pytest.mark.parametrize("value", ["file", "missing"])
+def test_an_environment_variable_that_is_no_folder_is_refused(value, monkeypatch, tmp_path):
+    """--data_dir that is no folder is refused; $ANOMALY_TOOLBOX_DATA_DIR set to a file or a
+    mistyped path was passed over for tensorflow-datasets (online: a download, silently)."""
+    def online(name):
+        return "downloaded"
+
+    (tmp_path / "file").write_text("")
+    monkeypatch.setattr(datasets, "_from_tfds", online)
+    monkeypatch.setenv(datasets.DATA_DIR_ENV, str(tmp_path / value))
+    with pytest.raises(UsageError, match=rf"^invalid \$ANOMALY_TOOLBOX_DATA_DIR: "
+                                         rf"'{tmp_path / value}' \(expected an existing directory"):
+        datasets.load("mnist")

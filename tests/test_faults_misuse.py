@@ -215,3 +215,22 @@ def test_train_refuses_a_folder_of_other_files_before_writing_into_it(tiny_run, 
         (cell / name).write_text("")
     with RunDir(str(cell)).locked():
         pass
+
+
+def test_train_on_a_folder_whose_run_json_is_damaged_is_one_error_line(tmp_path, capsys):
+    """A run.json cut short (a copy stopped half-way) or edited by hand: a JSONDecodeError
+    traceback from the resume check, before; now one line naming the file, nothing written."""
+    from conftest import TINY_RUN, one_line_exit_2
+
+    from anomaly_toolbox.run import training
+
+    (tmp_path / "tiny.json").write_text(json.dumps(TINY_RUN))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.json").write_text('{"model": "gan')
+    err = one_line_exit_2(capsys, lambda: training.fit(
+        "ganomaly", "mnist", 3, str(run), config=str(tmp_path / "tiny.json"), data_dir=DATA_DIR,
+        limit=300, verbose=0))
+    assert err.startswith(f"error: {run / 'run.json'}: damaged, not valid JSON"), err
+    assert sorted(os.listdir(run)) == [".lock", "run.json"]
+    assert (run / "run.json").read_text() == '{"model": "gan'

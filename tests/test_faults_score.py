@@ -78,6 +78,22 @@ def test_maps_dir_must_be_new_or_empty_and_each_input_has_its_own_map(saved_mode
     assert sorted(r["id"] for r in csv.DictReader((folder / "s.csv").open())) == sorted(names)
 
 
+def test_an_output_that_is_the_maps_dir_or_one_of_its_maps_is_refused(saved_model, images,
+                                                                     tmp_path):
+    """The CSV is written after the maps: --output=--maps_dir was refused only then, leaving the
+    maps; --output=<maps_dir>/a.png_map.png replaced a.png's map with the CSV, exit 0."""
+    image = image_folder(tmp_path / "in", images[0], ["a.png"]) / "a.png"
+    maps = tmp_path / "maps"
+    for output in (maps, maps / "a.png_map.png"):
+        code, err = score(saved_model, f"--input={image}", f"--output={output}",
+                          f"--maps_dir={maps}")
+        assert refused(code, err, "output") and "other than --maps_dir" in err, err
+        assert not maps.exists()
+    code, err = score(saved_model, f"--input={image}", f"--output={maps / 'scores.csv'}",
+                      f"--maps_dir={maps}")  # a CSV of another name inside it is fine
+    assert code == 0 and sorted(os.listdir(maps)) == ["a.png_map.png", "scores.csv"], err
+
+
 def test_a_file_name_that_is_not_utf8_is_scored_and_its_id_is_its_bytes(saved_model, images,
                                                                        tmp_path):
     folder = image_folder(tmp_path / "in", images[0], ["ok.png", NOT_UTF8])
@@ -125,6 +141,29 @@ def test_a_run_folder_is_not_a_folder_of_images(saved_model, images, tmp_path):
         with pytest.raises(UsageError, match="not a run or SavedModel folder"):
             atb.load(str(saved_model)).score_folder(folder)
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_an_output_that_is_a_file_of_the_saved_model_or_the_run_is_refused(saved_model, images,
+                                                                          tmp_path):
+    """--output=<saved_model>/saved_model.pb (tab completion in the --saved_model folder) wrote
+    the CSV over the model it scored; --output=<run>/results.json over the run's results."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(saved_model, run / "saved_model")  # the fixture is shared: a copy
+    (run / "results.json").write_text("{}")
+    (run / "old.csv").write_text("")
+    image = image_folder(tmp_path / "in", images[0], ["a.png"]) / "a.png"
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    for output, why in ((run / "saved_model" / "saved_model.pb", "outside any SavedModel"),
+                        (run / "saved_model" / "variables" / "new.csv", "outside any SavedModel"),
+                        (run / "results.json", "belongs to the run")):
+        code, err = score(run / "saved_model", f"--input={image}", f"--output={output}")
+        assert refused(code, err, "output") and why in err, err
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+    for output in (run / "old.csv", run / "new.csv"):  # a run folder may keep score's CSVs
+        code, err = score(run / "saved_model", f"--input={image}", f"--output={output}")
+        assert code == 0 and output.read_text().startswith("id,score"), err
 
 
 def test_one_colour_image_for_a_grayscale_model_is_named_as_such(saved_model, images):

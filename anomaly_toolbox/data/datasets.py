@@ -190,6 +190,9 @@ def load(name, data_dir=None):
     if os.environ.get(DATA_DIR_ENV):
         candidates.append((f"${DATA_DIR_ENV}", os.environ[DATA_DIR_ENV]))
     for label, root in candidates:
+        if not os.path.isdir(root):  # only $VAR gets here: set to a file or a mistyped path, it
+            # was passed over for tensorflow-datasets (online: a download), as --data_dir is not
+            raise UsageError(label, root, "an existing directory, or unset")
         folder = os.path.join(root, name)
         if has_idx_files(folder):
             try:

@@ -29,7 +29,8 @@ import shutil
 import tensorflow as tf
 
 from anomaly_toolbox.data.preprocessing import IMAGE_SIZE, PIXEL_RANGE, RESIZE, to_model_input
-from anomaly_toolbox.files import check_writable_dir, naming_disk_full, temp_dir_beside
+from anomaly_toolbox.files import (check_writable_dir, naming_disk_full, saved_model_above,
+                                   temp_dir_beside)
 from anomaly_toolbox.models import folded
 
 FORMAT = "anomaly_toolbox.scoring/1"
@@ -236,14 +237,10 @@ def check_outside_saved_models(output_dir):
     that one is exported again, and would ship inside it."""
     from anomaly_toolbox.errors import UsageError
 
-    parent = os.path.dirname(os.path.abspath(output_dir))
-    while True:
-        if os.path.isfile(os.path.join(parent, "saved_model.pb")):
-            raise UsageError("output_dir", output_dir, f"a folder outside any SavedModel "
-                             f"({parent} is one)")
-        parent, child = os.path.dirname(parent), parent
-        if parent == child:
-            return
+    parent = saved_model_above(output_dir)
+    if parent:
+        raise UsageError("output_dir", output_dir, f"a folder outside any SavedModel "
+                         f"({parent} is one)")
 
 
 def reexport(run_path, output_dir, precision):

@@ -28,7 +28,7 @@ import struct
 
 import numpy as np
 
-from anomaly_toolbox.errors import UsageError
+from anomaly_toolbox.errors import DataError, UsageError
 from anomaly_toolbox.files import ensure_writable_dir, naming_disk_full, write_json, write_npz
 
 FIGURES = {"curves": "test_curves.png", "histogram": "test_score_histogram.png",
@@ -60,7 +60,8 @@ class RunDir:
         """Analysis only: written here, read by the benchmark report, never by training."""
         rows = []
         if os.path.exists(self.test_curve_json):
-            rows = [r for r in self.read_json(self.test_curve_json) if r["epoch"] < row["epoch"]]
+            rows = [r for r in self.read_json(self.test_curve_json, list)
+                    if r["epoch"] < row["epoch"]]
         with self.writing(self.test_curve_json):
             os.makedirs(os.path.dirname(self.test_curve_json), exist_ok=True)
             write_json(self.test_curve_json, rows + [row])
@@ -76,12 +77,23 @@ class RunDir:
 
     # ------------------------------------------------------------------------ identity
 
-    def read_json(self, path):
-        with open(path) as f:
-            return json.load(f)
+    def read_json(self, path, kind=None):
+        """The file's JSON (a `kind`, if given: dict or list); a file cut short or edited by
+        hand is one DataError naming it (a JSONDecodeError or AttributeError traceback before)."""
+        try:
+            with open(path, "rb") as f:
+                data = json.loads(f.read().decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
+            raise DataError(f"{path}: damaged, not valid JSON ({e}); restore it, or use a new "
+                            f"folder") from e
+        if kind is not None and not isinstance(data, kind):
+            raise DataError(f"{path}: damaged, it holds {json.dumps(data)[:40]} where a JSON "
+                            f"{'object' if kind is dict else 'list'} belongs; restore it, or use "
+                            f"a new folder")
+        return data
 
     def identity(self):
-        return self.read_json(self.run_json)
+        return self.read_json(self.run_json, dict)
 
     @contextlib.contextmanager
     def locked(self):
@@ -149,7 +161,7 @@ class RunDir:
     # ------------------------------------------------------------------------- history
 
     def history(self):
-        return self.read_json(self.history_json) if os.path.exists(self.history_json) else []
+        return self.read_json(self.history_json, list) if os.path.exists(self.history_json) else []
 
     def append_history(self, row):
         """An epoch re-run after a kill replaces its row."""
@@ -197,7 +209,7 @@ class RunDir:
             write_json(self.results_json, results)
 
     def results(self):
-        return self.read_json(self.results_json)
+        return self.read_json(self.results_json, dict)
 
 
 class EventWriter:
