@@ -26,7 +26,8 @@ def fit(model, dataset, anomalous_class, output_dir, **options):
     keywords: profile="cpu" (a named budget, as the CLI's --profile) or config (a JSON file,
     or a dict of its keys, checked alike), epochs, batch_size, protocol, train_seed,
     split_seed, data_dir, limit, threshold ("f1" or "fpr:RATE"), verbose (0, 1 or 2),
-    image_size, precision. A "folder:PATH" dataset takes anomalous_class=None and no
+    image_size, precision, and how the run executes: strategy, cpu_devices, deterministic
+    and record_test_curve (True or False; as the CLI's flags of those names). A "folder:PATH" dataset takes anomalous_class=None and no
     protocol: its anomalies and its split are its own."""
     from anomaly_toolbox.run import training
 
@@ -106,7 +107,11 @@ class Detector:
         from anomaly_toolbox.data.inputs import input_rule, pixel_range
         from anomaly_toolbox.run import export
 
-        self.path = str(saved_model_dir)
+        if not isinstance(saved_model_dir, (str, os.PathLike)):  # None was named as 'None'
+            from anomaly_toolbox.errors import UsageError
+
+            raise UsageError("saved_model", saved_model_dir, "a SavedModel directory's path")
+        self.path = os.fspath(saved_model_dir)
         self._loaded, self.metadata = export.load(self.path)
         self.channels, self._resize_to, self._sides = input_rule(self.metadata)
         self.pixel_range = pixel_range(self.metadata)  # the scale it was trained on

@@ -157,7 +157,12 @@ def test_verbose_is_0_1_or_2_as_the_cli_takes(tmp_path, monkeypatch):
     for bad in ("x", True, 3, "auto"):
         with pytest.raises(UsageError, match=rf"^invalid verbose: {bad!r} \(expected 0, 1 or 2\)$"):
             atb.fit("ganomaly", "mnist", 4, tmp_path / "run", profile="cpu", verbose=bad)
+    for name in ("deterministic", "record_test_curve"):  # "no" was true, silently
+        with pytest.raises(UsageError, match=rf"^invalid {name}: 'no' \(expected True or False\)$"):
+            atb.fit("ganomaly", "mnist", 4, tmp_path / "run", profile="cpu", **{name: "no"})
     assert not (tmp_path / "run").exists()
+    with pytest.raises(UsageError, match=r"^invalid saved_model: None \(expected a SavedModel "):
+        atb.load(None)  # was named as the string 'None'
 
 
 def test_a_config_dict_is_checked_and_resolved_as_its_file(tmp_path, monkeypatch):

@@ -102,6 +102,9 @@ def run(spec, verbose=2, record_test_curve=False, strategy="default", cpu_device
     started = time.time()
     # as the CLI's --verbose: Keras runs silent on "x" and as 1 on True, without a word
     verbose = check_integer("verbose", verbose, 0, 2, "0, 1 or 2")
+    for name, value in (("record_test_curve", record_test_curve), ("deterministic", deterministic)):
+        if not isinstance(value, bool):  # "no" was true: determinism silently on
+            raise UsageError(name, value, "True or False")
     distribute.check(strategy, cpu_devices)
     # before the data: a folder's images decode with TensorFlow ops, after which its logical
     # devices and collectives are fixed (--cpu_devices was refused for every folder dataset)
