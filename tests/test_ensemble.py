@@ -140,7 +140,8 @@ def test_each_members_results_json_is_read_once(members, monkeypatch):
     from anomaly_toolbox.run.rundir import RunDir
 
     read, real = [], RunDir.read_json
-    monkeypatch.setattr(RunDir, "read_json", lambda self, path: read.append(path) or real(self, path))
+    monkeypatch.setattr(RunDir, "read_json", lambda self, path, *kind: read.append(path)
+                        or real(self, path, *kind))
     ensemble.read_members(members["dirs"])
     assert sorted(p for p in read if p.endswith("results.json")) == \
         sorted(os.path.join(d, "results.json") for d in members["dirs"])
