@@ -27,8 +27,9 @@ def fit(model, dataset, anomalous_class, output_dir, **options):
     or a dict of its keys, checked alike), epochs, batch_size, protocol, train_seed,
     split_seed, data_dir, limit, threshold ("f1" or "fpr:RATE"), verbose (0, 1 or 2),
     image_size, precision, and how the run executes: strategy, cpu_devices, deterministic
-    and record_test_curve (True or False; as the CLI's flags of those names). A "folder:PATH" dataset takes anomalous_class=None and no
-    protocol: its anomalies and its split are its own."""
+    and record_test_curve (True or False; as the CLI's flags of those names). A
+    "folder:PATH" dataset takes anomalous_class=None and no protocol: its anomalies and its
+    split are its own."""
     from anomaly_toolbox.run import training
 
     _check_keywords(options)

@@ -118,9 +118,10 @@ def check_output_is_no_map(output, maps_dir):
     """The CSV is written after the maps: as --maps_dir itself it failed after all the work,
     leaving the maps; as a map's name (a.png_map.png) in it, it replaced that map silently."""
     from anomaly_toolbox.errors import UsageError
+    from anomaly_toolbox.run.overlays import png_name
 
     path, maps = os.path.realpath(output), os.path.realpath(maps_dir)
-    if path == maps or (os.path.dirname(path) == maps and path.endswith("_map.png")):
+    if path == maps or (os.path.dirname(path) == maps and path.endswith(png_name(""))):
         raise UsageError("output", output, "a file path other than --maps_dir and its "
                          "<id>_map.png maps")
 
