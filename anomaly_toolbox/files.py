@@ -157,6 +157,20 @@ def saved_model_above(path):
             return None
 
 
+def checkpoints_above(path):
+    """The run's checkpoints/ folder when `path` lies inside one, or None: a file there can be
+    taken for a checkpoint, or overwrite the index (checkpoints/best/checkpoint) that re-export
+    and the finish restore from."""
+    parent = os.path.dirname(os.path.realpath(path))
+    while True:
+        if os.path.basename(parent) == "checkpoints" and os.path.isfile(
+                os.path.join(os.path.dirname(parent), "run.json")):
+            return parent
+        parent, child = os.path.dirname(parent), parent
+        if parent == child:
+            return None
+
+
 def sha256(paths, names=None):
     """One SHA-256 over the files' names (`names`, e.g. relative paths) and contents: what
     identifies data in results, without the machine's folders. A name is hashed as its bytes on

@@ -158,11 +158,15 @@ def check_output_is_no_run_file(output):
     over saved_model.pb (tab completion in the --saved_model folder) destroyed the model it
     scored, over results.json a run's results. New files and CSVs in a run folder are fine."""
     from anomaly_toolbox.errors import UsageError
-    from anomaly_toolbox.files import saved_model_above
+    from anomaly_toolbox.files import checkpoints_above, saved_model_above
 
     model = saved_model_above(os.path.realpath(output))  # a link to its folder too
     if model:
         raise UsageError("output", output, f"a file outside any SavedModel ({model} is one)")
+    checkpoints = checkpoints_above(output)  # over checkpoints/best/checkpoint: a lost run
+    if checkpoints:
+        raise UsageError("output", output, f"a file outside any run's checkpoints ({checkpoints} "
+                         "is one)")
     folder = os.path.dirname(os.path.abspath(output))
     run = [n for n in ("run.json", "results.json") if os.path.isfile(os.path.join(folder, n))]
     if run and os.path.isfile(output) and not output.lower().endswith(".csv"):

@@ -152,12 +152,18 @@ def test_an_output_that_is_a_file_of_the_saved_model_or_the_run_is_refused(saved
     run = tmp_path / "run"
     shutil.copytree(saved_model, run / "saved_model")  # the fixture is shared: a copy
     (run / "results.json").write_text("{}")
+    (run / "run.json").write_text("{}")
     (run / "old.csv").write_text("")
+    (run / "checkpoints" / "best").mkdir(parents=True)
+    (run / "checkpoints" / "best" / "checkpoint").write_text('model_checkpoint_path: "ckpt-3"\n')
     image = image_folder(tmp_path / "in", images[0], ["a.png"]) / "a.png"
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
     for output, why in ((run / "saved_model" / "saved_model.pb", "outside any SavedModel"),
                         (run / "saved_model" / "variables" / "new.csv", "outside any SavedModel"),
-                        (run / "results.json", "belongs to the run")):
+                        (run / "results.json", "belongs to the run"),
+                        # over the index re-export restores from: the run lost its weights
+                        (run / "checkpoints" / "best" / "checkpoint", "outside any run's checkp"),
+                        (run / "checkpoints" / "x.csv", "outside any run's checkpoints")):
         code, err = score(run / "saved_model", f"--input={image}", f"--output={output}")
         assert refused(code, err, "output") and why in err, err
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before

@@ -70,6 +70,10 @@ def test_bad_arguments_are_refused_and_write_nothing(bf16_run, tmp_path):
                                          r"folder outside any SavedModel \(.*saved_model is one"):
         export.reexport(str(bf16_run), str(bf16_run / "saved_model" / "v2"), "float32")
     assert not (bf16_run / "saved_model" / "v2").exists()
+    with pytest.raises(UsageError, match=r"invalid output_dir: .*checkpoints/f32' \(expected a "
+                                         r"folder outside any run's checkpoints"):
+        export.reexport(str(bf16_run), str(bf16_run / "checkpoints" / "f32"), "float32")
+    assert not (bf16_run / "checkpoints" / "f32").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c"] and not any((tmp_path / "c").iterdir())
     proc = subprocess.run([sys.executable, "-m", "anomaly_toolbox", "export",
                            f"--run_dir={bf16_run}", "--precision=float64",

@@ -29,8 +29,8 @@ import shutil
 import tensorflow as tf
 
 from anomaly_toolbox.data.preprocessing import IMAGE_SIZE, PIXEL_RANGE, RESIZE, to_model_input
-from anomaly_toolbox.files import (check_writable_dir, naming_disk_full, saved_model_above,
-                                   temp_dir_beside)
+from anomaly_toolbox.files import (check_writable_dir, checkpoints_above, naming_disk_full,
+                                   saved_model_above, temp_dir_beside)
 from anomaly_toolbox.models import folded
 
 FORMAT = "anomaly_toolbox.scoring/1"
@@ -234,13 +234,18 @@ def load(path):
 
 def check_outside_saved_models(output_dir):
     """Inside another SavedModel (the run's own, say) the new one would be deleted with it when
-    that one is exported again, and would ship inside it."""
+    that one is exported again, and would ship inside it; inside a run's checkpoints/ it would
+    sit among the files training and re-export restore from."""
     from anomaly_toolbox.errors import UsageError
 
     parent = saved_model_above(output_dir)
     if parent:
         raise UsageError("output_dir", output_dir, f"a folder outside any SavedModel "
                          f"({parent} is one)")
+    checkpoints = checkpoints_above(os.path.join(output_dir, "x"))
+    if checkpoints:
+        raise UsageError("output_dir", output_dir, f"a folder outside any run's checkpoints "
+                         f"({checkpoints} is one)")
 
 
 def reexport(run_path, output_dir, precision):
