@@ -234,3 +234,22 @@ def test_train_on_a_folder_whose_run_json_is_damaged_is_one_error_line(tmp_path,
     assert err.startswith(f"error: {run / 'run.json'}: damaged, not valid JSON"), err
     assert sorted(os.listdir(run)) == [".lock", "run.json"]
     assert (run / "run.json").read_text() == '{"model": "gan'
+
+
+def test_a_history_json_damaged_after_the_last_epoch_is_refused_before_anything_is_rewritten(
+        tiny_run, tmp_path, capsys):
+    """Killed after the last epoch's commit, then history.json damaged: the finish exported the
+    SavedModel and scores again and only then refused the file."""
+    from conftest import one_line_exit_2
+
+    from anomaly_toolbox.run import training
+
+    run, config = _finished_copy(tiny_run, tmp_path)
+    (run / "results.json").unlink()  # not finished: the same command goes straight to the finish
+    (run / "history.json").write_text('[{"epoch": 1')
+    kept = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
+    err = one_line_exit_2(capsys, lambda: training.fit(
+        "ganomaly", "mnist", 3, str(run), config=config, data_dir=DATA_DIR, limit=300, verbose=0))
+    assert err.startswith(f"error: {run / 'history.json'}: damaged"), err
+    changed = {p for p in run.rglob("*") if p.is_file() and kept.get(p) != p.stat().st_mtime_ns}
+    assert not changed - {run / ".lock"} and not (run / "results.json").exists(), changed

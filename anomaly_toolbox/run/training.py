@@ -62,6 +62,7 @@ def _train(model, spec, splits, run_dir, verbose, test_curve=False, replicas=1):
         with run_dir.writing():
             repair_best(run_dir, state)
         print(f"Resuming {run_dir} after epoch {int(state['epoch'].numpy())}", flush=True)
+    run_dir.history()  # damaged: refused before a new event file, an epoch or the finish
     writer = run_dir.summary_writer()  # a full disk names logs/ instead of losing events
     callbacks = _fit_callbacks(model, spec, splits, run_dir, state, last, writer, test_curve)
     for epoch in range(int(state["epoch"].numpy()), spec.epochs):
@@ -177,6 +178,7 @@ def _finish(model, spec, splits, run_dir, state, writer, diverged, started, verb
             distribution):
     """Restores the best epoch, scores validation and test, writes figures, SavedModel, scores
     and results.json (last: its presence marks the run finished)."""
+    history = run_dir.history()  # damaged: refused before the SavedModel and scores are rewritten
     best = tf.train.latest_checkpoint(run_dir.best_checkpoints)
     if diverged and not best:
         raise DivergenceError(f"{spec.model}: {diverged}; no epoch finished, so nothing was kept")
@@ -215,7 +217,7 @@ def _finish(model, spec, splits, run_dir, state, writer, diverged, started, verb
         wall_time_s={"train": round(float(state["train_seconds"].numpy()), 1),
                      "evaluate": round(eval_time, 1),
                      "total_this_invocation": round(time.time() - started, 1)},
-        history=run_dir.history(), versions=versions(),
+        history=history, versions=versions(),
         distribution={**distribution, "weights_sha256": _weights_sha256(model)},
         **({"diverged": diverged} if diverged else {}))
     run_dir.write_results(results)
