@@ -1,5 +1,7 @@
 """Threshold-free metrics on raw scores, and a threshold chosen on validation only."""
 
+import re
+
 import numpy as np
 
 
@@ -36,6 +38,9 @@ class Threshold(float):
 FALLBACK_FPR = 0.01  # the rule "f1" applies without validation anomalies
 
 
+_RATE = re.compile(r"(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def parse_threshold(rule, argument="threshold"):
     """("f1", None) or ("fpr", rate) from a threshold rule ("f1" or "fpr:RATE"): the one parser
     of it; anything else is a UsageError naming `argument`."""
@@ -44,10 +49,8 @@ def parse_threshold(rule, argument="threshold"):
     if rule == "f1":
         return "f1", None
     kind, _, rate = str(rule).partition(":")
-    try:
-        rate = float(rate)
-    except ValueError:
-        rate = None
+    # a plain decimal only: float() also takes " 0.5 ", "0_5" and "5e-1_0", which f1 never did
+    rate = float(rate) if _RATE.fullmatch(rate) else None
     if kind != "fpr" or rate is None or not 0 < rate < 1:
         raise UsageError(argument, rule, "f1 or fpr:RATE with 0 < RATE < 1, e.g. fpr:0.01")
     return "fpr", rate
@@ -57,13 +60,13 @@ def applied_rule(rule, labelled):
     """The rule as validation_threshold applies it to validation with (`labelled`) or without
     anomalies: "f1" needs anomalies and falls back to fpr:0.01."""
     kind, rate = parse_threshold(rule)
-    return "f1" if kind == "f1" and labelled else f"fpr:{rate or FALLBACK_FPR:g}"
+    return "f1" if kind == "f1" and labelled else f"fpr:{rate or FALLBACK_FPR!r}"
 
 
 def recorded_rule(validation):
     """The rule a run applied, from its results' validation metrics (see `target`)."""
     rate = validation.get("threshold_target_fpr")
-    return "f1" if rate is None else f"fpr:{rate:g}"
+    return "f1" if rate is None else f"fpr:{float(rate)!r}"  # every digit: 0.0100001 is not 0.01
 
 
 def threshold_metrics(scores, labels, threshold):

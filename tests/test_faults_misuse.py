@@ -118,6 +118,9 @@ def test_the_cli_refuses_another_threshold_for_a_finished_run(tiny_run, tmp_path
     ({"auprc": 0.5, "threshold": 1.0}, "f1", True),
     ({"auprc": 0.5, "threshold": 1.0, "threshold_target_fpr": 0.01}, "fpr:0.010", True),
     ({"auprc": 0.5, "threshold": 1.0, "threshold_target_fpr": 0.01}, "fpr:0.02", False),
+    # equal to 6 digits (the rule was compared as f"{rate:g}") is not equal
+    ({"auprc": 0.5, "threshold": 1.0, "threshold_target_fpr": 0.01}, "fpr:0.01000001", False),
+    ({"auprc": 0.5, "threshold": 1.0, "threshold_target_fpr": 0.01000001}, "fpr:0.01000001", True),
     ({"auprc": 0.5, "threshold": 1.0, "threshold_target_fpr": 0.01}, "f1", False),
     # without validation anomalies f1 cannot be computed: the run used (and recorded) fpr:0.01
     ({"mean_normal_score": 1.0, "threshold": 1.0, "threshold_target_fpr": 0.01}, "f1", True),

@@ -57,12 +57,19 @@ def test_nan_scores_are_rejected():
         metrics.ranking_metrics([0.1, np.nan, 0.3], [0, 1, 0])
 
 
-@pytest.mark.parametrize("spec", ["fpr:2", "fpr:0", "fpr:", "foo", "fpr:x", "F1", "fpr:nan"])
+@pytest.mark.parametrize("spec", ["fpr:2", "fpr:0", "fpr:", "foo", "fpr:x", "F1", "fpr:nan",
+                                  # float() takes these; "f1 " was refused, "fpr:0.5 " was not
+                                  "fpr:0.5 ", "fpr: 0.5", "fpr:0.0_5", "fpr:\t.5", "fpr:+0.5"])
 def test_bad_threshold_specs_are_usage_errors(spec):
     from anomaly_toolbox.errors import UsageError
 
     with pytest.raises(UsageError, match=r"invalid threshold: .*\(expected f1 or fpr:RATE"):
         metrics.parse_threshold(spec)
+
+
+@pytest.mark.parametrize("spec", ["fpr:0.5", "fpr:.5", "fpr:5e-1", "fpr:5E-01", "fpr:0.010"])
+def test_plain_decimal_rates_are_read(spec):
+    assert metrics.parse_threshold(spec) == ("fpr", float(spec[4:]))
 
 
 def test_fpr_threshold_is_a_quantile_of_validation_normals():
