@@ -123,6 +123,24 @@ def test_the_threshold_rule_is_the_ensembles_own(members, tmp_path):
     assert not (tmp_path / "bad").exists()
 
 
+def test_a_finished_ensemble_is_not_rebuilt_with_another_threshold_rule(members, built, tmp_path):
+    """Rebuilt in place with another --threshold, it silently replaced the detector and its
+    results, where train refuses another rule for a finished run; killed before its results,
+    it has no rule to keep and is rebuilt."""
+    from anomaly_toolbox.run import ensemble
+
+    kept = tmp_path / "kept"
+    shutil.copytree(built["dir"], kept)
+    before = {p: p.read_bytes() for p in kept.rglob("*") if p.is_file()}
+    with pytest.raises(UsageError, match=r"it holds one with threshold: 'f1' -> 'fpr:0.05'; "
+                                         r"choose a new --output_dir\)$"):
+        ensemble.build(members["dirs"], str(kept), threshold_rule="fpr:0.05")
+    assert {p: p.read_bytes() for p in kept.rglob("*") if p.is_file()} == before
+    (kept / "results.json").unlink()
+    results = ensemble.build(members["dirs"], str(kept), threshold_rule="fpr:0.05")
+    assert results["validation"]["threshold_target_fpr"] == 0.05
+
+
 def test_val_auprc_weights_come_from_validation(members):
     from anomaly_toolbox.metrics import ranking_metrics
     from anomaly_toolbox.run import ensemble

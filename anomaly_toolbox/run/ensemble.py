@@ -138,11 +138,12 @@ class EnsembleModule(tf.Module):
         return tf.cast(tf.tensordot(self.weights, z, 1), tf.float32)
 
 
-def check_output(output_dir, identity):
+def check_output(output_dir, identity, threshold_rule="f1"):
     """A new or empty folder, or an ensemble of the same members (by their scores' centre, scale
-    and weight, however their paths are written, in any order: the mean does not depend on it)
-    and weighting, finished or killed while writing (run.json is written first): rebuilt in
-    place, in the order given. Never a member's run or anything else kept there."""
+    and weight, however their paths are written, in any order: the mean does not depend on it),
+    weighting and threshold rule, finished or killed while writing (run.json is written first):
+    rebuilt in place, in the order given. Never a member's run or anything else kept there, and
+    never another rule over a finished one, which a single run's train refuses too."""
     names = [n for n in os.listdir(output_dir) if not n.startswith(".")] \
         if os.path.isdir(output_dir) else []
     if not names:
@@ -157,6 +158,7 @@ def check_output(output_dir, identity):
             break
     held = held if isinstance(held, dict) else {}
     if _ensemble_key(held) == _ensemble_key(identity):
+        _check_same_rule(run_dir, threshold_rule)
         return
     if held.get("model") != "ensemble":
         what = f"a {held['model']!r} run" if "model" in held else f"{len(names)} other file(s)"
@@ -197,6 +199,21 @@ def check_inputs(loaded, run_dirs):
                              f"member taking the fewest")
 
 
+def _check_same_rule(run_dir, threshold_rule):
+    if not os.path.exists(run_dir.results_json):
+        return  # killed before its results: nothing finished to keep
+    try:
+        validation = run_dir.read_json(run_dir.results_json).get("validation", {})
+        kept = metrics.recorded_rule(validation)
+    except (OSError, ValueError, AttributeError):
+        return  # unreadable: rebuilt, as before
+    asked = metrics.applied_rule(threshold_rule, "auprc" in validation)
+    if asked != kept:
+        raise UsageError("output_dir", run_dir.path, "a new or empty folder, or an ensemble of "
+                         f"these same members, weighting and threshold; it holds one with "
+                         f"threshold: {kept!r} -> {threshold_rule!r}; choose a new --output_dir")
+
+
 def build(run_dirs, output_dir, weighting="mean", threshold_rule="f1"):
     """Combines finished runs into one detector written like a run; returns its results dict.
     The threshold is the ensemble's own, chosen on validation by `threshold_rule` as a single
@@ -213,7 +230,7 @@ def build(run_dirs, output_dir, weighting="mean", threshold_rule="f1"):
               for m, c, s, w in zip(members, centres, scales, weights)]
     identity = {**{k: members[0]["recorded"][k] for k in SHARED}, "model": "ensemble",
                 "weighting": weighting, "members": listed}
-    check_output(output_dir, identity)
+    check_output(output_dir, identity, threshold_rule)
     loaded = [export.load(RunDir(m["path"]).saved_model) for m in members]
     check_inputs(loaded, run_dirs)
     ensure_writable_dir(output_dir)
