@@ -256,3 +256,19 @@ def test_a_history_json_damaged_after_the_last_epoch_is_refused_before_anything_
     assert err.startswith(f"error: {run / 'history.json'}: damaged"), err
     changed = {p for p in run.rglob("*") if p.is_file() and kept.get(p) != p.stat().st_mtime_ns}
     assert not changed - {run / ".lock"} and not (run / "results.json").exists(), changed
+
+
+def test_a_run_whose_test_split_lacks_anomalies_says_why_it_has_no_auprc(tmp_path, capsys):
+    """--limit=2 leaves a test split with no anomalies: the run ended with exit 0 and no word
+    about the missing test AUPRC and AUROC."""
+    from conftest import TINY_RUN
+
+    from anomaly_toolbox.run import training
+
+    (tmp_path / "tiny.json").write_text(json.dumps(TINY_RUN))
+    results = training.fit("autoencoder", "mnist", 3, str(tmp_path / "run"), epochs=1,
+                           config=str(tmp_path / "tiny.json"), data_dir=DATA_DIR, limit=2,
+                           verbose=0)
+    out = capsys.readouterr().out
+    assert "auprc" not in results["test"] and "\ntest AUPRC" not in out
+    assert "no test AUPRC or AUROC: test holds 0 anomalous and 2 normal images" in out, out
