@@ -16,9 +16,6 @@ import os
 
 import numpy as np
 
-# dtypes the SavedModel takes as they are; others are converted to the nearest of these
-_NATIVE = (np.uint8, np.int32, np.int64, np.float32, np.float64)
-
 
 def fit(model, dataset, anomalous_class, output_dir, **options):
     """Trains, evaluates and exports one run, exactly as `anomaly-toolbox train` does; returns
@@ -154,7 +151,7 @@ class Detector:
         except ValueError as e:  # a ragged list
             raise UsageError("images", type(images).__name__, f"an array of images of one "
                              f"shape ({str(e).splitlines()[0][:120]})") from e
-        return array_batches(_native(images), self.channels, "images", self._sides,
+        return array_batches(images, self.channels, "images", self._sides,
                              batch_size, self.pixel_range, declared, 'input_range="{}"')[1]
 
     def score_folder(self, path, batch_size=256):
@@ -168,9 +165,3 @@ class Detector:
 
     def _score_batches(self, batches):
         return np.concatenate([self._loaded.score(b).numpy() for b in batches])
-
-
-def _native(images):
-    if images.dtype in _NATIVE or images.dtype.kind not in "iuf":  # the rest is refused later
-        return images
-    return images.astype(np.int64 if images.dtype.kind in "iu" else np.float32)

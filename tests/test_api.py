@@ -71,6 +71,21 @@ def test_detector_scores_any_natural_dtype_and_one_image(trained, images):
     np.testing.assert_allclose(detector.score(x[..., None], batch_size=2), reference, rtol=1e-5)
 
 
+def test_out_of_range_pixels_are_named_with_the_values_given(trained, images):
+    """A uint64 2**63 was cast to int64 first and named as a negative value; a float64 or
+    longdouble 1e300 was cast to float32 first and named as inf."""
+    detector = atb.load(trained[0] / "saved_model")
+    x = images[0][:2].astype(np.uint64)
+    x[0, 0, 0] = 2 ** 63
+    with pytest.raises(UsageError, match=r"got values from 0 to 9.22337e\+18\)$"):
+        detector.score(x)
+    for dtype in (np.float64, np.longdouble):
+        y = images[0][:2].astype(dtype)
+        y[1, 2, 3] = 1e300
+        with pytest.raises(UsageError, match=r"a float32 holds; got values from 0 to 1e\+300\)$"):
+            detector.score(y)
+
+
 def test_detector_scores_a_folder(trained, images, tmp_path):
     from PIL import Image
 

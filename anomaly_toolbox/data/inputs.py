@@ -217,17 +217,21 @@ def check_shape(images, channels, name, sides=(28, 32)):
 def as_pixels(batch, name="input"):
     """uint8 stays uint8, and so do other integers on 0..255 (integers are never "already
     scaled to 0..1": a 0/1 int64 mask is dark pixels, as it is in uint8 and in the SavedModel);
-    anything else becomes finite float32 (reads a memory-mapped slice)."""
+    anything else becomes finite float32 (reads a memory-mapped slice). Checked before the
+    cast, so the message names the values given: a float64 1e300 is not "inf", nor a uint64
+    2**63 negative."""
+    batch = np.asarray(batch)
     if batch.dtype == np.uint8:
         return np.ascontiguousarray(batch)
     if batch.dtype.kind in "iu":
-        batch = np.asarray(batch)
         if batch.size and batch.min() >= 0 and batch.max() <= 255:
             return batch.astype(np.uint8)
-    batch = np.asarray(batch, np.float32)
-    if not np.all(np.isfinite(batch)):
+    elif not np.all(np.isfinite(batch)):
         raise UsageError("input", name, "finite pixel values, found NaN or inf")
-    return batch
+    elif batch.size and np.abs(batch).max() > np.finfo(np.float32).max:
+        raise UsageError("input", name, f"pixel values a float32 holds; got values from "
+                         f"{batch.min():g} to {batch.max():g}")
+    return batch.astype(np.float32)
 
 
 def to_model_range(batch, name="input", model_range=MODEL_RANGE, input_range=None,
