@@ -24,9 +24,9 @@ def _check_type(key, value, default, source):
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         if isinstance(default, int) and not isinstance(default, bool):
             ok = ok and float(value).is_integer()
-    elif isinstance(default, list):
+    elif isinstance(default, list):  # exact type: a bool is no width (True is an int)
         ok = isinstance(value, list) and len(value) == len(default) and all(
-            isinstance(v, type(default[0])) for v in value)
+            type(v) is type(default[0]) for v in value)
     else:
         ok = isinstance(value, type(default))
     if ok and isinstance(default, (int, float, list)) and not isinstance(default, bool):

@@ -39,6 +39,7 @@ def test_config_file_overrides_defaults_and_flags_override_file(tmp_path):
     ({"model": {"latent": 3}}, "model key: 'latent'.*latent_dim"),
     ({"model": {"latent_dim": "big"}}, "latent_dim: 'big'"),
     ({"model": {"filters": [8, 16]}}, "filters: \\[8, 16\\]"),
+    ({"model": {"filters": [True, 8, 16]}}, "filters: \\[True, 8, 16\\]"),  # export: TypeError
     ({"epochs": 2.5}, "epochs: 2.5"),
 ])
 def test_bad_config_files(tmp_path, content, message):
