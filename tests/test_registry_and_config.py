@@ -84,6 +84,14 @@ def test_ranges_are_checked_for_every_model(tmp_path, model_name, key, value):
         config.resolve(registry.get(model_name), path)
 
 
+@pytest.mark.parametrize("seed", [-1, 2**32, 2**64])
+def test_search_seed_is_a_seed(tmp_path, seed):
+    """2**64 was an OverflowError traceback when AnoGAN's search first ran, after an epoch."""
+    path = _write(tmp_path, {"model": {"search_seed": seed}})
+    with pytest.raises(UsageError, match=f"search_seed: {seed} .*0..4294967295"):
+        config.resolve(registry.get("anogan"), path)
+
+
 def test_a_saved_model_written_before_the_layout_change_still_loads_and_scores(mnist, tmp_path):
     """tests/data holds a tiny GANomaly SavedModel exported by commit 5d5a856 (the flat layout),
     with the scores that code gave the first 16 MNIST test images."""
