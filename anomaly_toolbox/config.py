@@ -135,9 +135,13 @@ def resolve(model_cls, config=None, epochs=None, batch_size=None, precision=None
 
 def _staged_epochs(model_cls, model_cfg, epochs, given):
     """A model trained in stages (STAGE_EPOCHS: model keys) runs for their sum: the default
-    budget becomes that sum, and a budget given otherwise is an error."""
+    budget becomes that sum, and a budget given otherwise is an error. The sum is capped as
+    epochs are (gan_epochs: 1e9 passed as a budget of 1e9 + 63 epochs)."""
     keys = getattr(model_cls, "STAGE_EPOCHS", ())
     total = sum(model_cfg[k] for k in keys)
+    if total > TRAINING_MAX["epochs"]:
+        raise UsageError(" + ".join(keys), total, f"at most {TRAINING_MAX['epochs']} epochs "
+                                                  f"in all for {model_cls.registered_name}")
     if not keys or epochs == total:
         return epochs
     if given:
