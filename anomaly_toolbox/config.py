@@ -73,6 +73,16 @@ def _as_json(config):
         raise UsageError("config", config, f"a dict of JSON values ({e})") from None
 
 
+def check_hyperparameter(model_cls, key, value, source="config"):
+    """`value` of the model's `key` as its default's type, in its RANGES rule (the config
+    file's check, and benchmarks.sweep's for each value it tries)."""
+    checked = _check_type(key, value, model_cls.DEFAULTS[key], source)
+    expected = violation(checked, model_cls.RANGES[key])
+    if expected:
+        raise UsageError(f"{source}: {key}", value, expected)
+    return checked
+
+
 def _check_keys(data, source):
     unknown = set(data) - FILE_KEYS
     if unknown:
@@ -110,10 +120,7 @@ def resolve(model_cls, config=None, epochs=None, batch_size=None, precision=None
         if key not in model_cls.DEFAULTS:
             raise UsageError(f"{source}: model key", key,
                              f"one of {sorted(model_cls.DEFAULTS)} for {model_cls.registered_name}")
-        model_cfg[key] = _check_type(key, value, model_cls.DEFAULTS[key], source)
-        expected = violation(model_cfg[key], model_cls.RANGES[key])
-        if expected:
-            raise UsageError(f"{source}: {key}", value, expected)
+        model_cfg[key] = check_hyperparameter(model_cls, key, value, source)
     resolved = {"profile": data.get("profile", "defaults" if config is None else "custom")}
     for key, flag in (("epochs", epochs), ("batch_size", batch_size)):
         value = _check_type(key, data.get(key, TRAINING_DEFAULTS[key]), TRAINING_DEFAULTS[key],
