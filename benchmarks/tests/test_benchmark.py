@@ -9,6 +9,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 from benchmarks.tests.conftest import DATA_DIR
 
 TINY = {"profile": "tiny", "epochs": 1, "batch_size": 32,
@@ -63,6 +64,18 @@ def test_bad_grid_arguments_exit_2(tmp_path):
         assert proc.returncode == 2 and message in stderr, (flag, stderr[-500:])
 
 
+@pytest.mark.parametrize("flag", ["--models=egbad,egbad", "--datasets=mnist,mnist"])
+def test_a_model_or_dataset_listed_twice_is_refused(tmp_path, flag):
+    """Its cells ran twice, side by side in one run folder (one FAILED by the lock, exit 1).
+    --table_only checks the same grid without training anything if the check is missing."""
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.benchmark", flag, "--table_only",
+                           f"--results_dir={tmp_path}", f"--benchmarks_md={tmp_path / 'b.md'}"],
+                          capture_output=True, text=True)
+    value = flag.split("=")[1]
+    assert proc.returncode == 2 and f"invalid {flag[2:].split('=')[0]}: '{value}' (expected " \
+        f"each value once ({value.split(',')[0]} is listed twice)" in proc.stderr, proc.stderr
+
+
 def test_classes_seeds_protocol_and_limit_are_checked_before_any_cell():
     """Each was passed on to every cell's run, which failed while the grid exited 0."""
     import pytest
@@ -76,7 +89,10 @@ def test_classes_seeds_protocol_and_limit_are_checked_before_any_cell():
                           (("0", ["a"], "pooled"), "invalid seeds: 'a'"),
                           (("0", ["-1"], "pooled"), "invalid seeds: '-1'"),
                           (("0", ["0"], "foo"), "invalid protocol: 'foo'"),
-                          (("0", ["0"], "pooled", -5), "invalid limit: -5")]:
+                          (("0", ["0"], "pooled", -5), "invalid limit: -5"),
+                          # a cell twice: two workers in one run folder, one FAILED by its lock
+                          (("1,1", ["0"], "pooled"), r"invalid classes: '1,1' .*1 is listed"),
+                          (("0", ["0", "00"], "pooled"), r"invalid seeds: '0,00' .*0 is listed")]:
         with pytest.raises(UsageError, match=message):
             benchmark.check_grid(*args)
 
