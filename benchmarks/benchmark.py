@@ -255,8 +255,12 @@ def body():
             jobs = [pool.submit(run_cell, c, FLAGS.results_dir, FLAGS.runs_dir, FLAGS.data_dir,
                                 _experiments(), FLAGS.limit, env, FLAGS.record_test_curve)
                     for c in cells]
-            for job in jobs:
-                print(*job.result(), flush=True)
+            try:
+                for job in jobs:
+                    print(*job.result(), flush=True)
+            except BaseException:  # Ctrl-C, SIGTERM: leaving the pool waited for every queued
+                pool.shutdown(cancel_futures=True)  # cell, training each to its end
+                raise
         failed = [name for name, status in (job.result() for job in jobs)
                   if status.startswith("FAILED")]
     else:

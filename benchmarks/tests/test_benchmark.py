@@ -51,6 +51,28 @@ def test_grid_resumes_after_kill_and_writes_the_table(tmp_path):
     assert (tmp_path / "figures" / "benchmark_pooled_mnist_tiny.png").stat().st_size > 1000
 
 
+def test_ctrl_c_stops_the_grid_without_starting_the_queued_cells(tmp_path, children):
+    """Ctrl-C reached the runner and its training cell; the pool then started and trained
+    every cell still queued before the runner said it was interrupted."""
+    experiments = tmp_path / "experiments"
+    experiments.mkdir()
+    (experiments / "autoencoder_mnist_tiny.json").write_text(json.dumps(TINY))
+    runs = tmp_path / "runs" / "pooled" / "mnist" / "autoencoder_tiny"
+    proc = children([sys.executable, "-m", "benchmarks.benchmark", "--models=autoencoder",
+                     "--datasets=mnist", "--classes=1,2,3", "--profile=tiny", "--limit=300",
+                     "--workers=1", f"--experiments_dir={experiments}",
+                     f"--results_dir={tmp_path / 'results'}", f"--runs_dir={tmp_path / 'runs'}",
+                     f"--benchmarks_md={tmp_path / 'b.md'}", f"--data_dir={DATA_DIR}"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not (runs / "class1_seed0" / "train.log").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C: the whole foreground group
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130 and "error: interrupted by SIGINT" in stderr, stderr[-500:]
+    assert sorted(os.listdir(runs)) == ["class1_seed0"]
+
+
 def test_bad_grid_arguments_exit_2(tmp_path):
     cases = (("--classes=a-b", "invalid classes"), ("--shard=2/2", "invalid shard"),
              ("--models=gan", "invalid model"),
