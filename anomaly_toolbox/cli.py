@@ -81,11 +81,12 @@ def checked_then_run(check, body):
 def refuse_shell_slips(module):
     """`--output_dir=` (an unset shell variable, say) is an error, not the flag's default; and
     so is a path starting with `~`, which the shell leaves as it is after `--flag=` (and after
-    `folder:` or a comma): it trained into a folder named `~` in the working directory."""
+    `folder:` or a comma): it trained into a folder named `~` in the working directory. A list
+    flag given empty is [] (`benchmark --models=` ran no cell, exit 0; `speed --models=` all)."""
     from anomaly_toolbox.errors import UsageError
 
     for flag in flags.FLAGS.get_flags_for_module(module):
-        if flag.present and flag.value == "":
+        if flag.present and flag.value in ("", []):
             raise UsageError(flag.name, "", "a value; leave the flag out for its default")
         if flag.present and isinstance(flag.value, str) and _UNEXPANDED.search(flag.value):
             raise UsageError(flag.name, flag.value, "a path without ~: the shell expands it only "

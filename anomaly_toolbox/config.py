@@ -24,9 +24,9 @@ def _check_type(key, value, default, source):
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         if isinstance(default, int) and not isinstance(default, bool):
             ok = ok and float(value).is_integer()
-    elif isinstance(default, list):
+    elif isinstance(default, list):  # exact type: a bool is no width (True is an int)
         ok = isinstance(value, list) and len(value) == len(default) and all(
-            isinstance(v, type(default[0])) for v in value)
+            type(v) is type(default[0]) for v in value)
     else:
         ok = isinstance(value, type(default))
     if ok and isinstance(default, (int, float, list)) and not isinstance(default, bool):
@@ -73,6 +73,16 @@ def _as_json(config):
         raise UsageError("config", config, f"a dict of JSON values ({e})") from None
 
 
+def check_hyperparameter(model_cls, key, value, source="config"):
+    """`value` of the model's `key` as its default's type, in its RANGES rule (the config
+    file's check, and benchmarks.sweep's for each value it tries)."""
+    checked = _check_type(key, value, model_cls.DEFAULTS[key], source)
+    expected = violation(checked, model_cls.RANGES[key])
+    if expected:
+        raise UsageError(f"{source}: {key}", value, expected)
+    return checked
+
+
 def _check_keys(data, source):
     unknown = set(data) - FILE_KEYS
     if unknown:
@@ -110,10 +120,7 @@ def resolve(model_cls, config=None, epochs=None, batch_size=None, precision=None
         if key not in model_cls.DEFAULTS:
             raise UsageError(f"{source}: model key", key,
                              f"one of {sorted(model_cls.DEFAULTS)} for {model_cls.registered_name}")
-        model_cfg[key] = _check_type(key, value, model_cls.DEFAULTS[key], source)
-        expected = violation(model_cfg[key], model_cls.RANGES[key])
-        if expected:
-            raise UsageError(f"{source}: {key}", value, expected)
+        model_cfg[key] = check_hyperparameter(model_cls, key, value, source)
     resolved = {"profile": data.get("profile", "defaults" if config is None else "custom")}
     for key, flag in (("epochs", epochs), ("batch_size", batch_size)):
         value = _check_type(key, data.get(key, TRAINING_DEFAULTS[key]), TRAINING_DEFAULTS[key],
@@ -135,9 +142,13 @@ def resolve(model_cls, config=None, epochs=None, batch_size=None, precision=None
 
 def _staged_epochs(model_cls, model_cfg, epochs, given):
     """A model trained in stages (STAGE_EPOCHS: model keys) runs for their sum: the default
-    budget becomes that sum, and a budget given otherwise is an error."""
+    budget becomes that sum, and a budget given otherwise is an error. The sum is capped as
+    epochs are (gan_epochs: 1e9 passed as a budget of 1e9 + 63 epochs)."""
     keys = getattr(model_cls, "STAGE_EPOCHS", ())
     total = sum(model_cfg[k] for k in keys)
+    if total > TRAINING_MAX["epochs"]:
+        raise UsageError(" + ".join(keys), total, f"at most {TRAINING_MAX['epochs']} epochs "
+                                                  f"in all for {model_cls.registered_name}")
     if not keys or epochs == total:
         return epochs
     if given:

@@ -80,6 +80,17 @@ def parse_shard(text):
     return index, count
 
 
+def refuse_repeats(argument, text, values):
+    """A value listed twice (--classes=1,1, --seeds=0,00, --models=egbad,egbad) made its cells
+    twice: two workers trained each into one run folder at once, the second refused by the
+    lock (a FAILED cell, exit 1), both writing one train.log."""
+    from anomaly_toolbox.errors import UsageError
+
+    repeated = next((v for i, v in enumerate(values) if v in values[:i]), None)
+    if repeated is not None:
+        raise UsageError(argument, text, f"each value once ({repeated} is listed twice)")
+
+
 def check_grid(classes, seeds, protocol, limit=None):
     """(classes, seeds) of the grid, every value checked before a cell runs: a class the
     datasets lack, an empty range (9-0), a bad seed, protocol or limit made each cell's run
@@ -99,6 +110,8 @@ def check_grid(classes, seeds, protocol, limit=None):
             checked.append(check_integer("seeds", int(seed), 0, SEED_MAX))
         except ValueError:  # not an integer, or out of range (UsageError)
             raise UsageError("seeds", ",".join(seeds), f"integers in 0..{SEED_MAX}") from None
+    refuse_repeats("classes", classes, parsed)
+    refuse_repeats("seeds", ",".join(seeds), checked)
     if protocol not in PROTOCOLS:
         raise UsageError("protocol", protocol, f"one of {', '.join(PROTOCOLS)}")
     if limit is not None:
@@ -182,6 +195,8 @@ def _cells():
 
     for model_name in FLAGS.models:
         models.get(model_name)
+    refuse_repeats("models", ",".join(FLAGS.models), FLAGS.models)
+    refuse_repeats("datasets", ",".join(FLAGS.datasets), FLAGS.datasets)
     for dataset in FLAGS.datasets:
         if dataset not in DATASETS:
             raise UsageError("datasets", dataset, f"one of {', '.join(DATASETS)}")
@@ -240,8 +255,12 @@ def body():
             jobs = [pool.submit(run_cell, c, FLAGS.results_dir, FLAGS.runs_dir, FLAGS.data_dir,
                                 _experiments(), FLAGS.limit, env, FLAGS.record_test_curve)
                     for c in cells]
-            for job in jobs:
-                print(*job.result(), flush=True)
+            try:
+                for job in jobs:
+                    print(*job.result(), flush=True)
+            except BaseException:  # Ctrl-C, SIGTERM: leaving the pool waited for every queued
+                pool.shutdown(cancel_futures=True)  # cell, training each to its end
+                raise
         failed = [name for name, status in (job.result() for job in jobs)
                   if status.startswith("FAILED")]
     else:

@@ -25,10 +25,35 @@ def define_flags():
     flags.DEFINE_integer("max_images", None, "Score only the first N validation images (cheaper).")
 
 
+def parse_values(values):
+    """Each value as JSON (`--values=1,abc` was a JSONDecodeError traceback)."""
+    from anomaly_toolbox.errors import UsageError
+
+    try:
+        return [json.loads(v) for v in values]
+    except json.JSONDecodeError:
+        raise UsageError("values", ",".join(values), "JSON values, e.g. 10,50 or "
+                         "'\"best_of_k\"'") from None
+
+
+def check():
+    """Before TensorFlow loads: --max_images=-5 scored all but the last 5 images, 0 none (an
+    IndexError), and an --output that is a folder failed only once every value was scored."""
+    from anomaly_toolbox.errors import check_integer
+    from anomaly_toolbox.files import check_writable_file
+
+    parse_values(FLAGS.values)
+    if FLAGS.max_images is not None:
+        check_integer("max_images", FLAGS.max_images, 1)
+    if FLAGS.output:
+        check_writable_file(FLAGS.output, "output")
+
+
 def sweep(run_dir, key, values, data_dir=None, max_images=None):
     import tensorflow as tf
 
     from anomaly_toolbox import metrics, models
+    from anomaly_toolbox.config import check_hyperparameter
     from anomaly_toolbox.data import load_splits
     from anomaly_toolbox.errors import UsageError
     from anomaly_toolbox.run.checkpoints import checked_best
@@ -44,6 +69,8 @@ def sweep(run_dir, key, values, data_dir=None, max_images=None):
     cls = models.get(spec.model)
     if key not in cls.DEFAULTS:
         raise UsageError("key", key, f"one of {sorted(cls.DEFAULTS)}")
+    # as a config file's: search_steps=-3 or 1.5 scored as 0 or 1 steps under its own label
+    values = [check_hyperparameter(cls, key, v, "values") for v in values]
     splits = load_splits(spec.dataset, spec.anomalous_class, spec.protocol, spec.split_seed,
                          spec.data_dir, spec.limit, spec.image_size)
     x_val, y_val = splits.x_val[:max_images], splits.y_val[:max_images]
@@ -54,7 +81,12 @@ def sweep(run_dir, key, values, data_dir=None, max_images=None):
             model = cls(**{**spec.hyperparameters, key: value}, channels=splits.channels,
                         image_size=spec.image_size)
             model.compile()
-        tf.train.Checkpoint(model=model).restore(best).assert_existing_objects_matched().expect_partial()
+        try:
+            tf.train.Checkpoint(model=model).restore(best).assert_existing_objects_matched() \
+                .expect_partial()
+        except (ValueError, AssertionError):  # latent_dim: a traceback naming a kernel's shape
+            raise UsageError("key", key, "a setting the trained weights do not depend on "
+                             f"(another {key} builds other weights)") from None
         t0 = time.time()
         scores = score_images(model, x_val, padded=splits.padded)
         rows.append({key: value, **metrics.ranking_metrics(scores, y_val),
@@ -66,7 +98,7 @@ def sweep(run_dir, key, values, data_dir=None, max_images=None):
 def body():
     from anomaly_toolbox.files import write_json
 
-    rows = sweep(FLAGS.run_dir, FLAGS.key, [json.loads(v) for v in FLAGS.values], FLAGS.data_dir,
+    rows = sweep(FLAGS.run_dir, FLAGS.key, parse_values(FLAGS.values), FLAGS.data_dir,
                  FLAGS.max_images)
     print(f"| {FLAGS.key} | val AUPRC | val AUROC | mean score | seconds ({rows[0]['images']} images) |")
     print("|---|---|---|---|---|")
@@ -78,4 +110,4 @@ def body():
 
 
 if __name__ == "__main__":
-    cli.main(define_flags, body)
+    cli.main(define_flags, body, check)

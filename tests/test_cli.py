@@ -104,6 +104,19 @@ def test_a_path_whose_tilde_the_shell_left_is_refused(args, tmp_path):
     assert proc.returncode == 2 and not (tmp_path / "~").exists()
 
 
+@pytest.mark.parametrize("args", [["anomaly_toolbox", "ensemble", "--members="],
+                                  ["benchmarks.benchmark", "--models="],
+                                  ["benchmarks.speed", "--models="]])
+def test_an_explicitly_empty_list_flag_is_refused(args, tmp_path):
+    """A list flag given empty is [], not '': benchmark --models= ran no cell and exit 0 (after
+    writing its table), speed --models= timed every model."""
+    proc = run(*args, f"--benchmarks_md={tmp_path / 'b.md'}" if "benchmarks" in args[0] else
+               f"--output_dir={tmp_path / 'e'}", **without_tensorflow(tmp_path / "poison"))
+    flag = args[-1][2:-1]
+    assert proc.stderr.startswith(f"error: invalid {flag}: ''"), proc.stderr
+    assert proc.returncode == 2 and sorted(os.listdir(tmp_path)) == ["poison"]
+
+
 def test_score_refuses_a_missing_input_before_tensorflow_loads(tmp_path):
     proc = run("anomaly_toolbox", "score", f"--saved_model={tmp_path}",
                f"--input={tmp_path / 'x.npy'}", **without_tensorflow(tmp_path / "poison"))

@@ -116,6 +116,10 @@ def test_budget_is_the_sum_of_the_stages(tmp_path):
     path.write_text(json.dumps({**TWO_STAGES, "epochs": 5}))
     with pytest.raises(UsageError, match="invalid epochs: 5"):
         config.resolve(cls, str(path))
+    path.write_text(json.dumps({"model": {**TWO_STAGES["model"], "gan_epochs": 10**9}}))
+    with pytest.raises(UsageError, match=r"invalid gan_epochs \+ encoder_epochs: 1000000001 "
+                                         r"\(expected at most 10000 epochs"):
+        config.resolve(cls, str(path))  # the epochs cap held only for the budget given itself
 
 
 RUN = dict(model="fanogan", dataset="mnist", anomalous_class=4, limit=160,

@@ -102,6 +102,28 @@ def test_folder_problems_are_named(mnist, tmp_path, broken, message):
         load_splits(f"folder:{tmp_path}")
 
 
+@pytest.mark.parametrize("where", ["train", "test/normal"])
+def test_a_fifo_named_like_an_image_is_refused_not_waited_on(mnist, tmp_path, where):
+    """Opening a FIFO blocks until something writes to it: training (and score on the folder)
+    waited forever. The alarm ends the test instead of the hang."""
+    import os
+    import signal
+
+    def hung(number, frame):
+        raise TimeoutError("open() waited on the FIFO")
+    for folder in ("train", "test/normal", "test/anomalous"):
+        _write(tmp_path / folder, mnist.x_test[:4])
+    os.mkfifo(tmp_path / where / "f.png")
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(20)
+    try:
+        with pytest.raises(UsageError, match=f"invalid dataset: .*{where}/f.png.*not a FIFO"):
+            load_splits(f"folder:{tmp_path}")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 @pytest.mark.parametrize("channels", [1, 3])
 def test_a_16_bit_png_reads_as_its_8_bit_rounding_not_clipped(tmp_path, channels):
     """Pillow's convert("L") clips 16-bit pixels at 255: a digit saved as 16-bit would score

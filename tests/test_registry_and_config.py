@@ -39,6 +39,7 @@ def test_config_file_overrides_defaults_and_flags_override_file(tmp_path):
     ({"model": {"latent": 3}}, "model key: 'latent'.*latent_dim"),
     ({"model": {"latent_dim": "big"}}, "latent_dim: 'big'"),
     ({"model": {"filters": [8, 16]}}, "filters: \\[8, 16\\]"),
+    ({"model": {"filters": [True, 8, 16]}}, "filters: \\[True, 8, 16\\]"),  # export: TypeError
     ({"epochs": 2.5}, "epochs: 2.5"),
 ])
 def test_bad_config_files(tmp_path, content, message):
@@ -81,6 +82,14 @@ def test_ranges_are_checked_for_every_model(tmp_path, model_name, key, value):
     path = _write(tmp_path, json.dumps({"model": {key: value}}))  # NaN/Infinity: Python's JSON
     with pytest.raises(UsageError, match=f"invalid config .*: {key}"):
         config.resolve(registry.get(model_name), path)
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 2**64])
+def test_search_seed_is_a_seed(tmp_path, seed):
+    """2**64 was an OverflowError traceback when AnoGAN's search first ran, after an epoch."""
+    path = _write(tmp_path, {"model": {"search_seed": seed}})
+    with pytest.raises(UsageError, match=f"search_seed: {seed} .*0..4294967295"):
+        config.resolve(registry.get("anogan"), path)
 
 
 def test_a_saved_model_written_before_the_layout_change_still_loads_and_scores(mnist, tmp_path):

@@ -62,9 +62,14 @@ def too_large(path, pixels, argument="input"):
 
 def open_image(path, argument="input"):
     """The PIL image of `path` with only its header read; an image over MAX_PIXELS (checked
-    before any pixel is decoded) or an unreadable file is refused by name."""
+    before any pixel is decoded) or an unreadable file is refused by name. So is a FIFO, socket
+    or device named like an image: opening a FIFO waits for a writer, forever (train and score
+    hung on one in a folder)."""
     from PIL import Image
 
+    if os.path.exists(path) and not (os.path.isfile(path) or os.path.isdir(path)):
+        raise UsageError(argument, str(path), "a regular image file, not a FIFO, socket or "
+                                              "device")
     try:
         with _WARNINGS, warnings.catch_warnings():  # PIL's bomb warning: our cap is lower
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)

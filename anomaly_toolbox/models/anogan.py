@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from anomaly_toolbox.models import blocks
 from anomaly_toolbox.models.adversarial import AdversarialModel, bce_with_logits, stateless_noise
-from anomaly_toolbox.models.hyperparameters import ADAM_BETA, ANY, NON_NEGATIVE, POSITIVE, UNIT, one_of
+from anomaly_toolbox.models.hyperparameters import ADAM_BETA, NON_NEGATIVE, POSITIVE, SEED, UNIT, one_of
 from anomaly_toolbox.models.registry import register
 
 SEARCH_INITS = ("zeros", "sample", "best_of_k")
@@ -35,7 +35,7 @@ class AnoGAN(AdversarialModel):
     RANGES = {"latent_dim": POSITIVE, "filters": POSITIVE, "learning_rate": POSITIVE,
               "beta_1": ADAM_BETA, "search_steps": NON_NEGATIVE, "search_learning_rate": POSITIVE,
               "lambda_": UNIT, "search_init": one_of(*SEARCH_INITS), "search_k": POSITIVE,
-              "search_seed": ANY}
+              "search_seed": SEED}
     LOGGED = ("g_loss", "d_loss", "d_real", "d_fake")
 
     def __init__(self, latent_dim, filters, learning_rate, beta_1, search_steps,

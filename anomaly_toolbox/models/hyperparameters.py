@@ -6,6 +6,9 @@ NON_NEGATIVE = ("a value >= 0", lambda v: v >= 0)
 UNIT = ("a value in [0, 1]", lambda v: 0 <= v <= 1)
 ADAM_BETA = ("a value in [0, 1)", lambda v: 0 <= v < 1)
 ANY = ("any value of the default's type", lambda v: True)
+# As train_seed and split_seed (run/spec.py's SEED_MAX): a seed past int64 was an OverflowError
+# traceback when scoring began, after the first epoch had trained and run.json was written.
+SEED = ("an integer in 0..4294967295", lambda v: 0 <= v <= 2**32 - 1)
 
 
 def one_of(*choices):

@@ -9,6 +9,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 from benchmarks.tests.conftest import DATA_DIR
 
 TINY = {"profile": "tiny", "epochs": 1, "batch_size": 32,
@@ -50,6 +51,28 @@ def test_grid_resumes_after_kill_and_writes_the_table(tmp_path):
     assert (tmp_path / "figures" / "benchmark_pooled_mnist_tiny.png").stat().st_size > 1000
 
 
+def test_ctrl_c_stops_the_grid_without_starting_the_queued_cells(tmp_path, children):
+    """Ctrl-C reached the runner and its training cell; the pool then started and trained
+    every cell still queued before the runner said it was interrupted."""
+    experiments = tmp_path / "experiments"
+    experiments.mkdir()
+    (experiments / "autoencoder_mnist_tiny.json").write_text(json.dumps(TINY))
+    runs = tmp_path / "runs" / "pooled" / "mnist" / "autoencoder_tiny"
+    proc = children([sys.executable, "-m", "benchmarks.benchmark", "--models=autoencoder",
+                     "--datasets=mnist", "--classes=1,2,3", "--profile=tiny", "--limit=300",
+                     "--workers=1", f"--experiments_dir={experiments}",
+                     f"--results_dir={tmp_path / 'results'}", f"--runs_dir={tmp_path / 'runs'}",
+                     f"--benchmarks_md={tmp_path / 'b.md'}", f"--data_dir={DATA_DIR}"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not (runs / "class1_seed0" / "train.log").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C: the whole foreground group
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130 and "error: interrupted by SIGINT" in stderr, stderr[-500:]
+    assert sorted(os.listdir(runs)) == ["class1_seed0"]
+
+
 def test_bad_grid_arguments_exit_2(tmp_path):
     cases = (("--classes=a-b", "invalid classes"), ("--shard=2/2", "invalid shard"),
              ("--models=gan", "invalid model"),
@@ -61,6 +84,18 @@ def test_bad_grid_arguments_exit_2(tmp_path):
     for proc, (flag, message) in zip(procs, cases):
         _, stderr = proc.communicate(timeout=300)
         assert proc.returncode == 2 and message in stderr, (flag, stderr[-500:])
+
+
+@pytest.mark.parametrize("flag", ["--models=egbad,egbad", "--datasets=mnist,mnist"])
+def test_a_model_or_dataset_listed_twice_is_refused(tmp_path, flag):
+    """Its cells ran twice, side by side in one run folder (one FAILED by the lock, exit 1).
+    --table_only checks the same grid without training anything if the check is missing."""
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.benchmark", flag, "--table_only",
+                           f"--results_dir={tmp_path}", f"--benchmarks_md={tmp_path / 'b.md'}"],
+                          capture_output=True, text=True)
+    value = flag.split("=")[1]
+    assert proc.returncode == 2 and f"invalid {flag[2:].split('=')[0]}: '{value}' (expected " \
+        f"each value once ({value.split(',')[0]} is listed twice)" in proc.stderr, proc.stderr
 
 
 def test_classes_seeds_protocol_and_limit_are_checked_before_any_cell():
@@ -76,7 +111,10 @@ def test_classes_seeds_protocol_and_limit_are_checked_before_any_cell():
                           (("0", ["a"], "pooled"), "invalid seeds: 'a'"),
                           (("0", ["-1"], "pooled"), "invalid seeds: '-1'"),
                           (("0", ["0"], "foo"), "invalid protocol: 'foo'"),
-                          (("0", ["0"], "pooled", -5), "invalid limit: -5")]:
+                          (("0", ["0"], "pooled", -5), "invalid limit: -5"),
+                          # a cell twice: two workers in one run folder, one FAILED by its lock
+                          (("1,1", ["0"], "pooled"), r"invalid classes: '1,1' .*1 is listed"),
+                          (("0", ["0", "00"], "pooled"), r"invalid seeds: '0,00' .*0 is listed")]:
         with pytest.raises(UsageError, match=message):
             benchmark.check_grid(*args)
 

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from anomaly_toolbox.errors import UsageError
 from benchmarks.tests.conftest import DATA_DIR, TINY
 
 
@@ -27,3 +28,25 @@ def test_validation_sweep_restores_the_selected_weights(tmp_path):
     assert [r["w_con"] for r in rows] == [1.0, 50.0] and rows[0]["images"] == 300
     for r in rows:
         assert r["auprc"] == pytest.approx(results["validation"]["auprc"], abs=1e-9)
+    # once scored under their own label (w_con=-1 as given) or a shape-mismatch traceback
+    with pytest.raises(UsageError, match=r"invalid values: w_con: -1 \(expected a value >= 0"):
+        sweep(str(tmp_path / "run"), "w_con", [-1], DATA_DIR)
+    with pytest.raises(UsageError, match="invalid key: 'latent_dim' .*weights do not depend on"):
+        sweep(str(tmp_path / "run"), "latent_dim", [4], DATA_DIR)
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--values=1,abc", "invalid values: '1,abc' (expected JSON values"),  # a JSONDecodeError
+    ("--max_images=-5", "invalid max_images: -5"),  # scored all but the last 5 images
+    ("--max_images=0", "invalid max_images: 0"),  # an IndexError in the metrics
+    ("--output=OUT", "invalid output: 'OUT' (expected a file path, not a folder)"),
+])
+def test_sweep_flags_are_checked_before_tensorflow_loads(tmp_path, flag, message):
+    from tests.test_cli import without_tensorflow
+
+    flag, message = (s.replace("OUT", str(tmp_path)) for s in (flag, message))
+    env = {**os.environ, **without_tensorflow(tmp_path / "poison")}
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.sweep", f"--run_dir={tmp_path}",
+                           flag], capture_output=True, text=True, env=env)
+    assert proc.returncode == 2 and proc.stderr.startswith(f"error: {message}"), proc.stderr
+    assert len(proc.stderr.splitlines()) == 1
