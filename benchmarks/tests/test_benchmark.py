@@ -51,6 +51,10 @@ def test_grid_resumes_after_kill_and_writes_the_table(tmp_path):
     assert (tmp_path / "figures" / "benchmark_pooled_mnist_tiny.png").stat().st_size > 1000
 
 
+def _default_sigint():  # as a terminal user's process has it (test_resume.py's reason)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_stops_the_grid_without_starting_the_queued_cells(tmp_path, children):
     """Ctrl-C reached the runner and its training cell; the pool then started and trained
     every cell still queued before the runner said it was interrupted."""
@@ -63,7 +67,8 @@ def test_ctrl_c_stops_the_grid_without_starting_the_queued_cells(tmp_path, child
                      "--workers=1", f"--experiments_dir={experiments}",
                      f"--results_dir={tmp_path / 'results'}", f"--runs_dir={tmp_path / 'runs'}",
                      f"--benchmarks_md={tmp_path / 'b.md'}", f"--data_dir={DATA_DIR}"],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                    preexec_fn=_default_sigint)  # an xdist worker's children inherit it ignored
     deadline = time.time() + 300
     while not (runs / "class1_seed0" / "train.log").exists() and time.time() < deadline:
         time.sleep(0.1)
