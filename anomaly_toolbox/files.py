@@ -145,30 +145,29 @@ def check_writable_file(path, argument, reading=(), made_first=None):
     check_writable_dir(folder, argument)
 
 
+def _folder_above(folder, matches):
+    """The nearest of `folder` and the folders above it for which matches(folder), or None."""
+    while True:
+        if matches(folder):
+            return folder
+        folder, child = os.path.dirname(folder), folder
+        if folder == child:
+            return None
+
+
 def saved_model_above(path):
     """The nearest folder above `path` that is a SavedModel (holds saved_model.pb), or None:
     what is written there is deleted with it when it is exported again, or clobbers it."""
-    parent = os.path.dirname(os.path.abspath(path))
-    while True:
-        if os.path.isfile(os.path.join(parent, "saved_model.pb")):
-            return parent
-        parent, child = os.path.dirname(parent), parent
-        if parent == child:
-            return None
+    return _folder_above(os.path.dirname(os.path.abspath(path)),
+                         lambda f: os.path.isfile(os.path.join(f, "saved_model.pb")))
 
 
 def checkpoints_above(path):
-    """The run's checkpoints/ folder when `path` lies inside one, or None: a file there can be
-    taken for a checkpoint, or overwrite the index (checkpoints/best/checkpoint) that re-export
-    and the finish restore from."""
-    parent = os.path.dirname(os.path.realpath(path))
-    while True:
-        if os.path.basename(parent) == "checkpoints" and os.path.isfile(
-                os.path.join(os.path.dirname(parent), "run.json")):
-            return parent
-        parent, child = os.path.dirname(parent), parent
-        if parent == child:
-            return None
+    """The run's checkpoints/ folder when `path` is one or lies inside one, or None: a file
+    there can be taken for a checkpoint, or overwrite the index (checkpoints/best/checkpoint)
+    that re-export and the finish restore from."""
+    return _folder_above(os.path.realpath(path), lambda f: os.path.basename(f) == "checkpoints"
+                         and os.path.isfile(os.path.join(os.path.dirname(f), "run.json")))
 
 
 def sha256(paths, names=None):

@@ -242,7 +242,7 @@ def check_outside_saved_models(output_dir):
     if parent:
         raise UsageError("output_dir", output_dir, f"a folder outside any SavedModel "
                          f"({parent} is one)")
-    checkpoints = checkpoints_above(os.path.join(output_dir, "x"))
+    checkpoints = checkpoints_above(output_dir)
     if checkpoints:
         raise UsageError("output_dir", output_dir, f"a folder outside any run's checkpoints "
                          f"({checkpoints} is one)")
