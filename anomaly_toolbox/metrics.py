@@ -69,6 +69,13 @@ def recorded_rule(validation):
     return "f1" if rate is None else f"fpr:{float(rate)!r}"  # every digit: 0.0100001 is not 0.01
 
 
+def other_rule(validation, rule):
+    """The rule a finished run (or ensemble) applied, read from its validation metrics, when
+    `rule` would apply another to the same validation; None when they agree."""
+    kept = recorded_rule(validation)
+    return kept if applied_rule(rule, "auprc" in validation) != kept else None
+
+
 def threshold_metrics(scores, labels, threshold):
     predicted = np.asarray(scores) >= threshold
     labels = np.asarray(labels).astype(bool)

@@ -203,12 +203,11 @@ def _check_same_rule(run_dir, threshold_rule):
     if not os.path.exists(run_dir.results_json):
         return  # killed before its results: nothing finished to keep
     try:
-        validation = run_dir.read_json(run_dir.results_json).get("validation", {})
-        kept = metrics.recorded_rule(validation)
-    except (OSError, ValueError, AttributeError):
+        kept = metrics.other_rule(run_dir.read_json(run_dir.results_json).get("validation", {}),
+                                  threshold_rule)
+    except (OSError, ValueError, AttributeError, TypeError):
         return  # unreadable: rebuilt, as before
-    asked = metrics.applied_rule(threshold_rule, "auprc" in validation)
-    if asked != kept:
+    if kept:
         raise UsageError("output_dir", run_dir.path, "a new or empty folder, or an ensemble of "
                          f"these same members, weighting and threshold; it holds one with "
                          f"threshold: {kept!r} -> {threshold_rule!r}; choose a new --output_dir")

@@ -153,10 +153,8 @@ def _already_finished(run_dir, threshold="f1"):
     another threshold rule is refused like any other difference: its SavedModel, figures and
     test F1 hold the old one (f1 asked of a run without validation anomalies is its fpr:0.01)."""
     results = run_dir.results()
-    validation = results.get("validation", {})
-    kept = metrics.recorded_rule(validation)
-    asked = metrics.applied_rule(threshold, "auprc" in validation)
-    if asked != kept:
+    kept = metrics.other_rule(results.get("validation", {}), threshold)
+    if kept:
         raise UsageError("output_dir", run_dir.path, f"an empty directory or one holding this "
                          f"same run; it holds a finished run with threshold: {kept!r} -> "
                          f"{threshold!r}; choose a new --output_dir")
