@@ -37,15 +37,20 @@ def check():
 
 
 def body():
+    from anomaly_toolbox import metrics
     from anomaly_toolbox.run import ensemble
 
     results = ensemble.build(FLAGS.members or [], FLAGS.output_dir, FLAGS.weighting,
                              FLAGS.threshold)
-    test = results["test"]
+    test, members = results["test"], len(results["members"])
+    rule = metrics.recorded_rule(results["validation"])
+    said = metrics.threshold_said(metrics.Threshold(test["threshold"], rule), FLAGS.threshold)
     if "auprc" in test:
-        print(f"ensemble of {len(results['members'])}: test AUPRC {test['auprc']:.4f}  "
-              f"AUROC {test['auroc']:.4f} (val threshold {test['threshold']:.4g}) -> "
-              f"{FLAGS.output_dir}")
+        print(f"ensemble of {members}: test AUPRC {test['auprc']:.4f}  AUROC {test['auroc']:.4f} "
+              f"({said}) -> {FLAGS.output_dir}")
+    else:  # said, not a silent exit 0: members whose test split lacks one of the two classes
+        print(f"ensemble of {members}: no test AUPRC or AUROC: its test split needs anomalous and "
+              f"normal images ({said}) -> {FLAGS.output_dir}")
 
 
 if __name__ == "__main__":

@@ -76,6 +76,16 @@ def other_rule(validation, rule):
     return kept if applied_rule(rule, "auprc" in validation) != kept else None
 
 
+def threshold_said(threshold, asked):
+    """"val threshold T", and the rule that chose T when it is not the one `asked` (f1 without
+    validation anomalies): a fallback said in the final line, not only in results.json."""
+    said = f"val threshold {threshold:.4g}"
+    if threshold.rule != asked and parse_threshold(asked)[0] == "f1":
+        said += (f", {threshold.rule}: validation holds no anomalies, so --threshold=f1 "
+                 f"could not be applied")
+    return said
+
+
 def threshold_metrics(scores, labels, threshold):
     predicted = np.asarray(scores) >= threshold
     labels = np.asarray(labels).astype(bool)

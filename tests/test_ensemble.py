@@ -261,3 +261,23 @@ def test_members_taking_fewer_image_sides_than_the_first_are_refused(members, tm
     with pytest.raises(UsageError, match=r"sides \(28, 32, 64\)\): list first the member"):
         ensemble.build(members["dirs"], str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
+
+
+def test_an_ensemble_without_labelled_anomalies_says_what_it_could_not_do(members, tmp_path):
+    """Members whose validation and test hold no anomalies: the CLI exited 0 printing nothing,
+    and did not say that f1 fell back to fpr:0.01."""
+    copies = []
+    for i, member in enumerate(members["dirs"]):
+        copies.append(tmp_path / f"member{i}")
+        shutil.copytree(member, copies[-1])
+        scores = dict(np.load(copies[-1] / "scores.npz"))
+        scores["val_labels"], scores["test_labels"] = (np.zeros_like(scores["val_labels"]),
+                                                       np.zeros_like(scores["test_labels"]))
+        np.savez(copies[-1] / "scores.npz", **scores)
+    proc = subprocess.run([sys.executable, "-m", "anomaly_toolbox.ensemble",
+                           f"--members={copies[0]},{copies[1]}",
+                           f"--output_dir={tmp_path / 'out'}"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("ensemble of 2: no test AUPRC or AUROC: "), proc.stdout
+    assert "fpr:0.01: validation holds no anomalies, so --threshold=f1 could not be applied" \
+        in proc.stdout

@@ -172,3 +172,20 @@ def test_hidden_files_are_not_images(digits, tmp_path):
     shutil.copy(tmp_path / "train" / "000.png", tmp_path / "train" / ".hidden.png")
     (tmp_path / "train" / "._000.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
     assert load_splits(f"folder:{tmp_path}").x_train.shape[0] == 54  # 60, 6 held out as before
+
+
+def test_the_f1_rule_falling_back_without_validation_anomalies_is_said(mnist, tmp_path, capsys):
+    """Two anomalous test images leave validation none: f1 fell back to fpr:0.01 and the final
+    line said only "val threshold T"."""
+    normal, threes = mnist.x_test[mnist.y_test != 3], mnist.x_test[mnist.y_test == 3]
+    _write(tmp_path / "data" / "train", normal[:40])
+    _write(tmp_path / "data" / "test" / "normal", normal[40:60])
+    _write(tmp_path / "data" / "test" / "anomalous", threes[:2])
+    (tmp_path / "tiny.json").write_text(json.dumps(TINY))
+    results = training.fit("autoencoder", f"folder:{tmp_path / 'data'}", 0, str(tmp_path / "run"),
+                           config=str(tmp_path / "tiny.json"), verbose=0)
+    out = capsys.readouterr().out
+    assert "auprc" not in results["validation"] and "auprc" in results["test"]
+    assert results["validation"]["threshold_target_fpr"] == 0.01
+    assert ("fpr:0.01: validation holds no anomalies, so --threshold=f1 could not be applied)"
+            in out.splitlines()[-1]), out

@@ -221,14 +221,15 @@ def _finish(model, spec, splits, run_dir, state, writer, diverged, started, verb
     run_dir.write_results(results)
     if distribution["strategy"] == "multi_worker":
         print(f"final weights sha256 {results['distribution']['weights_sha256']}", flush=True)
+    said = metrics.threshold_said(threshold, spec.threshold)
     if "auprc" in test_metrics:
         print(f"test AUPRC {test_metrics['auprc']:.4f}  AUROC {test_metrics['auroc']:.4f}  "
-              f"F1 {test_metrics['f1']:.4f} (val threshold {threshold:.4g})", flush=True)
+              f"F1 {test_metrics['f1']:.4f} ({said})", flush=True)
     else:  # said, not a silent exit 0 (--limit=2, or a folder without test/ images)
         anomalous = int(splits.y_test.sum())
         print(f"no test AUPRC or AUROC: test holds {anomalous} anomalous and "
-              f"{len(splits.y_test) - anomalous} normal images, and they need both (val threshold "
-              f"{threshold:.4g}, {threshold.rule})", flush=True)
+              f"{len(splits.y_test) - anomalous} normal images, and they need both ({said})",
+              flush=True)
     if diverged:
         raise DivergenceError(f"{spec.model}: {diverged}; stopped, results of the best epoch "
                               f"({selected_epoch}) are in {run_dir}")
