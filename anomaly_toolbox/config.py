@@ -87,6 +87,9 @@ def _check_keys(data, source):
     unknown = set(data) - FILE_KEYS
     if unknown:
         raise UsageError(f"{source}: key", sorted(unknown)[0], f"one of {sorted(FILE_KEYS)}")
+    for key in ("profile", "description"):  # recorded in results, tables and the SavedModel
+        if key in data and not (isinstance(data[key], str) and data[key].strip()):
+            raise UsageError(f"{source}: {key}", data[key], "a non-empty string")
     return data
 
 

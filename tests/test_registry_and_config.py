@@ -125,3 +125,25 @@ def test_default_run_folders_are_plain_names():
     assert default_output_dir("ganomaly", "mnist", 4) == "runs/ganomaly_mnist_4"
     assert default_output_dir("egbad", "folder:/data/my parts/", 0) == "runs/egbad_my parts"
     assert default_output_dir("egbad", "folder:imgs", 0) == "runs/egbad_imgs"
+
+
+@pytest.mark.parametrize("model_name, key, value", [
+    ("ganomaly", "latent_dim", 10**12), ("egbad", "d_units", 100_000),
+    ("autoencoder", "filters", [8, 16, 10**6]), ("anogan", "search_steps", 10**9),
+    ("fanogan", "n_critic", 10**7)])
+def test_sizes_and_counts_have_an_upper_bound(tmp_path, model_name, key, value):
+    """latent_dim 1e12 was accepted: met later as an out-of-memory traceback."""
+    path = _write(tmp_path, {"model": {key: value}})
+    with pytest.raises(UsageError, match=rf"invalid config .*: {key}: .* \(expected a value in"):
+        config.resolve(registry.get(model_name), path)
+
+
+@pytest.mark.parametrize("key, value", [("profile", 5), ("profile", ""), ("profile", ["cpu"]),
+                                        ("description", {"a": 1}), ("description", None)])
+def test_a_config_names_itself_with_a_string(tmp_path, key, value):
+    """A profile of 5 or a list was recorded as is, in results.json and the tables."""
+    path = _write(tmp_path, {key: value})
+    with pytest.raises(UsageError, match=rf"invalid config .*: {key}: .*a non-empty string"):
+        config.resolve(registry.get("ganomaly"), path)
+    with pytest.raises(UsageError, match=rf"invalid config: {key}: .*a non-empty string"):
+        config.resolve(registry.get("ganomaly"), {key: value})

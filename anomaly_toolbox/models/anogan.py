@@ -19,7 +19,8 @@ import tensorflow as tf
 
 from anomaly_toolbox.models import blocks
 from anomaly_toolbox.models.adversarial import AdversarialModel, bce_with_logits, stateless_noise
-from anomaly_toolbox.models.hyperparameters import ADAM_BETA, NON_NEGATIVE, POSITIVE, SEED, UNIT, one_of
+from anomaly_toolbox.models.hyperparameters import (ADAM_BETA, POSITIVE, SEED, SIZE, STEPS, UNIT,
+                                                    one_of)
 from anomaly_toolbox.models.registry import register
 
 SEARCH_INITS = ("zeros", "sample", "best_of_k")
@@ -32,9 +33,9 @@ class AnoGAN(AdversarialModel):
     DEFAULTS = {"latent_dim": 100, "filters": [64, 128, 256], "learning_rate": 2e-4,
                 "beta_1": 0.5, "search_steps": 50, "search_learning_rate": 0.1, "lambda_": 0.1,
                 "search_init": "zeros", "search_k": 8, "search_seed": 0}
-    RANGES = {"latent_dim": POSITIVE, "filters": POSITIVE, "learning_rate": POSITIVE,
-              "beta_1": ADAM_BETA, "search_steps": NON_NEGATIVE, "search_learning_rate": POSITIVE,
-              "lambda_": UNIT, "search_init": one_of(*SEARCH_INITS), "search_k": POSITIVE,
+    RANGES = {"latent_dim": SIZE, "filters": SIZE, "learning_rate": POSITIVE,
+              "beta_1": ADAM_BETA, "search_steps": STEPS, "search_learning_rate": POSITIVE,
+              "lambda_": UNIT, "search_init": one_of(*SEARCH_INITS), "search_k": SIZE,
               "search_seed": SEED}
     LOGGED = ("g_loss", "d_loss", "d_real", "d_fake")
 

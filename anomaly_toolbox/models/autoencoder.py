@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from anomaly_toolbox.models import blocks, replicas
 from anomaly_toolbox.models.epoch_means import EpochMeansModel
-from anomaly_toolbox.models.hyperparameters import ADAM_BETA, POSITIVE
+from anomaly_toolbox.models.hyperparameters import ADAM_BETA, POSITIVE, SIZE
 from anomaly_toolbox.models.registry import register
 
 
@@ -20,7 +20,7 @@ from anomaly_toolbox.models.registry import register
 class Autoencoder(EpochMeansModel):
     DEFAULTS = {"latent_dim": 100, "filters": [64, 128, 256], "learning_rate": 2e-4,
                 "beta_1": 0.5}
-    RANGES = {"latent_dim": POSITIVE, "filters": POSITIVE, "learning_rate": POSITIVE,
+    RANGES = {"latent_dim": SIZE, "filters": SIZE, "learning_rate": POSITIVE,
               "beta_1": ADAM_BETA}
     LOGGED = ("l1_loss",)
 

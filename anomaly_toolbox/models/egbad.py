@@ -15,7 +15,7 @@ from keras import layers
 
 from anomaly_toolbox.models import blocks
 from anomaly_toolbox.models.adversarial import AdversarialModel, bce_with_logits, stateless_noise
-from anomaly_toolbox.models.hyperparameters import ADAM_BETA, ANY, POSITIVE, UNIT, one_of
+from anomaly_toolbox.models.hyperparameters import ADAM_BETA, ANY, POSITIVE, SIZE, UNIT, one_of
 from anomaly_toolbox.models.registry import register
 
 
@@ -39,8 +39,8 @@ class EGBAD(AdversarialModel):
     DEFAULTS = {"latent_dim": 100, "filters": [64, 128, 256], "d_z_units": 512,
                 "d_units": 1024, "encoder_leaky": True, "learning_rate": 2e-4, "beta_1": 0.5,
                 "alpha": 0.9, "score_discriminator": "feature"}
-    RANGES = {"latent_dim": POSITIVE, "filters": POSITIVE, "d_z_units": POSITIVE,
-              "d_units": POSITIVE, "encoder_leaky": ANY, "learning_rate": POSITIVE,
+    RANGES = {"latent_dim": SIZE, "filters": SIZE, "d_z_units": SIZE,
+              "d_units": SIZE, "encoder_leaky": ANY, "learning_rate": POSITIVE,
               "beta_1": ADAM_BETA, "alpha": UNIT,
               "score_discriminator": one_of("feature", "bce")}
     G_LOSS = "ge_loss"  # G and E are trained jointly, by one optimizer, against D

@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from anomaly_toolbox.models import blocks, replicas
 from anomaly_toolbox.models.adversarial import AdversarialModel, stateless_noise
-from anomaly_toolbox.models.hyperparameters import ADAM_BETA, NON_NEGATIVE, POSITIVE
+from anomaly_toolbox.models.hyperparameters import ADAM_BETA, NON_NEGATIVE, POSITIVE, SIZE
 from anomaly_toolbox.models.registry import register
 
 CRITIC, CRITIC_AND_GENERATOR, ENCODER = "critic", "critic+generator", "encoder"
@@ -64,8 +64,8 @@ class FAnoGAN(AdversarialModel):
                 "encoder_epochs": 63, "n_critic": 5, "lambda_gp": 10.0, "kappa": 1.0,
                 "learning_rate": 1e-4, "beta_1": 0.0, "beta_2": 0.9,
                 "encoder_learning_rate": 5e-5}
-    RANGES = {"latent_dim": POSITIVE, "filters": POSITIVE, "gan_epochs": POSITIVE,
-              "encoder_epochs": POSITIVE, "n_critic": POSITIVE, "lambda_gp": NON_NEGATIVE,
+    RANGES = {"latent_dim": SIZE, "filters": SIZE, "gan_epochs": POSITIVE,
+              "encoder_epochs": POSITIVE, "n_critic": SIZE, "lambda_gp": NON_NEGATIVE,
               "kappa": NON_NEGATIVE, "learning_rate": POSITIVE, "beta_1": ADAM_BETA,
               "beta_2": ADAM_BETA, "encoder_learning_rate": POSITIVE}
     STAGE_EPOCHS = ("gan_epochs", "encoder_epochs")  # config.resolve: epochs is their sum

@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from anomaly_toolbox.models import blocks
 from anomaly_toolbox.models.adversarial import AdversarialModel, bce_with_logits
-from anomaly_toolbox.models.hyperparameters import ADAM_BETA, NON_NEGATIVE, POSITIVE
+from anomaly_toolbox.models.hyperparameters import ADAM_BETA, NON_NEGATIVE, POSITIVE, SIZE
 from anomaly_toolbox.models.registry import register
 
 
@@ -18,7 +18,7 @@ from anomaly_toolbox.models.registry import register
 class GANomaly(AdversarialModel):
     DEFAULTS = {"latent_dim": 100, "filters": [64, 128, 256], "w_adv": 1.0, "w_con": 50.0,
                 "w_enc": 1.0, "learning_rate": 2e-4, "beta_1": 0.5}
-    RANGES = {"latent_dim": POSITIVE, "filters": POSITIVE, "w_adv": NON_NEGATIVE,
+    RANGES = {"latent_dim": SIZE, "filters": SIZE, "w_adv": NON_NEGATIVE,
               "w_con": NON_NEGATIVE, "w_enc": NON_NEGATIVE, "learning_rate": POSITIVE,
               "beta_1": ADAM_BETA}
     LOGGED = ("g_loss", "d_loss", "adv", "con", "enc")
