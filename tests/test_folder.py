@@ -1,6 +1,7 @@
 """`--dataset=folder:PATH`: train on your own PNG/JPEG images, score new ones."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -189,3 +190,19 @@ def test_the_f1_rule_falling_back_without_validation_anomalies_is_said(mnist, tm
     assert results["validation"]["threshold_target_fpr"] == 0.01
     assert ("fpr:0.01: validation holds no anomalies, so --threshold=f1 could not be applied)"
             in out.splitlines()[-1]), out
+
+
+def test_rgb_test_images_beside_grayscale_train_ones_are_said_to_be_converted(mnist, tmp_path,
+                                                                              capsys):
+    """They were converted to grayscale without a word."""
+    _write(tmp_path / "train", mnist.x_test[:8])
+    _write(tmp_path / "test" / "normal", mnist.x_test[8:12])
+    _write(tmp_path / "test" / "anomalous", mnist.x_test[12:16], rgb=True)
+    s = load_splits(f"folder:{tmp_path}")
+    assert s.x_test.shape[-1] == 1
+    assert "test/ holds RGB images and its train/ only grayscale ones: they are converted to " \
+        "grayscale" in capsys.readouterr().out
+    shutil.rmtree(tmp_path / "test" / "anomalous")
+    _write(tmp_path / "test" / "anomalous", mnist.x_test[12:16])
+    load_splits(f"folder:{tmp_path}")
+    assert "RGB" not in capsys.readouterr().out

@@ -209,7 +209,10 @@ def load_splits(spec, split_seed=0, image_size=IMAGE_SIZE):
     if os.path.isdir(normal_dir) or os.path.isdir(anomalous_dir):
         tests = [image_names(d, "dataset") for d in (normal_dir, anomalous_dir)]
         paths = [os.path.join(d, n) for d, ns in zip((normal_dir, anomalous_dir), tests) for n in ns]
-        channels_of(paths, "dataset")  # names an unreadable file before any work
+        if channels_of(paths, "dataset") > channels:  # also names an unreadable file first
+            print(f"note: {path}'s test/ holds RGB images and its train/ only grayscale ones: "
+                  f"they are converted to grayscale, as the SavedModel converts any RGB image "
+                  f"it scores", flush=True)
         names += [f"test/normal/{n}" for n in tests[0]] + [f"test/anomalous/{n}" for n in tests[1]]
         y = np.concatenate([np.zeros(len(tests[0]), np.int32), np.ones(len(tests[1]), np.int32)])
         val, test = split_stratified(y, POOLED_VAL_SHARE, rng)
