@@ -75,6 +75,21 @@ def verdicts(rows):
     return gate(_cells(rows))
 
 
+COMMANDS = {  # how each base profile's gate cells were run (their float32 seed-0 cells' source)
+    "cpu": "`python -m benchmarks.benchmark --models=ganomaly,egbad --datasets=mnist,fashion_mnist "
+           "--classes=1,5 --seeds=0,1 --profile=cpu_bf16` (float32: the `cpu` grid's cells)",
+    "paper": "`python -m benchmarks.campaign --campaign=benchmarks/campaigns/round3.json "
+             "--parts=paper_bf16_gate` (bfloat16 seeds 0 and 1, float32 seed 1; float32 seed 0: "
+             "the `paper_seed0_*` parts' cells)",
+}
+
+
+def _command(base):
+    command = COMMANDS.get(base, f"`python -m benchmarks.benchmark --profile={base}_bf16` beside "
+                                 f"`--profile={base}`, the same cells")
+    return f"`{base}` cells: {command}."
+
+
 def _listed(by_seed):
     return ", ".join(f"s{s} {a:.3f}" for s, a in sorted(by_seed.items()))
 
@@ -87,9 +102,7 @@ def section(rows):
     lines = ["## Precision study: bfloat16 against float32", "",
              "Test AUPRC of cells trained and scored in mixed bfloat16 (profile `<profile>_bf16`: "
              "the same config with `\"precision\": \"mixed_bfloat16\"`) beside the same cells in "
-             "float32. Command: `python -m benchmarks.benchmark --models=ganomaly,egbad "
-             "--datasets=mnist,fashion_mnist --classes=1,5 --seeds=0,1 --profile=cpu_bf16` "
-             "(the float32 cells are the `cpu` grid's).", "",
+             "float32. " + " ".join(_command(base) for base in sorted({k[3] for k in cells})), "",
              "| protocol | dataset | model | profile | class | float32 (seeds) | float32 seed std | "
              "bfloat16 (seeds) | bf16 − f32 (means over shared seeds) |", "|---" * 9 + "|"]
     for (protocol, dataset, model, base, k), v in sorted(cells.items()):

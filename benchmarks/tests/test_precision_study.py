@@ -48,6 +48,19 @@ def test_section_lists_cells_and_the_verdict():
                                     r["config"]["profile"]]) == ""
 
 
+def test_each_profiles_gate_cells_are_given_their_own_command():
+    """The section printed the `cpu_bf16` command only, also above `paper` gate cells."""
+    from benchmarks import precision_study
+
+    rows = _rows({0: 0.01, 1: -0.01})
+    paper = [{**r, "config": {"profile": r["config"]["profile"].replace("cpu", "paper")}}
+             for r in rows]
+    text = precision_study.section(paper)
+    assert "--parts=paper_bf16_gate" in text and "cpu_bf16" not in text
+    both = precision_study.section(rows + paper)
+    assert "`cpu` cells: `python -m benchmarks.benchmark" in both and "`paper` cells:" in both
+
+
 def test_a_float32_only_seed_widens_the_spread_but_is_no_precision_difference():
     from benchmarks import precision_study
 
