@@ -158,8 +158,12 @@ class Detector:
         """(file names, scores) of the PNG/JPEG images in `path` (or one image file), read
         batch by batch."""
         from anomaly_toolbox.data.inputs import read_batches
+        from anomaly_toolbox.errors import UsageError
 
-        ids, batches = read_batches(str(path), self.channels, self._resize_to, batch_size,
+        if not isinstance(path, (str, os.PathLike)):  # str(): an array printed whole as input
+            raise UsageError("path", type(path).__name__, "a folder or image file's path "
+                             "(score(images) takes arrays)")
+        ids, batches = read_batches(os.fspath(path), self.channels, self._resize_to, batch_size,
                                     self._sides)
         return ids, self._score_batches(batches)
 
