@@ -154,17 +154,19 @@ class Detector:
         return array_batches(images, self.channels, "images", self._sides,
                              batch_size, self.pixel_range, declared, 'input_range="{}"')[1]
 
-    def score_folder(self, path, batch_size=256):
-        """(file names, scores) of the PNG/JPEG images in `path` (or one image file), read
-        batch by batch."""
-        from anomaly_toolbox.data.inputs import read_batches
+    def score_folder(self, path, batch_size=256, input_range=None):
+        """(file names, scores) of the PNG/JPEG images in `path`, one image file, or a .npy or
+        IDX file, read batch by batch; `input_range` as in score (.npy files only)."""
+        from anomaly_toolbox.data.inputs import parse_input_range, read_batches
         from anomaly_toolbox.errors import UsageError
 
         if not isinstance(path, (str, os.PathLike)):  # str(): an array printed whole as input
             raise UsageError("path", type(path).__name__, "a folder or image file's path "
                              "(score(images) takes arrays)")
         ids, batches = read_batches(os.fspath(path), self.channels, self._resize_to, batch_size,
-                                    self._sides)
+                                    self._sides, self.pixel_range,
+                                    parse_input_range(input_range, "input_range"),
+                                    'input_range="{}"')
         return ids, self._score_batches(batches)
 
     def _score_batches(self, batches):

@@ -35,3 +35,15 @@ def test_score_folder_given_no_path_names_its_type_not_its_printout(saved_model,
         detector.score_folder(path)
     assert str(e.value) == (f"invalid path: {type(path).__name__!r} (expected a folder or image "
                             f"file's path (score(images) takes arrays))")
+
+
+def test_score_folder_takes_the_input_range_its_advice_names(saved_model, mnist, tmp_path):
+    """A .npy of floats in 0..1 was refused with "pass --input_range=0..1", a flag score_folder
+    had no parameter for: there was no way to score the file through the API."""
+    detector = atb.load(saved_model)
+    np.save(tmp_path / "x.npy", mnist.x_test[:4] / 255.0)
+    with pytest.raises(UsageError, match=r"pass input_range=\"0\.\.1\" to have them rescaled"):
+        detector.score_folder(tmp_path / "x.npy")
+    ids, scores = detector.score_folder(tmp_path / "x.npy", input_range="0..1")
+    assert ids == [0, 1, 2, 3]
+    np.testing.assert_allclose(scores, detector.score(mnist.x_test[:4]), rtol=1e-5, atol=1e-6)

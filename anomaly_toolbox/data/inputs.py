@@ -59,7 +59,7 @@ def check_input(path, input_range=None):
                          f"folder (it holds {made_by_us[0]})")
     if input_range is not None and not path.lower().endswith(".npy"):
         raise UsageError("input_range", "..".join(map(str, input_range)),
-                         "no --input_range for image and IDX files: they hold 0..255 pixels")
+                         "no input range for image and IDX files: they hold 0..255 pixels")
 
 
 def is_image_name(name):
@@ -77,11 +77,12 @@ def input_files(path):
 
 
 def read_batches(path, channels=1, resize_to=None, batch_size=256, sides=(28, 32),
-                 model_range=MODEL_RANGE, input_range=None):
+                 model_range=MODEL_RANGE, input_range=None, option="--input_range={}"):
     """(ids, iterator of (B, H, W, C) uint8/float32 batches): a folder is opened batch by batch
     and a .npy memory-mapped, so only one batch is ever in memory. Files are resized to
     `resize_to` if given; `sides` are the accepted square sides (None: any). Arrays are checked
-    against `model_range` (see to_model_range); `input_range` applies to arrays only."""
+    against `model_range` (see to_model_range); `input_range` applies to arrays only, and
+    `option` is how the caller's user passes one (a flag, or the API's keyword)."""
     check_input(path, input_range)
     check_batch_size(batch_size)
     if os.path.isdir(path):
@@ -94,7 +95,7 @@ def read_batches(path, channels=1, resize_to=None, batch_size=256, sides=(28, 32
         return [os.path.basename(path)], iter([read_image_files([path], channels, resize_to,
                                                                 path, sides=sides)])
     return array_batches(read_array(path), channels, path, sides, batch_size, model_range,
-                         input_range)
+                         input_range, option)
 
 
 def array_batches(images, channels, name, sides, batch_size, model_range=MODEL_RANGE,
