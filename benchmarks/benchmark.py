@@ -130,16 +130,17 @@ def keep_cell(run_dir, target):
 def _cells():
     """The grid's cells after checking every flag, before anything runs."""
     from anomaly_toolbox import models
-    from anomaly_toolbox.data.datasets import DATASETS
+    from anomaly_toolbox.data import datasets
     from anomaly_toolbox.errors import UsageError
 
     for model_name in FLAGS.models:
-        models.get(model_name)
+        models.check(model_name)  # imports no model (and no TensorFlow)
     refuse_repeats("models", ",".join(FLAGS.models), FLAGS.models)
     refuse_repeats("datasets", ",".join(FLAGS.datasets), FLAGS.datasets)
     for dataset in FLAGS.datasets:
-        if dataset not in DATASETS:
-            raise UsageError("datasets", dataset, f"one of {', '.join(DATASETS)}")
+        if dataset not in datasets.DATASETS:
+            raise UsageError("datasets", dataset, f"one of {', '.join(datasets.DATASETS)}")
+        datasets.check(dataset, FLAGS.data_dir)  # a missing --data_dir: every cell FAILED
     if FLAGS.workers <= 0:
         raise UsageError("workers", FLAGS.workers, "a positive integer")
     if FLAGS.threads_per_worker is not None and FLAGS.threads_per_worker <= 0:
@@ -153,6 +154,24 @@ def _cells():
         if not os.path.exists(path):
             raise UsageError("profile", FLAGS.profile, f"a profile with a file {path}")
     return cells
+
+
+def check():
+    """Every flag before TensorFlow loads (cli.main), as train's and sweep's are: a bad model
+    or class answered only after its import (minutes on a busy machine); a --results_dir or
+    --runs_dir that is a file was a traceback, and so was a --benchmarks_md that is a folder,
+    after every cell had trained."""
+    from anomaly_toolbox.errors import UsageError
+    from anomaly_toolbox.files import check_writable_dir, check_writable_file
+
+    _cells()
+    if FLAGS.table_only and not os.path.isdir(FLAGS.results_dir):
+        raise UsageError("results_dir", FLAGS.results_dir, "a folder of results files")
+    check_writable_dir(FLAGS.results_dir, "results_dir")
+    if not FLAGS.table_only:
+        check_writable_dir(FLAGS.runs_dir, "runs_dir")
+    check_writable_file(FLAGS.benchmarks_md, "benchmarks_md",  # report.write makes its folder
+                        made_first=os.path.dirname(os.path.abspath(FLAGS.benchmarks_md)))
 
 
 def _experiments():
@@ -204,10 +223,8 @@ def body():
         failed = [name for name, status in (job.result() for job in jobs)
                   if status.startswith("FAILED")]
     else:
-        from anomaly_toolbox.errors import DataError, UsageError
+        from anomaly_toolbox.errors import DataError
 
-        if not os.path.isdir(FLAGS.results_dir):
-            raise UsageError("results_dir", FLAGS.results_dir, "a folder of results files")
         missing, duplicates = check_merged(FLAGS.results_dir, _cells())
         if duplicates:
             raise DataError("results hold duplicate or misplaced cells:\n  "
@@ -226,4 +243,4 @@ def body():
 
 
 if __name__ == "__main__":
-    cli.main(define_flags, body)
+    cli.main(define_flags, body, check)

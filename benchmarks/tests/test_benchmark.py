@@ -91,6 +91,32 @@ def test_bad_grid_arguments_exit_2(tmp_path):
         assert proc.returncode == 2 and message in stderr, (flag, stderr[-500:])
 
 
+@pytest.mark.parametrize("flag, message", [
+    ("--models=gan", "invalid model: 'gan'"),  # answered only after TensorFlow's import
+    ("--results_dir=FILE", "invalid results_dir: 'FILE' (expected a writable directory"),
+    ("--runs_dir=FILE", "invalid runs_dir: 'FILE' (expected a writable directory"),  # tracebacks
+    ("--benchmarks_md=TMP", "invalid benchmarks_md: 'TMP' (expected a file path, not a folder)"),
+    ("--benchmarks_md=FILE/b.md", "invalid benchmarks_md: 'FILE' (expected a writable directory"),
+    ("--data_dir=TMP/none", "invalid data_dir: 'TMP/none' (expected an existing directory)"),
+])
+def test_grid_flags_are_checked_before_tensorflow_loads(tmp_path, flag, message):
+    """The runner checked its flags after TensorFlow's import (minutes on a busy machine): a
+    results or runs folder that is a file was a traceback, a --benchmarks_md folder one after
+    every cell had trained, and a missing --data_dir FAILED each cell in turn."""
+    from tests.test_cli import without_tensorflow
+
+    (tmp_path / "file").write_text("")
+    flag, message = (s.replace("FILE", str(tmp_path / "file")).replace("TMP", str(tmp_path))
+                     for s in (flag, message))
+    env = {**os.environ, **without_tensorflow(tmp_path / "poison")}
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.benchmark", "--models=autoencoder",
+                           "--datasets=mnist", "--classes=1", f"--results_dir={tmp_path / 'r'}",
+                           f"--runs_dir={tmp_path / 'runs'}", f"--benchmarks_md={tmp_path / 'b.md'}",
+                           flag], capture_output=True, text=True, env=env)
+    assert proc.returncode == 2 and proc.stderr.startswith(f"error: {message}"), proc.stderr
+    assert len(proc.stderr.splitlines()) == 1 and sorted(os.listdir(tmp_path)) == ["file", "poison"]
+
+
 @pytest.mark.parametrize("flag", ["--models=egbad,egbad", "--datasets=mnist,mnist"])
 def test_a_model_or_dataset_listed_twice_is_refused(tmp_path, flag):
     """Its cells ran twice, side by side in one run folder (one FAILED by the lock, exit 1).
