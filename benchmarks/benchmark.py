@@ -14,8 +14,10 @@ results by copying files.
 """
 
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -30,6 +32,8 @@ from benchmarks.grid_flags import (check_grid, parse_classes, parse_shard,  # no
                                    refuse_repeats)  # (campaign and tests call them here)
 
 FLAGS = flags.FLAGS
+# The cells' train processes now running, and whether the grid is stopping (_stop_cells).
+_RUNNING, _LOCK, _STOPPING = set(), threading.Lock(), threading.Event()
 
 
 def define_flags():
@@ -92,7 +96,6 @@ def run_cell(cell, results_dir, runs_dir, data_dir, experiments_dir, limit=None,
     if cell_done(results_dir, cell):
         return name, "skipped (done)"
     run_dir = os.path.join(runs_dir, name)
-    os.makedirs(run_dir, exist_ok=True)
     command = [sys.executable, "-m", "anomaly_toolbox.train", f"--model={model_name}",
                f"--dataset={dataset}", f"--anomalous_class={anomalous_class}",
                f"--protocol={protocol}", f"--train_seed={seed}", f"--output_dir={run_dir}",
@@ -100,12 +103,31 @@ def run_cell(cell, results_dir, runs_dir, data_dir, experiments_dir, limit=None,
                "--verbose=2"] + ([f"--data_dir={data_dir}"] if data_dir else []) \
         + ([f"--limit={limit}"] if limit else []) + (["--record_test_curve"] if test_curve else [])
     started = time.time()
-    with open(RunDir(run_dir).file("train.log"), "a") as log:
-        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    with _LOCK:  # a cell a worker takes as the grid stops is not started
+        if _STOPPING.is_set():
+            return name, "not started (interrupted)"
+        os.makedirs(run_dir, exist_ok=True)
+        with open(RunDir(run_dir).file("train.log"), "a") as log:
+            proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        _RUNNING.add(proc)
+    code = proc.wait()
+    with _LOCK:
+        _RUNNING.discard(proc)
     if code != 0:
         return name, f"FAILED (exit {code}, see {RunDir(run_dir).file('train.log')})"
     keep_cell(RunDir(run_dir), os.path.join(results_dir, name))
     return name, f"done in {time.time() - started:.0f}s"
+
+
+def _stop_cells(number):
+    """No cell starts from now on; a SIGTERM (`number`) is passed on to the running cells'
+    train processes, which end as on their own SIGTERM (cleanups run, no results kept). A
+    terminal's Ctrl-C reaches them with the runner (one process group), but a SIGTERM sent to
+    the runner alone (kill PID) did not: the pool waited while the cell trained to its end."""
+    with _LOCK:
+        _STOPPING.set()
+        for proc in _RUNNING if number == signal.SIGTERM else ():
+            proc.send_signal(number)
 
 
 def keep_scores(scores, target):
@@ -211,15 +233,16 @@ def body():
         print(f"{len(cells)} cells, {FLAGS.workers} worker(s), "
               f"{env.get('TF_NUM_INTRAOP_THREADS', 'default')} thread(s) each", flush=True)
         with ThreadPoolExecutor(FLAGS.workers) as pool:
-            jobs = [pool.submit(run_cell, c, FLAGS.results_dir, FLAGS.runs_dir, FLAGS.data_dir,
-                                _experiments(), FLAGS.limit, env, FLAGS.record_test_curve)
-                    for c in cells]
             try:
+                jobs = [pool.submit(run_cell, c, FLAGS.results_dir, FLAGS.runs_dir,
+                                    FLAGS.data_dir, _experiments(), FLAGS.limit, env,
+                                    FLAGS.record_test_curve) for c in cells]
                 for job in jobs:
                     print(*job.result(), flush=True)
-            except BaseException:  # Ctrl-C, SIGTERM: leaving the pool waited for every queued
-                pool.shutdown(cancel_futures=True)  # cell, training each to its end
-                raise
+            except BaseException as e:  # Ctrl-C; SIGTERM is KeyboardInterrupt(SIGTERM) (cli)
+                _stop_cells(e.args[0] if isinstance(e, KeyboardInterrupt) and e.args else None)
+                pool.shutdown(cancel_futures=True)  # else leaving the pool started each queued
+                raise  # cell and trained it to its end
         failed = [name for name, status in (job.result() for job in jobs)
                   if status.startswith("FAILED")]
     else:

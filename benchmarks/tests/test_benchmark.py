@@ -78,6 +78,31 @@ def test_ctrl_c_stops_the_grid_without_starting_the_queued_cells(tmp_path, child
     assert sorted(os.listdir(runs)) == ["class1_seed0"]
 
 
+def test_sigterm_to_the_runner_alone_stops_its_running_cell(tmp_path, children):
+    """kill PID (not the group, as a terminal's Ctrl-C signals it) reached the runner only: it
+    started no queued cell, but waited while the running one trained to its end and kept it."""
+    experiments = tmp_path / "experiments"
+    experiments.mkdir()
+    (experiments / "autoencoder_mnist_tiny.json").write_text(json.dumps(TINY))
+    runs = tmp_path / "runs" / "pooled" / "mnist" / "autoencoder_tiny"
+    proc = children([sys.executable, "-m", "benchmarks.benchmark", "--models=autoencoder",
+                     "--datasets=mnist", "--classes=1,2,3", "--profile=tiny", "--limit=300",
+                     "--workers=1", f"--experiments_dir={experiments}",
+                     f"--results_dir={tmp_path / 'results'}", f"--runs_dir={tmp_path / 'runs'}",
+                     f"--benchmarks_md={tmp_path / 'b.md'}", f"--data_dir={DATA_DIR}"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not (runs / "class1_seed0" / "train.log").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGTERM)  # the runner alone
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 143 and stderr.strip().splitlines() == [
+        "error: interrupted by SIGTERM; run the same command again to finish (training resumes "
+        "after its last finished epoch)"], stderr[-500:]
+    assert sorted(os.listdir(runs)) == ["class1_seed0"]
+    assert not list((tmp_path / "results").rglob("class*")) and not (tmp_path / "b.md").exists()
+
+
 def test_bad_grid_arguments_exit_2(tmp_path):
     cases = (("--classes=a-b", "invalid classes"), ("--shard=2/2", "invalid shard"),
              ("--models=gan", "invalid model"),
