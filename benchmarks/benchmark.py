@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 import numpy as np
 from absl import flags
@@ -130,6 +130,27 @@ def _stop_cells(number):
             proc.send_signal(number)
 
 
+def run_all(cells, workers, run):
+    """[run(cell)] of every cell, `workers` at a time, each printed as it ends. Only the main
+    thread starts cells, and a signal interrupts it first: with every cell queued in the pool, a
+    worker whose cell Ctrl-C had ended (the terminal signals the group) could start the next one
+    before the runner's handler ran, and the grid waited while that cell trained to its end."""
+    queued, running, results = list(cells), set(), []
+    with ThreadPoolExecutor(workers) as pool:
+        try:
+            while queued or running:
+                while queued and len(running) < workers:
+                    running.add(pool.submit(run, queued.pop(0)))
+                finished, running = wait(running, return_when=FIRST_COMPLETED)
+                for job in finished:
+                    results.append(job.result())
+                    print(*results[-1], flush=True)
+        except BaseException as e:  # Ctrl-C; SIGTERM is KeyboardInterrupt(SIGTERM) (cli)
+            _stop_cells(e.args[0] if isinstance(e, KeyboardInterrupt) and e.args else None)
+            raise
+    return results
+
+
 def keep_scores(scores, target):
     """`<target>.scores.npz`: a run's raw validation/test scores and labels, compressed."""
     os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -232,19 +253,9 @@ def body():
         env = worker_env(FLAGS.workers, FLAGS.threads_per_worker)
         print(f"{len(cells)} cells, {FLAGS.workers} worker(s), "
               f"{env.get('TF_NUM_INTRAOP_THREADS', 'default')} thread(s) each", flush=True)
-        with ThreadPoolExecutor(FLAGS.workers) as pool:
-            try:
-                jobs = [pool.submit(run_cell, c, FLAGS.results_dir, FLAGS.runs_dir,
-                                    FLAGS.data_dir, _experiments(), FLAGS.limit, env,
-                                    FLAGS.record_test_curve) for c in cells]
-                for job in jobs:
-                    print(*job.result(), flush=True)
-            except BaseException as e:  # Ctrl-C; SIGTERM is KeyboardInterrupt(SIGTERM) (cli)
-                _stop_cells(e.args[0] if isinstance(e, KeyboardInterrupt) and e.args else None)
-                pool.shutdown(cancel_futures=True)  # else leaving the pool started each queued
-                raise  # cell and trained it to its end
-        failed = [name for name, status in (job.result() for job in jobs)
-                  if status.startswith("FAILED")]
+        failed = [name for name, status in run_all(cells, FLAGS.workers, lambda c: run_cell(
+            c, FLAGS.results_dir, FLAGS.runs_dir, FLAGS.data_dir, _experiments(), FLAGS.limit,
+            env, FLAGS.record_test_curve)) if status.startswith("FAILED")]
     else:
         from anomaly_toolbox.errors import DataError
 

@@ -103,6 +103,33 @@ def test_sigterm_to_the_runner_alone_stops_its_running_cell(tmp_path, children):
     assert not list((tmp_path / "results").rglob("class*")) and not (tmp_path / "b.md").exists()
 
 
+def test_an_interrupt_as_a_cell_ends_starts_no_queued_cell(monkeypatch):
+    """Ctrl-C ends the running cell (the terminal signals the group) as it reaches the runner:
+    with every cell queued in the pool, the worker whose cell had ended could start the next
+    before the runner's handler ran (3 of 28 runs of the Ctrl-C test above: that cell trained
+    to its end). The cells here end by the signal the runner gets, as a Ctrl-C'd cell does."""
+    import threading
+
+    from anomaly_toolbox import cli
+    from benchmarks import benchmark
+
+    monkeypatch.setattr(benchmark, "_STOPPING", threading.Event())
+    started = []
+
+    def run(cell):
+        started.append(cell)
+        time.sleep(0.5)  # the runner waits for the cell's end
+        os.kill(os.getpid(), signal.SIGTERM)  # SIGINT: ignored in a pytest-xdist worker
+        return str(cell), "FAILED (exit 143)"
+    handler = signal.signal(signal.SIGTERM, cli._interrupted)  # as cli.main sets it
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            benchmark.run_all([1, 2, 3], 1, run)
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+    assert started == [1]
+
+
 def test_bad_grid_arguments_exit_2(tmp_path):
     cases = (("--classes=a-b", "invalid classes"), ("--shard=2/2", "invalid shard"),
              ("--models=gan", "invalid model"),
