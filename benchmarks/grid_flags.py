@@ -28,7 +28,8 @@ def parse_shard(text):
 def refuse_repeats(argument, text, values):
     """A value listed twice (--classes=1,1, --seeds=0,00, --models=egbad,egbad) made its cells
     twice: two workers trained each into one run folder at once, the second refused by the
-    lock (a FAILED cell, exit 1), both writing one train.log."""
+    lock (a FAILED cell, exit 1), both writing one train.log; the speed report timed its rows
+    twice."""
     from anomaly_toolbox.errors import UsageError
 
     repeated = next((v for i, v in enumerate(values) if v in values[:i]), None)
