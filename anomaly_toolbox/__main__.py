@@ -28,7 +28,11 @@ def usage():
 def main(argv=None):
     """Dispatches to the command's module; the module's flags and error contract apply."""
     argv = list(sys.argv if argv is None else argv)
-    command = argv[1] if len(argv) > 1 else ""
+    if len(argv) < 2:  # was "invalid command: ''": the usage says what to type
+        print(f"{usage()}\n\nerror: no command given (expected one of {', '.join(COMMANDS)})",
+              file=sys.stderr)
+        sys.exit(2)
+    command = argv[1]
     if command in ("-h", "--help", "help"):
         print(usage())
         sys.exit(0)

@@ -49,6 +49,17 @@ def test_a_bad_flag_gives_exactly_one_stderr_line(args, message):
     assert proc.stderr.splitlines() == [proc.stderr.strip()] and proc.stderr.startswith(message)
 
 
+def test_no_command_prints_the_usage_and_exits_2():
+    """It said "invalid command: ''" with no usage."""
+    proc = run("anomaly_toolbox")
+    assert proc.returncode == 2 and not proc.stdout
+    assert "usage: anomaly-toolbox <command> [--flag=value ...]" in proc.stderr
+    for command in ("train", "score", "export", "ensemble"):
+        assert f"\n  {command} " in proc.stderr, proc.stderr
+    assert proc.stderr.splitlines()[-1] == (
+        "error: no command given (expected one of train, score, export, ensemble)")
+
+
 def test_tensorflow_logs_are_kept_on_request():
     """--epochs=0 is refused by config.resolve, after TensorFlow loaded (quietly by default)."""
     quiet, logs = (run("anomaly_toolbox.train", "--epochs=0", **env)
