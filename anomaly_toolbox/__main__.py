@@ -34,7 +34,10 @@ def main(argv=None):
         sys.exit(2)
     command = argv[1]
     if command in ("-h", "--help", "help"):
-        print(usage())
+        try:
+            print(usage())
+        except BrokenPipeError:  # `--help | head`, as for a command's --help (cli.parse_flags)
+            pass
         sys.exit(0)
     if command not in COMMANDS:
         print(f"error: invalid command: {command!r} (expected one of {', '.join(COMMANDS)}; "

@@ -154,6 +154,19 @@ def test_top_level_help_lists_the_commands_and_exits_0():
     assert listed == ["train", "score", "export", "ensemble"], proc.stdout
 
 
+def test_top_level_help_into_a_closed_pipe_exits_0_quietly():
+    """`anomaly-toolbox --help | head -1` was a BrokenPipeError traceback, exit 1 (a command's
+    --help was not)."""
+    read, write = os.pipe()
+    os.close(read)  # the reader has gone, as head does after its lines
+    try:
+        proc = subprocess.run([sys.executable, "-m", "anomaly_toolbox", "--help"], stdout=write,
+                              stderr=subprocess.PIPE, text=True)
+    finally:
+        os.close(write)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr[-500:]
+
+
 def test_train_help_lists_models_datasets_and_what_no_config_means():
     proc = run("anomaly_toolbox", "train", "--help")
     assert proc.returncode == 0 and not proc.stderr.strip()
