@@ -28,9 +28,16 @@ def usage():
 def main(argv=None):
     """Dispatches to the command's module; the module's flags and error contract apply."""
     argv = list(sys.argv if argv is None else argv)
-    command = argv[1] if len(argv) > 1 else ""
+    if len(argv) < 2:  # was "invalid command: ''": the usage says what to type
+        print(f"{usage()}\n\nerror: no command given (expected one of {', '.join(COMMANDS)})",
+              file=sys.stderr)
+        sys.exit(2)
+    command = argv[1]
     if command in ("-h", "--help", "help"):
-        print(usage())
+        try:
+            print(usage())
+        except BrokenPipeError:  # `--help | head`, as for a command's --help (cli.parse_flags)
+            pass
         sys.exit(0)
     if command not in COMMANDS:
         print(f"error: invalid command: {command!r} (expected one of {', '.join(COMMANDS)}; "

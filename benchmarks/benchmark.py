@@ -14,10 +14,12 @@ results by copying files.
 """
 
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 import numpy as np
 from absl import flags
@@ -26,8 +28,12 @@ from anomaly_toolbox import cli
 from benchmarks import BENCHMARKS_MD, EXPERIMENTS, REPO, RESULTS  # noqa: F401 (REPO: for tools)
 from anomaly_toolbox.files import write_atomic, write_json, write_npz
 from anomaly_toolbox.run.rundir import RunDir
+from benchmarks.grid_flags import (check_grid, parse_classes, parse_shard,  # noqa: F401
+                                   refuse_repeats)  # (campaign and tests call them here)
 
 FLAGS = flags.FLAGS
+# The cells' train processes now running, and whether the grid is stopping (_stop_cells).
+_RUNNING, _LOCK, _STOPPING = set(), threading.Lock(), threading.Event()
 
 
 def define_flags():
@@ -55,68 +61,6 @@ def define_flags():
                       "checking it (merged shards: no duplicate cells; gaps of the grid listed).")
     flags.DEFINE_bool("require_complete", False, "With --table_only: a gap in the grid given by "
                       "--models/--datasets/--classes/--seeds is an error.")
-
-
-def parse_classes(text):
-    from anomaly_toolbox.errors import UsageError
-
-    try:
-        if "-" in text:
-            low, high = (int(t) for t in text.split("-"))
-            return list(range(low, high + 1))
-        return [int(t) for t in text.split(",")]
-    except ValueError as e:
-        raise UsageError("classes", text, "a range like 0-9 or a list like 1,3,5") from e
-
-
-def parse_shard(text):
-    from anomaly_toolbox.errors import UsageError
-
-    try:
-        index, count = (int(t) for t in text.split("/"))
-        assert 0 <= index < count
-    except (ValueError, AssertionError) as e:
-        raise UsageError("shard", text, "i/n with 0 <= i < n") from e
-    return index, count
-
-
-def refuse_repeats(argument, text, values):
-    """A value listed twice (--classes=1,1, --seeds=0,00, --models=egbad,egbad) made its cells
-    twice: two workers trained each into one run folder at once, the second refused by the
-    lock (a FAILED cell, exit 1), both writing one train.log."""
-    from anomaly_toolbox.errors import UsageError
-
-    repeated = next((v for i, v in enumerate(values) if v in values[:i]), None)
-    if repeated is not None:
-        raise UsageError(argument, text, f"each value once ({repeated} is listed twice)")
-
-
-def check_grid(classes, seeds, protocol, limit=None):
-    """(classes, seeds) of the grid, every value checked before a cell runs: a class the
-    datasets lack, an empty range (9-0), a bad seed, protocol or limit made each cell's run
-    fail, the grid still exiting 0 (and a seed that is no integer was a traceback)."""
-    from anomaly_toolbox import data
-    from anomaly_toolbox.data.datasets import NUM_CLASSES
-    from anomaly_toolbox.data.protocols import PROTOCOLS
-    from anomaly_toolbox.errors import UsageError, check_integer
-    from anomaly_toolbox.run.spec import SEED_MAX
-
-    parsed = parse_classes(classes)
-    if not parsed or any(not 0 <= k < NUM_CLASSES for k in parsed):
-        raise UsageError("classes", classes, f"classes in 0..{NUM_CLASSES - 1}, like 0-9 or 1,3,5")
-    checked = []
-    for seed in seeds:
-        try:
-            checked.append(check_integer("seeds", int(seed), 0, SEED_MAX))
-        except ValueError:  # not an integer, or out of range (UsageError)
-            raise UsageError("seeds", ",".join(seeds), f"integers in 0..{SEED_MAX}") from None
-    refuse_repeats("classes", classes, parsed)
-    refuse_repeats("seeds", ",".join(seeds), checked)
-    if protocol not in PROTOCOLS:
-        raise UsageError("protocol", protocol, f"one of {', '.join(PROTOCOLS)}")
-    if limit is not None:
-        data.check_limit(limit)
-    return parsed, checked
 
 
 def cell_name(protocol, dataset, model_name, profile, anomalous_class, seed):
@@ -152,7 +96,6 @@ def run_cell(cell, results_dir, runs_dir, data_dir, experiments_dir, limit=None,
     if cell_done(results_dir, cell):
         return name, "skipped (done)"
     run_dir = os.path.join(runs_dir, name)
-    os.makedirs(run_dir, exist_ok=True)
     command = [sys.executable, "-m", "anomaly_toolbox.train", f"--model={model_name}",
                f"--dataset={dataset}", f"--anomalous_class={anomalous_class}",
                f"--protocol={protocol}", f"--train_seed={seed}", f"--output_dir={run_dir}",
@@ -160,12 +103,52 @@ def run_cell(cell, results_dir, runs_dir, data_dir, experiments_dir, limit=None,
                "--verbose=2"] + ([f"--data_dir={data_dir}"] if data_dir else []) \
         + ([f"--limit={limit}"] if limit else []) + (["--record_test_curve"] if test_curve else [])
     started = time.time()
-    with open(RunDir(run_dir).file("train.log"), "a") as log:
-        code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    with _LOCK:  # a cell a worker takes as the grid stops is not started
+        if _STOPPING.is_set():
+            return name, "not started (interrupted)"
+        os.makedirs(run_dir, exist_ok=True)
+        with open(RunDir(run_dir).file("train.log"), "a") as log:
+            proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        _RUNNING.add(proc)
+    code = proc.wait()
+    with _LOCK:
+        _RUNNING.discard(proc)
     if code != 0:
         return name, f"FAILED (exit {code}, see {RunDir(run_dir).file('train.log')})"
     keep_cell(RunDir(run_dir), os.path.join(results_dir, name))
     return name, f"done in {time.time() - started:.0f}s"
+
+
+def _stop_cells(number):
+    """No cell starts from now on; a SIGTERM (`number`) is passed on to the running cells'
+    train processes, which end as on their own SIGTERM (cleanups run, no results kept). A
+    terminal's Ctrl-C reaches them with the runner (one process group), but a SIGTERM sent to
+    the runner alone (kill PID) did not: the pool waited while the cell trained to its end."""
+    with _LOCK:
+        _STOPPING.set()
+        for proc in _RUNNING if number == signal.SIGTERM else ():
+            proc.send_signal(number)
+
+
+def run_all(cells, workers, run):
+    """[run(cell)] of every cell, `workers` at a time, each printed as it ends. Only the main
+    thread starts cells, and a signal interrupts it first: with every cell queued in the pool, a
+    worker whose cell Ctrl-C had ended (the terminal signals the group) could start the next one
+    before the runner's handler ran, and the grid waited while that cell trained to its end."""
+    queued, running, results = list(cells), set(), []
+    with ThreadPoolExecutor(workers) as pool:
+        try:
+            while queued or running:
+                while queued and len(running) < workers:
+                    running.add(pool.submit(run, queued.pop(0)))
+                finished, running = wait(running, return_when=FIRST_COMPLETED)
+                for job in finished:
+                    results.append(job.result())
+                    print(*results[-1], flush=True)
+        except BaseException as e:  # Ctrl-C; SIGTERM is KeyboardInterrupt(SIGTERM) (cli)
+            _stop_cells(e.args[0] if isinstance(e, KeyboardInterrupt) and e.args else None)
+            raise
+    return results
 
 
 def keep_scores(scores, target):
@@ -190,16 +173,17 @@ def keep_cell(run_dir, target):
 def _cells():
     """The grid's cells after checking every flag, before anything runs."""
     from anomaly_toolbox import models
-    from anomaly_toolbox.data.datasets import DATASETS
+    from anomaly_toolbox.data import datasets
     from anomaly_toolbox.errors import UsageError
 
     for model_name in FLAGS.models:
-        models.get(model_name)
+        models.check(model_name)  # imports no model (and no TensorFlow)
     refuse_repeats("models", ",".join(FLAGS.models), FLAGS.models)
     refuse_repeats("datasets", ",".join(FLAGS.datasets), FLAGS.datasets)
     for dataset in FLAGS.datasets:
-        if dataset not in DATASETS:
-            raise UsageError("datasets", dataset, f"one of {', '.join(DATASETS)}")
+        if dataset not in datasets.DATASETS:
+            raise UsageError("datasets", dataset, f"one of {', '.join(datasets.DATASETS)}")
+        datasets.check(dataset, FLAGS.data_dir)  # a missing --data_dir: every cell FAILED
     if FLAGS.workers <= 0:
         raise UsageError("workers", FLAGS.workers, "a positive integer")
     if FLAGS.threads_per_worker is not None and FLAGS.threads_per_worker <= 0:
@@ -213,6 +197,24 @@ def _cells():
         if not os.path.exists(path):
             raise UsageError("profile", FLAGS.profile, f"a profile with a file {path}")
     return cells
+
+
+def check():
+    """Every flag before TensorFlow loads (cli.main), as train's and sweep's are: a bad model
+    or class answered only after its import (minutes on a busy machine); a --results_dir or
+    --runs_dir that is a file was a traceback, and so was a --benchmarks_md that is a folder,
+    after every cell had trained."""
+    from anomaly_toolbox.errors import UsageError
+    from anomaly_toolbox.files import check_writable_dir, check_writable_file
+
+    _cells()
+    if FLAGS.table_only and not os.path.isdir(FLAGS.results_dir):
+        raise UsageError("results_dir", FLAGS.results_dir, "a folder of results files")
+    check_writable_dir(FLAGS.results_dir, "results_dir")
+    if not FLAGS.table_only:
+        check_writable_dir(FLAGS.runs_dir, "runs_dir")
+    check_writable_file(FLAGS.benchmarks_md, "benchmarks_md",  # report.write makes its folder
+                        made_first=os.path.dirname(os.path.abspath(FLAGS.benchmarks_md)))
 
 
 def _experiments():
@@ -251,23 +253,12 @@ def body():
         env = worker_env(FLAGS.workers, FLAGS.threads_per_worker)
         print(f"{len(cells)} cells, {FLAGS.workers} worker(s), "
               f"{env.get('TF_NUM_INTRAOP_THREADS', 'default')} thread(s) each", flush=True)
-        with ThreadPoolExecutor(FLAGS.workers) as pool:
-            jobs = [pool.submit(run_cell, c, FLAGS.results_dir, FLAGS.runs_dir, FLAGS.data_dir,
-                                _experiments(), FLAGS.limit, env, FLAGS.record_test_curve)
-                    for c in cells]
-            try:
-                for job in jobs:
-                    print(*job.result(), flush=True)
-            except BaseException:  # Ctrl-C, SIGTERM: leaving the pool waited for every queued
-                pool.shutdown(cancel_futures=True)  # cell, training each to its end
-                raise
-        failed = [name for name, status in (job.result() for job in jobs)
-                  if status.startswith("FAILED")]
+        failed = [name for name, status in run_all(cells, FLAGS.workers, lambda c: run_cell(
+            c, FLAGS.results_dir, FLAGS.runs_dir, FLAGS.data_dir, _experiments(), FLAGS.limit,
+            env, FLAGS.record_test_curve)) if status.startswith("FAILED")]
     else:
-        from anomaly_toolbox.errors import DataError, UsageError
+        from anomaly_toolbox.errors import DataError
 
-        if not os.path.isdir(FLAGS.results_dir):
-            raise UsageError("results_dir", FLAGS.results_dir, "a folder of results files")
         missing, duplicates = check_merged(FLAGS.results_dir, _cells())
         if duplicates:
             raise DataError("results hold duplicate or misplaced cells:\n  "
@@ -286,4 +277,4 @@ def body():
 
 
 if __name__ == "__main__":
-    cli.main(define_flags, body)
+    cli.main(define_flags, body, check)

@@ -64,6 +64,7 @@ def write(results_dir, path):
     from anomaly_toolbox.files import write_atomic
 
     figures = os.path.join(os.path.dirname(os.path.abspath(path)), "figures")
+    os.makedirs(os.path.dirname(figures), exist_ok=True)  # the charts make it only for cells
     peers = peer_quality_report.load(os.path.join(results_dir, peer_quality_report.FOLDER))
     text = render(load_results(results_dir), figures, peers)
     others = sorted(n for n in os.listdir(results_dir) if OTHER_PEER_REPORT.fullmatch(n))

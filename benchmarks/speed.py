@@ -96,6 +96,15 @@ def define_flags():
                         "(default: the repository's experiments/).")
 
 
+def check():
+    """Before TensorFlow loads: a value listed twice (--profiles=cpu,cpu, --models=egbad,egbad)
+    timed its rows twice, minutes each, and printed each of them twice in the table."""
+    from benchmarks.grid_flags import refuse_repeats
+
+    for name in ("models", "profiles", "precisions"):
+        refuse_repeats(name, ",".join(FLAGS[name].value or ()), FLAGS[name].value or [])
+
+
 def measure(model_name, config, data, batch_size=64, windows=5, window_steps=10, profile="",
             score_images=512, slow_score_images=16, fit_batches=20, val_sample=512,
             ceiling=None, precision="float32", ceiling_steps=3):
@@ -224,15 +233,17 @@ def body():
     from anomaly_toolbox.files import write_atomic
     from anomaly_toolbox.errors import UsageError
     from anomaly_toolbox.models import precision as precision_lib
+    from benchmarks.grid_flags import refuse_repeats
 
     if FLAGS.from_json:
         _write(render_saved(FLAGS.from_json))
         return
     try:
-        precisions = list(dict.fromkeys(precision_lib.resolve(p) for p in FLAGS.precisions))
+        precisions = [precision_lib.resolve(p) for p in FLAGS.precisions]
     except UsageError as e:
         raise UsageError("precisions", ",".join(FLAGS.precisions),
                          f"each one of {', '.join(precision_lib.PRECISIONS)}") from e
+    refuse_repeats("precisions", ",".join(FLAGS.precisions), precisions)  # auto: float32 here
     names = FLAGS.models or models.names()
     configs = {(name, profile): config(name, profile, FLAGS.experiments_dir)  # a bad model or
                for profile in FLAGS.profiles for name in names}  # profile: before the minutes
@@ -286,4 +297,4 @@ def body():
 
 
 if __name__ == "__main__":
-    cli.main(define_flags, body)
+    cli.main(define_flags, body, check)

@@ -49,6 +49,17 @@ def test_a_bad_flag_gives_exactly_one_stderr_line(args, message):
     assert proc.stderr.splitlines() == [proc.stderr.strip()] and proc.stderr.startswith(message)
 
 
+def test_no_command_prints_the_usage_and_exits_2():
+    """It said "invalid command: ''" with no usage."""
+    proc = run("anomaly_toolbox")
+    assert proc.returncode == 2 and not proc.stdout
+    assert "usage: anomaly-toolbox <command> [--flag=value ...]" in proc.stderr
+    for command in ("train", "score", "export", "ensemble"):
+        assert f"\n  {command} " in proc.stderr, proc.stderr
+    assert proc.stderr.splitlines()[-1] == (
+        "error: no command given (expected one of train, score, export, ensemble)")
+
+
 def test_tensorflow_logs_are_kept_on_request():
     """--epochs=0 is refused by config.resolve, after TensorFlow loaded (quietly by default)."""
     quiet, logs = (run("anomaly_toolbox.train", "--epochs=0", **env)
@@ -141,6 +152,19 @@ def test_top_level_help_lists_the_commands_and_exits_0():
     listed = [line.split()[0] for line in proc.stdout.split("commands:")[1].splitlines()
               if line.startswith("  ")]
     assert listed == ["train", "score", "export", "ensemble"], proc.stdout
+
+
+def test_top_level_help_into_a_closed_pipe_exits_0_quietly():
+    """`anomaly-toolbox --help | head -1` was a BrokenPipeError traceback, exit 1 (a command's
+    --help was not)."""
+    read, write = os.pipe()
+    os.close(read)  # the reader has gone, as head does after its lines
+    try:
+        proc = subprocess.run([sys.executable, "-m", "anomaly_toolbox", "--help"], stdout=write,
+                              stderr=subprocess.PIPE, text=True)
+    finally:
+        os.close(write)
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr[-500:]
 
 
 def test_train_help_lists_models_datasets_and_what_no_config_means():

@@ -78,6 +78,58 @@ def test_ctrl_c_stops_the_grid_without_starting_the_queued_cells(tmp_path, child
     assert sorted(os.listdir(runs)) == ["class1_seed0"]
 
 
+def test_sigterm_to_the_runner_alone_stops_its_running_cell(tmp_path, children):
+    """kill PID (not the group, as a terminal's Ctrl-C signals it) reached the runner only: it
+    started no queued cell, but waited while the running one trained to its end and kept it."""
+    experiments = tmp_path / "experiments"
+    experiments.mkdir()
+    (experiments / "autoencoder_mnist_tiny.json").write_text(json.dumps(TINY))
+    runs = tmp_path / "runs" / "pooled" / "mnist" / "autoencoder_tiny"
+    proc = children([sys.executable, "-m", "benchmarks.benchmark", "--models=autoencoder",
+                     "--datasets=mnist", "--classes=1,2,3", "--profile=tiny", "--limit=300",
+                     "--workers=1", f"--experiments_dir={experiments}",
+                     f"--results_dir={tmp_path / 'results'}", f"--runs_dir={tmp_path / 'runs'}",
+                     f"--benchmarks_md={tmp_path / 'b.md'}", f"--data_dir={DATA_DIR}"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while not (runs / "class1_seed0" / "train.log").exists() and time.time() < deadline:
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGTERM)  # the runner alone
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 143 and stderr.strip().splitlines() == [
+        "error: interrupted by SIGTERM; run the same command again to finish (training resumes "
+        "after its last finished epoch)"], stderr[-500:]
+    assert sorted(os.listdir(runs)) == ["class1_seed0"]
+    assert not list((tmp_path / "results").rglob("class*")) and not (tmp_path / "b.md").exists()
+
+
+def test_an_interrupt_as_a_cell_ends_starts_no_queued_cell(monkeypatch):
+    """Ctrl-C ends the running cell (the terminal signals the group) as it reaches the runner:
+    with every cell queued in the pool, the worker whose cell had ended could start the next
+    before the runner's handler ran (3 of 28 runs of the Ctrl-C test above: that cell trained
+    to its end). The cells here end by the signal the runner gets, as a Ctrl-C'd cell does."""
+    import threading
+
+    from anomaly_toolbox import cli
+    from benchmarks import benchmark
+
+    monkeypatch.setattr(benchmark, "_STOPPING", threading.Event())
+    started = []
+
+    def run(cell):
+        started.append(cell)
+        time.sleep(0.5)  # the runner waits for the cell's end
+        os.kill(os.getpid(), signal.SIGTERM)  # SIGINT: ignored in a pytest-xdist worker
+        return str(cell), "FAILED (exit 143)"
+    handler = signal.signal(signal.SIGTERM, cli._interrupted)  # as cli.main sets it
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            benchmark.run_all([1, 2, 3], 1, run)
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+    assert started == [1]
+
+
 def test_bad_grid_arguments_exit_2(tmp_path):
     cases = (("--classes=a-b", "invalid classes"), ("--shard=2/2", "invalid shard"),
              ("--models=gan", "invalid model"),
@@ -89,6 +141,32 @@ def test_bad_grid_arguments_exit_2(tmp_path):
     for proc, (flag, message) in zip(procs, cases):
         _, stderr = proc.communicate(timeout=300)
         assert proc.returncode == 2 and message in stderr, (flag, stderr[-500:])
+
+
+@pytest.mark.parametrize("flag, message", [
+    ("--models=gan", "invalid model: 'gan'"),  # answered only after TensorFlow's import
+    ("--results_dir=FILE", "invalid results_dir: 'FILE' (expected a writable directory"),
+    ("--runs_dir=FILE", "invalid runs_dir: 'FILE' (expected a writable directory"),  # tracebacks
+    ("--benchmarks_md=TMP", "invalid benchmarks_md: 'TMP' (expected a file path, not a folder)"),
+    ("--benchmarks_md=FILE/b.md", "invalid benchmarks_md: 'FILE' (expected a writable directory"),
+    ("--data_dir=TMP/none", "invalid data_dir: 'TMP/none' (expected an existing directory)"),
+])
+def test_grid_flags_are_checked_before_tensorflow_loads(tmp_path, flag, message):
+    """The runner checked its flags after TensorFlow's import (minutes on a busy machine): a
+    results or runs folder that is a file was a traceback, a --benchmarks_md folder one after
+    every cell had trained, and a missing --data_dir FAILED each cell in turn."""
+    from tests.test_cli import without_tensorflow
+
+    (tmp_path / "file").write_text("")
+    flag, message = (s.replace("FILE", str(tmp_path / "file")).replace("TMP", str(tmp_path))
+                     for s in (flag, message))
+    env = {**os.environ, **without_tensorflow(tmp_path / "poison")}
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.benchmark", "--models=autoencoder",
+                           "--datasets=mnist", "--classes=1", f"--results_dir={tmp_path / 'r'}",
+                           f"--runs_dir={tmp_path / 'runs'}", f"--benchmarks_md={tmp_path / 'b.md'}",
+                           flag], capture_output=True, text=True, env=env)
+    assert proc.returncode == 2 and proc.stderr.startswith(f"error: {message}"), proc.stderr
+    assert len(proc.stderr.splitlines()) == 1 and sorted(os.listdir(tmp_path)) == ["file", "poison"]
 
 
 @pytest.mark.parametrize("flag", ["--models=egbad,egbad", "--datasets=mnist,mnist"])

@@ -65,7 +65,9 @@ def test_bad_counts_models_and_json_files_are_refused_before_measuring(tmp_path)
     with pytest.raises(UsageError, match="invalid from_json: .*nope.json"):
         speed.render_saved(str(tmp_path / "nope.json"))
     for flag, message in [("--batch_size=0", "error: invalid batch_size: '0'"),
-                          ("--models=nope", "error: invalid model: 'nope'")]:
+                          ("--models=nope", "error: invalid model: 'nope'"),
+                          ("--precisions=float32,auto", "error: invalid precisions: "  # the
+                           "'float32,auto' (expected each value once (float32 is listed")]:  # same
         out = subprocess.run([sys.executable, "-m", "benchmarks.speed", flag,
                               f"--data_dir={tmp_path / 'none'}", f"--results_dir={tmp_path}",
                               f"--benchmarks_md={tmp_path / 'b.md'}"],
@@ -73,6 +75,29 @@ def test_bad_counts_models_and_json_files_are_refused_before_measuring(tmp_path)
         assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr[-500:]
         assert out.stderr.strip().splitlines()[-1].startswith(message), out.stderr[-500:]
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("flag, repeated", [("--profiles=cpu,cpu", "cpu"),
+                                             ("--models=egbad,ganomaly,egbad", "egbad"),
+                                             ("--precisions=float32,float32", "float32")])
+def test_a_value_listed_twice_is_refused_before_tensorflow_loads(tmp_path, flag, repeated):
+    """Its rows were timed twice, minutes each, and printed twice in the table."""
+    import os
+    import subprocess
+    import sys
+
+    from benchmarks.tests.conftest import REPO
+    from tests.test_cli import without_tensorflow
+
+    env = {**os.environ, **without_tensorflow(tmp_path / "poison")}
+    out = subprocess.run([sys.executable, "-m", "benchmarks.speed", flag,
+                          f"--results_dir={tmp_path}", f"--benchmarks_md={tmp_path / 'b.md'}"],
+                         capture_output=True, text=True, cwd=REPO, env=env)
+    name, value = flag[2:].split("=")
+    assert out.returncode == 2 and out.stderr == (f"error: invalid {name}: '{value}' (expected "
+                                                  f"each value once ({repeated} is listed "
+                                                  "twice))\n"), out.stderr[-500:]
+    assert sorted(os.listdir(tmp_path)) == ["poison"]
 
 
 @pytest.mark.slow
