@@ -8,10 +8,12 @@ then the two steps are timed in interleaved rounds. `Dense`: the input gradient 
 """
 
 import statistics
+from functools import partial
 
 from absl import flags
 
 from anomaly_toolbox import cli
+from benchmarks.grid_flags import refuse_repeated_flags
 from benchmarks.timing import paused
 
 FLAGS = flags.FLAGS
@@ -79,4 +81,4 @@ def body():
 
 
 if __name__ == "__main__":
-    cli.main(define_flags, body)
+    cli.main(define_flags, body, partial(refuse_repeated_flags, "models", "precisions"))

@@ -37,6 +37,17 @@ def refuse_repeats(argument, text, values):
         raise UsageError(argument, text, f"each value once ({repeated} is listed twice)")
 
 
+def refuse_repeated_flags(*names):
+    """refuse_repeats for each named list flag of a tool, before TensorFlow loads (a cli.main
+    check): speed_settings, step_profile, blocks_vs_keras and peer timed a repeated model or
+    precision twice."""
+    from absl import flags
+
+    for name in names:
+        values = flags.FLAGS[name].value or []
+        refuse_repeats(name, ",".join(values), values)
+
+
 def check_grid(classes, seeds, protocol, limit=None):
     """(classes, seeds) of the grid, every value checked before a cell runs: a class the
     datasets lack, an empty range (9-0), a bad seed, protocol or limit made each cell's run

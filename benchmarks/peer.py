@@ -19,11 +19,13 @@ import statistics
 import subprocess
 import sys
 import time
+from functools import partial
 
 from absl import flags
 
 from anomaly_toolbox import cli
 from benchmarks import RESULTS, child_env, report
+from benchmarks.grid_flags import refuse_repeated_flags
 from benchmarks.timing import paused, vector_set
 
 FLAGS = flags.FLAGS
@@ -238,4 +240,4 @@ def body():
 
 
 if __name__ == "__main__":
-    cli.main(define_flags, body)
+    cli.main(define_flags, body, partial(refuse_repeated_flags, "precisions"))

@@ -99,10 +99,9 @@ def define_flags():
 def check():
     """Before TensorFlow loads: a value listed twice (--profiles=cpu,cpu, --models=egbad,egbad)
     timed its rows twice, minutes each, and printed each of them twice in the table."""
-    from benchmarks.grid_flags import refuse_repeats
+    from benchmarks.grid_flags import refuse_repeated_flags
 
-    for name in ("models", "profiles", "precisions"):
-        refuse_repeats(name, ",".join(FLAGS[name].value or ()), FLAGS[name].value or [])
+    refuse_repeated_flags("models", "profiles", "precisions")
 
 
 def measure(model_name, config, data, batch_size=64, windows=5, window_steps=10, profile="",

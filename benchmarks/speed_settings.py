@@ -22,11 +22,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from functools import partial
 
 from absl import flags
 
 from anomaly_toolbox import cli
 from benchmarks import BENCHMARKS_MD, RESULTS, child_env, report
+from benchmarks.grid_flags import refuse_repeated_flags
 
 FLAGS = flags.FLAGS
 CHILD = "import sys; from benchmarks.speed_settings import child; child(sys.argv[1])"
@@ -194,4 +196,4 @@ def body():
 
 
 if __name__ == "__main__":
-    cli.main(define_flags, body)
+    cli.main(define_flags, body, partial(refuse_repeated_flags, "models", "profiles", "cells"))

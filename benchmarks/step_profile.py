@@ -21,12 +21,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 
 from absl import flags
 
 from anomaly_toolbox import cli
 from anomaly_toolbox.run.provenance import git_commit
 from benchmarks import RESULTS
+from benchmarks.grid_flags import refuse_repeated_flags
 from benchmarks.report import STEP_PROFILE_REPORT, write_section
 from benchmarks.speed_tables import COMPUTE_DTYPE, KERNEL_CEILINGS
 from benchmarks.timing import load_average, paused, vector_set
@@ -272,4 +274,4 @@ def body():
 
 
 if __name__ == "__main__":
-    cli.main(define_flags, body)
+    cli.main(define_flags, body, partial(refuse_repeated_flags, "models", "precisions"))
