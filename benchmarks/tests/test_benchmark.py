@@ -55,9 +55,9 @@ def _default_sigint():  # as a terminal user's process has it (test_resume.py's 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-def test_ctrl_c_stops_the_grid_without_starting_the_queued_cells(tmp_path, children):
-    """Ctrl-C reached the runner and its training cell; the pool then started and trained
-    every cell still queued before the runner said it was interrupted."""
+def _tiny_grid_at_its_first_cell(tmp_path, children):
+    """(runner, its runs folder): a 3-cell tiny grid on one worker, in its own process group,
+    once its first cell has started."""
     experiments = tmp_path / "experiments"
     experiments.mkdir()
     (experiments / "autoencoder_mnist_tiny.json").write_text(json.dumps(TINY))
@@ -72,6 +72,13 @@ def test_ctrl_c_stops_the_grid_without_starting_the_queued_cells(tmp_path, child
     deadline = time.time() + 300
     while not (runs / "class1_seed0" / "train.log").exists() and time.time() < deadline:
         time.sleep(0.1)
+    return proc, runs
+
+
+def test_ctrl_c_stops_the_grid_without_starting_the_queued_cells(tmp_path, children):
+    """Ctrl-C reached the runner and its training cell; the pool then started and trained
+    every cell still queued before the runner said it was interrupted."""
+    proc, runs = _tiny_grid_at_its_first_cell(tmp_path, children)
     os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C: the whole foreground group
     _, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 130 and "error: interrupted by SIGINT" in stderr, stderr[-500:]
@@ -81,19 +88,7 @@ def test_ctrl_c_stops_the_grid_without_starting_the_queued_cells(tmp_path, child
 def test_sigterm_to_the_runner_alone_stops_its_running_cell(tmp_path, children):
     """kill PID (not the group, as a terminal's Ctrl-C signals it) reached the runner only: it
     started no queued cell, but waited while the running one trained to its end and kept it."""
-    experiments = tmp_path / "experiments"
-    experiments.mkdir()
-    (experiments / "autoencoder_mnist_tiny.json").write_text(json.dumps(TINY))
-    runs = tmp_path / "runs" / "pooled" / "mnist" / "autoencoder_tiny"
-    proc = children([sys.executable, "-m", "benchmarks.benchmark", "--models=autoencoder",
-                     "--datasets=mnist", "--classes=1,2,3", "--profile=tiny", "--limit=300",
-                     "--workers=1", f"--experiments_dir={experiments}",
-                     f"--results_dir={tmp_path / 'results'}", f"--runs_dir={tmp_path / 'runs'}",
-                     f"--benchmarks_md={tmp_path / 'b.md'}", f"--data_dir={DATA_DIR}"],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
-    while not (runs / "class1_seed0" / "train.log").exists() and time.time() < deadline:
-        time.sleep(0.1)
+    proc, runs = _tiny_grid_at_its_first_cell(tmp_path, children)
     os.kill(proc.pid, signal.SIGTERM)  # the runner alone
     _, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 143 and stderr.strip().splitlines() == [
