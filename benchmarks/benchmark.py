@@ -29,7 +29,7 @@ from benchmarks import BENCHMARKS_MD, EXPERIMENTS, REPO, RESULTS  # noqa: F401 (
 from anomaly_toolbox.files import write_atomic, write_json, write_npz
 from anomaly_toolbox.run.rundir import RunDir
 from benchmarks.grid_flags import (check_grid, parse_classes, parse_shard,  # noqa: F401
-                                   refuse_repeats)  # (campaign and tests call them here)
+                                   refuse_repeated_flags, refuse_repeats)  # (campaign, tests)
 
 FLAGS = flags.FLAGS
 # The cells' train processes now running, and whether the grid is stopping (_stop_cells).
@@ -178,8 +178,7 @@ def _cells():
 
     for model_name in FLAGS.models:
         models.check(model_name)  # imports no model (and no TensorFlow)
-    refuse_repeats("models", ",".join(FLAGS.models), FLAGS.models)
-    refuse_repeats("datasets", ",".join(FLAGS.datasets), FLAGS.datasets)
+    refuse_repeated_flags("models", "datasets")
     for dataset in FLAGS.datasets:
         if dataset not in datasets.DATASETS:
             raise UsageError("datasets", dataset, f"one of {', '.join(datasets.DATASETS)}")

@@ -38,9 +38,9 @@ def refuse_repeats(argument, text, values):
 
 
 def refuse_repeated_flags(*names):
-    """refuse_repeats for each named list flag of a tool, before TensorFlow loads (a cli.main
-    check): speed_settings, step_profile, blocks_vs_keras and peer timed a repeated model or
-    precision twice."""
+    """refuse_repeats for each named list flag of a tool, in its cli.main check (before
+    TensorFlow loads, unless the tool's module imports it): speed_settings, step_profile,
+    blocks_vs_keras and peer timed a repeated model or precision twice."""
     from absl import flags
 
     for name in names:

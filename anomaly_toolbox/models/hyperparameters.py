@@ -6,13 +6,13 @@ NON_NEGATIVE = ("a value >= 0", lambda v: v >= 0)
 UNIT = ("a value in [0, 1]", lambda v: 0 <= v <= 1)
 ADAM_BETA = ("a value in [0, 1)", lambda v: 0 <= v < 1)
 ANY = ("any value of the default's type", lambda v: True)
-# As train_seed and split_seed (run/spec.py's SEED_MAX): a seed past int64 was an OverflowError
-# traceback when scoring began, after the first epoch had trained and run.json was written.
 # Sizes and counts: far above any useful value (the papers' widths are <= 1024, their searches
 # <= 500 steps), low enough that a typo (extra zeros) is refused at once, not met as an
 # out-of-memory traceback or a search running for weeks after the first epoch.
 SIZE = ("a value in 1..8192", lambda v: 1 <= v <= 8192)
 STEPS = ("a value in 0..100000", lambda v: 0 <= v <= 100_000)
+# As train_seed and split_seed (run/spec.py's SEED_MAX): a seed past int64 was an OverflowError
+# traceback when scoring began, after the first epoch had trained and run.json was written.
 SEED = ("an integer in 0..4294967295", lambda v: 0 <= v <= 2**32 - 1)
 
 
