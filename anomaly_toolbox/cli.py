@@ -25,6 +25,7 @@ HELP = ("-h", "--help", "--helpshort", "--helpfull", "-?")
 _NOISE = re.compile(r"^(I\d{4} \d\d:\d\d:\d\d|WARNING: All log messages before absl::InitializeLog)")
 _BAD_VALUE = re.compile(r"^flag --(\w+)=(.*?): (.*)$", re.S)
 _UNEXPANDED = re.compile(r"(^|[,:])~")  # ~/x, folder:~/x, a,~/b: left as they are by the shell
+_SIGNALLED = []  # the signals that reached this command (_interrupted), in order
 
 
 def import_tensorflow_quietly():
@@ -64,10 +65,15 @@ def main(define_flags, body, check=None):
     """Defines the command's flags and parses them, runs `check()` (no TensorFlow yet), imports
     TensorFlow quietly and runs `body()`, all under absl with the error contract."""
     command_defaults()
-    signal.signal(signal.SIGTERM, _interrupted)
-    define_flags()
-    app.run(lambda argv: guarded(lambda: checked_then_run(check, body), argv),
-            flags_parser=lambda argv: parse_flags(argv, define_flags, body))
+    try:
+        signal.signal(signal.SIGTERM, _interrupted)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not if ignored (nohup)
+            signal.signal(signal.SIGINT, _interrupted)
+        define_flags()
+        app.run(lambda argv: guarded(lambda: checked_then_run(check, body), argv),
+                flags_parser=lambda argv: parse_flags(argv, define_flags, body))
+    except KeyboardInterrupt as e:  # while absl parsed the flags, before `guarded` ran
+        _exit_interrupted(e)
 
 
 def checked_then_run(check, body):
@@ -75,6 +81,8 @@ def checked_then_run(check, body):
     if check is not None:
         check()
     import_tensorflow_quietly()
+    if _SIGNALLED:  # an interrupt the import swallowed: pybind11 turns one into ImportError
+        raise KeyboardInterrupt(_SIGNALLED[-1])  # ("initialization failed") and a re-import works
     return body()
 
 
@@ -131,20 +139,29 @@ def guarded(body, argv=("tool",)):
     from anomaly_toolbox.errors import USER_ERRORS
 
     logging.set_verbosity(logging.WARNING)  # TF's INFO lines drown the tool's own output
+    _SIGNALLED.clear()
     try:
         if len(argv) > 1:
             from anomaly_toolbox.errors import UsageError
 
             raise UsageError("arguments", " ".join(argv[1:]), "--flag=value pairs only")
         return body()
-    except USER_ERRORS as e:
-        _error(str(e))
-        sys.exit(2)
-    except KeyboardInterrupt as e:  # Ctrl-C, or SIGTERM by _interrupted; cleanups have run
-        number = e.args[0] if e.args and isinstance(e.args[0], int) else signal.SIGINT
-        _error(f"interrupted by {signal.Signals(number).name}; run the same command again to "
-               "finish (training resumes after its last finished epoch)")
-        sys.exit(128 + number)
+    except KeyboardInterrupt as e:  # Ctrl-C or SIGTERM (_interrupted); cleanups have run
+        _exit_interrupted(e)
+    except Exception as e:
+        if _SIGNALLED:  # the interrupt came out as another error (ImportError, say)
+            _exit_interrupted(KeyboardInterrupt(_SIGNALLED[-1]))
+        if isinstance(e, USER_ERRORS):
+            _error(str(e))
+            sys.exit(2)
+        raise
+
+
+def _exit_interrupted(e):
+    number = e.args[0] if e.args and isinstance(e.args[0], int) else signal.SIGINT
+    _error(f"interrupted by {signal.Signals(number).name}; run the same command again to "
+           "finish (training resumes after its last finished epoch)")
+    sys.exit(128 + number)
 
 
 def _error(message):
@@ -157,5 +174,7 @@ def _error(message):
 
 def _interrupted(number, frame):
     """SIGTERM (kill, Slurm's preemption) ends a command as Ctrl-C does: its cleanups run (no
-    half-written output is left) and it says so in one line, instead of dying mid-write."""
+    half-written output is left) and it says so in one line, instead of dying mid-write. Ctrl-C
+    too, so that both are recorded: a library can swallow the KeyboardInterrupt on its way up."""
+    _SIGNALLED.append(number)
     raise KeyboardInterrupt(number)

@@ -57,10 +57,11 @@ def _default_sigint():  # as a terminal user's process has it (test_resume.py's 
 
 def _tiny_grid_at_its_first_cell(tmp_path, children):
     """(runner, its runs folder): a 3-cell tiny grid on one worker, in its own process group,
-    once its first cell has started."""
+    once its first cell has started. Its cells train for 1000 epochs: only a cell that ignored
+    the signal can end with results (a 1-epoch cell trains in seconds, as a test can stall)."""
     experiments = tmp_path / "experiments"
     experiments.mkdir()
-    (experiments / "autoencoder_mnist_tiny.json").write_text(json.dumps(TINY))
+    (experiments / "autoencoder_mnist_tiny.json").write_text(json.dumps({**TINY, "epochs": 1000}))
     runs = tmp_path / "runs" / "pooled" / "mnist" / "autoencoder_tiny"
     proc = children([sys.executable, "-m", "benchmarks.benchmark", "--models=autoencoder",
                      "--datasets=mnist", "--classes=1,2,3", "--profile=tiny", "--limit=300",
@@ -76,8 +77,8 @@ def _tiny_grid_at_its_first_cell(tmp_path, children):
 
 
 def test_ctrl_c_stops_the_grid_without_starting_the_queued_cells(tmp_path, children):
-    """Ctrl-C reached the runner and its training cell; the pool then started and trained
-    every cell still queued before the runner said it was interrupted."""
+    """Ctrl-C reaches the runner and its training cell: no queued cell starts (the pool once
+    started and trained every one before the runner said it was interrupted)."""
     proc, runs = _tiny_grid_at_its_first_cell(tmp_path, children)
     os.killpg(proc.pid, signal.SIGINT)  # a terminal's Ctrl-C: the whole foreground group
     _, stderr = proc.communicate(timeout=300)
@@ -86,8 +87,9 @@ def test_ctrl_c_stops_the_grid_without_starting_the_queued_cells(tmp_path, child
 
 
 def test_sigterm_to_the_runner_alone_stops_its_running_cell(tmp_path, children):
-    """kill PID (not the group, as a terminal's Ctrl-C signals it) reached the runner only: it
-    started no queued cell, but waited while the running one trained to its end and kept it."""
+    """kill PID (not the group, as a terminal's Ctrl-C signals it) reaches the runner only: it
+    starts no queued cell and passes the signal on to the running one, which keeps nothing (the
+    runner once waited while that cell trained to its end, and kept it)."""
     proc, runs = _tiny_grid_at_its_first_cell(tmp_path, children)
     os.kill(proc.pid, signal.SIGTERM)  # the runner alone
     _, stderr = proc.communicate(timeout=300)
