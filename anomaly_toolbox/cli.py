@@ -16,6 +16,7 @@ import re
 import signal
 import sys
 import tempfile
+from time import monotonic
 
 from absl import app, flags, logging
 
@@ -26,6 +27,7 @@ _NOISE = re.compile(r"^(I\d{4} \d\d:\d\d:\d\d|WARNING: All log messages before a
 _BAD_VALUE = re.compile(r"^flag --(\w+)=(.*?): (.*)$", re.S)
 _UNEXPANDED = re.compile(r"(^|[,:])~")  # ~/x, folder:~/x, a,~/b: left as they are by the shell
 _SIGNALLED = []  # the signals that reached this command (_interrupted), in order
+_RAISED_AT = {}  # signal number: when _interrupted last raised it (time.monotonic)
 
 
 def import_tensorflow_quietly():
@@ -74,6 +76,9 @@ def main(define_flags, body, check=None):
                 flags_parser=lambda argv: parse_flags(argv, define_flags, body))
     except KeyboardInterrupt as e:  # while absl parsed the flags, before `guarded` ran
         _exit_interrupted(e)
+    finally:
+        if _SIGNALLED:  # Python's shutdown restores SIGTERM's default action: a second copy then
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # killed it (-15) after its message
 
 
 def checked_then_run(check, body):
@@ -175,6 +180,13 @@ def _error(message):
 def _interrupted(number, frame):
     """SIGTERM (kill, Slurm's preemption) ends a command as Ctrl-C does: its cleanups run (no
     half-written output is left) and it says so in one line, instead of dying mid-write. Ctrl-C
-    too, so that both are recorded: a library can swallow the KeyboardInterrupt on its way up."""
+    too, so that both are recorded: a library can swallow the KeyboardInterrupt on its way up.
+    A SIGTERM within a second of the last one raised is recorded only: a kill of a benchmark's
+    process group reaches its cell twice (the group's copy and the runner's), and the second,
+    raised inside the first one's handling, ended in a KeyboardInterrupt traceback."""
     _SIGNALLED.append(number)
+    now = monotonic()
+    if number == signal.SIGTERM and now - _RAISED_AT.get(number, now - 1) < 1:
+        return
+    _RAISED_AT[number] = now
     raise KeyboardInterrupt(number)

@@ -248,3 +248,24 @@ def test_an_error_on_a_terminal_clears_the_progress_bar_it_would_run_into(capsys
         err = capsys.readouterr().err
         assert err == ("\r\033[K" if terminal else "") + (
             "error: invalid limit: 0 (expected a positive number)\n"), err
+
+
+def test_a_sigterm_repeated_within_a_second_is_recorded_not_raised_again(monkeypatch):
+    """The repeat would land inside the first one's handling; Ctrl-C always raises (a second
+    press forces), and a SIGTERM a second later raises again."""
+    import signal
+
+    from anomaly_toolbox import cli
+
+    monkeypatch.setattr(cli, "_SIGNALLED", [])
+    monkeypatch.setattr(cli, "_RAISED_AT", {})
+    clock = iter([100.0, 100.5, 100.6, 101.7])
+    monkeypatch.setattr(cli, "monotonic", lambda: next(clock))
+    with pytest.raises(KeyboardInterrupt):
+        cli._interrupted(signal.SIGTERM, None)
+    cli._interrupted(signal.SIGTERM, None)  # 0.5 s later
+    with pytest.raises(KeyboardInterrupt):
+        cli._interrupted(signal.SIGINT, None)
+    with pytest.raises(KeyboardInterrupt):
+        cli._interrupted(signal.SIGTERM, None)  # 1.7 s after the first
+    assert cli._SIGNALLED == [signal.SIGTERM] * 2 + [signal.SIGINT, signal.SIGTERM]

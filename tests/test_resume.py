@@ -70,6 +70,9 @@ def test_ctrl_c_and_sigterm_end_in_one_line_and_the_same_command_resumes(tmp_pat
         while not marker.exists() and proc.poll() is None and time.time() < deadline:
             time.sleep(0.05)
         proc.send_signal(sig)  # during epoch 2
+        if sig == signal.SIGTERM:  # a kill of a benchmark's process group reaches its cell twice
+            time.sleep(0.01)  # (the runner passes it on): the second copy gave a traceback, or
+            proc.send_signal(sig)  # killed the exiting process (-15): 4 of 4 times at 10 ms
     for sig, (out, proc) in procs.items():
         err = proc.communicate(timeout=120)[1]
         assert proc.returncode == 128 + sig, err[-2000:]
