@@ -27,7 +27,7 @@ _NOISE = re.compile(r"^(I\d{4} \d\d:\d\d:\d\d|WARNING: All log messages before a
 _BAD_VALUE = re.compile(r"^flag --(\w+)=(.*?): (.*)$", re.S)
 _UNEXPANDED = re.compile(r"(^|[,:])~")  # ~/x, folder:~/x, a,~/b: left as they are by the shell
 _SIGNALLED = []  # the signals that reached this command (_interrupted), in order
-_RAISED_AT = {}  # signal number: when _interrupted last raised it (time.monotonic)
+_RAISED_AT = []  # when _interrupted raised (time.monotonic)
 
 
 def import_tensorflow_quietly():
@@ -77,8 +77,9 @@ def main(define_flags, body, check=None):
     except KeyboardInterrupt as e:  # while absl parsed the flags, before `guarded` ran
         _exit_interrupted(e)
     finally:
-        if _SIGNALLED:  # Python's shutdown restores SIGTERM's default action: a second copy then
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # killed it (-15) after its message
+        if _SIGNALLED:  # Python's shutdown restores the default actions: a second copy then
+            for number in (signal.SIGTERM, signal.SIGINT):  # killed it (-15) after its message
+                signal.signal(number, signal.SIG_IGN)
 
 
 def checked_then_run(check, body):
@@ -181,12 +182,12 @@ def _interrupted(number, frame):
     """SIGTERM (kill, Slurm's preemption) ends a command as Ctrl-C does: its cleanups run (no
     half-written output is left) and it says so in one line, instead of dying mid-write. Ctrl-C
     too, so that both are recorded: a library can swallow the KeyboardInterrupt on its way up.
-    A SIGTERM within a second of the last one raised is recorded only: a kill of a benchmark's
+    One within a second of the last one raised is recorded only: a signal to a benchmark's
     process group reaches its cell twice (the group's copy and the runner's), and the second,
     raised inside the first one's handling, ended in a KeyboardInterrupt traceback."""
     _SIGNALLED.append(number)
     now = monotonic()
-    if number == signal.SIGTERM and now - _RAISED_AT.get(number, now - 1) < 1:
+    if _RAISED_AT and now - _RAISED_AT[-1] < 1:
         return
-    _RAISED_AT[number] = now
+    _RAISED_AT.append(now)
     raise KeyboardInterrupt(number)

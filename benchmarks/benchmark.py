@@ -120,13 +120,13 @@ def run_cell(cell, results_dir, runs_dir, data_dir, experiments_dir, limit=None,
 
 
 def _stop_cells(number):
-    """No cell starts from now on; a SIGTERM (`number`) is passed on to the running cells'
-    train processes, which end as on their own SIGTERM (cleanups run, no results kept). A
-    terminal's Ctrl-C reaches them with the runner (one process group), but a SIGTERM sent to
-    the runner alone (kill PID) did not: the pool waited while the cell trained to its end."""
+    """No cell starts from now on; the signal (`number`, SIGTERM or SIGINT) is passed on to the
+    running cells' train processes, which end as on their own (cleanups run, no results kept):
+    one sent to the runner alone (kill PID) did not reach them, and the pool waited while the
+    cell trained to its end. A terminal's Ctrl-C reaches them twice then, which cli allows."""
     with _LOCK:
         _STOPPING.set()
-        for proc in _RUNNING if number == signal.SIGTERM else ():
+        for proc in _RUNNING if number in (signal.SIGTERM, signal.SIGINT) else ():
             proc.send_signal(number)
 
 
@@ -145,7 +145,7 @@ def run_all(cells, workers, run):
                 for job in finished:
                     results.append(job.result())
                     print(*results[-1], flush=True)
-        except BaseException as e:  # Ctrl-C; SIGTERM is KeyboardInterrupt(SIGTERM) (cli)
+        except BaseException as e:  # KeyboardInterrupt(SIGINT or SIGTERM) (cli)
             _stop_cells(e.args[0] if isinstance(e, KeyboardInterrupt) and e.args else None)
             raise
     return results

@@ -86,16 +86,17 @@ def test_ctrl_c_stops_the_grid_without_starting_the_queued_cells(tmp_path, child
     assert sorted(os.listdir(runs)) == ["class1_seed0"]
 
 
-def test_sigterm_to_the_runner_alone_stops_its_running_cell(tmp_path, children):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_to_the_runner_alone_stops_its_running_cell(tmp_path, children, sig):
     """kill PID (not the group, as a terminal's Ctrl-C signals it) reaches the runner only: it
     starts no queued cell and passes the signal on to the running one, which keeps nothing (the
     runner once waited while that cell trained to its end, and kept it)."""
     proc, runs = _tiny_grid_at_its_first_cell(tmp_path, children)
-    os.kill(proc.pid, signal.SIGTERM)  # the runner alone
+    os.kill(proc.pid, sig)  # the runner alone
     _, stderr = proc.communicate(timeout=300)
-    assert proc.returncode == 143 and stderr.strip().splitlines() == [
-        "error: interrupted by SIGTERM; run the same command again to finish (training resumes "
-        "after its last finished epoch)"], stderr[-500:]
+    assert proc.returncode == 128 + sig and stderr.strip().splitlines() == [
+        f"error: interrupted by {sig.name}; run the same command again to finish (training "
+        "resumes after its last finished epoch)"], stderr[-500:]
     assert sorted(os.listdir(runs)) == ["class1_seed0"]
     assert not list((tmp_path / "results").rglob("class*")) and not (tmp_path / "b.md").exists()
 
