@@ -99,11 +99,11 @@ def _image_size(value, flag, source):
 
     if flag is not None:
         value, source = flag, None
-    if isinstance(value, bool) or value not in IMAGE_SIZES:
+    if type(value) is not int or value not in IMAGE_SIZES:  # 64.0 too, as epochs=10.0 is
         raise UsageError(f"{source}: image_size" if source else "image_size", value,
                          f"one of {', '.join(map(str, IMAGE_SIZES))}: the side of the square "
                          f"images the model trains at")
-    return int(value)
+    return value
 
 
 def resolve(model_cls, config=None, epochs=None, batch_size=None, precision=None,

@@ -46,9 +46,10 @@ def test_image_size_from_file_and_flag(tmp_path):
     assert config.resolve(cls, str(path), image_size=128)["image_size"] == 128
     with pytest.raises(UsageError, match=r"invalid image_size: 48 \(expected one of 32, 64, 128, 256"):
         config.resolve(cls, image_size=48)
-    path.write_text(json.dumps({"image_size": "64"}))
-    with pytest.raises(UsageError, match="invalid config .*: image_size: '64'"):
-        config.resolve(cls, str(path))
+    for written in ("64", 64.0):  # 64.0 was taken as 64, where epochs 10.0 is refused
+        path.write_text(json.dumps({"image_size": written}))
+        with pytest.raises(UsageError, match=f"invalid config .*: image_size: {written!r}"):
+            config.resolve(cls, str(path))
 
 
 def test_bad_image_size_flag_exits_2_writing_nothing(tmp_path):

@@ -86,7 +86,7 @@ def test_ctrl_c_stops_the_grid_without_starting_the_queued_cells(tmp_path, child
     assert sorted(os.listdir(runs)) == ["class1_seed0"]
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=lambda s: s.name)
 def test_a_signal_to_the_runner_alone_stops_its_running_cell(tmp_path, children, sig):
     """kill PID (not the group, as a terminal's Ctrl-C signals it) reaches the runner only: it
     starts no queued cell and passes the signal on to the running one, which keeps nothing (the
