@@ -339,6 +339,10 @@ def test_batch_sizes_dtypes_ragged_lists_and_npy_files_are_named(saved_model, im
                 np.zeros((2, 28, 28), complex)):
         with pytest.raises(UsageError, match=re.escape(f"integer or float pixels, got dtype {bad.dtype}")):
             detector.score(bad)
+    for path in ("a.png", [str(tmp_path / "one.png")] * 2):  # a path where pixels belong
+        with pytest.raises(UsageError, match=r"got text \(dtype <U\d+\); image files are scored "
+                                             r"by Detector.score_folder\)"):
+            detector.score(path)
     np.save(tmp_path / "X.npy", images[0][:2])
     os.rename(tmp_path / "X.npy", tmp_path / "X.NPY")  # not read as IDX
     np.testing.assert_array_equal(inputs_lib.read_array(str(tmp_path / "X.NPY")), images[0][:2])
