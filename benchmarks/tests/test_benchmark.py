@@ -112,6 +112,8 @@ def test_an_interrupt_as_a_cell_ends_starts_no_queued_cell(monkeypatch):
     from benchmarks import benchmark
 
     monkeypatch.setattr(benchmark, "_STOPPING", threading.Event())
+    monkeypatch.setattr(cli, "_SIGNALLED", [])  # what the handler records stays in this test
+    monkeypatch.setattr(cli, "_RAISED_AT", [])
     started = []
 
     def run(cell):
