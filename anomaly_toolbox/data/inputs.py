@@ -183,11 +183,10 @@ def check_idx_header(path):
 def as_image_batch(images, channels, name="input", sides=(28, 32)):
     """A (N, H, W, C) view of what users pass, by the SavedModel's rule: (H, W) is one grayscale
     image, (H, W, C) one image when C == channels, any other rank-3 array (N, H, W)."""
-    if images.dtype.kind in "US":  # score("a.png"): a path where pixels belong
-        raise UsageError("input", name, f"integer or float pixels, got text (dtype "
-                         f"{images.dtype}); image files are scored by Detector.score_folder")
     if images.dtype.kind not in "iuf":  # not bool, complex, timedelta (numpy: an integer)...
-        raise UsageError("input", name, f"integer or float pixels, got dtype {images.dtype}")
+        got = (f"text (dtype {images.dtype}); image files are scored by Detector.score_folder"
+               if images.dtype.kind in "US" else f"dtype {images.dtype}")  # score("a.png")
+        raise UsageError("input", name, f"integer or float pixels, got {got}")
     if images.ndim == 2:
         images = images[np.newaxis, ..., np.newaxis]
     elif images.ndim == 3:
